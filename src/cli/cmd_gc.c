@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int ps_placeholder_cmd_gc;

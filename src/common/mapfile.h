@@ -1,0 +1,49 @@
+/*
+ * mapfile.h - the group's mapping file (DESIGN.md "Mapping file"):
+ *
+ *   # portshim map v1 group=g1
+ *   tcp 8080 24117 4242
+ *   udp 5353 24118 4242
+ *
+ * Rewritten by write-to-temp-and-rename in the same folder, so a reader
+ * never sees half a file. The temp file is created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW (a pre-placed symlink or file there is never
+ * followed or reused), and rename() replaces a symlink at the final path
+ * rather than following it.
+ */
+#ifndef PS_MAPFILE_H
+#define PS_MAPFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "portspec.h"
+
+struct ps_map_entry {
+	enum ps_proto proto;
+	uint16_t vport;
+	uint16_t real;
+	uint32_t pid;
+};
+
+/*
+ * Writes the mapping of group atomically to path. Entries are written in
+ * the order given. No allocation (the text is built in a bounded stack
+ * buffer and written in chunks). Returns 0 or -errno.
+ */
+int ps_mapfile_write(const char *path, const char *group,
+		     const struct ps_map_entry *ents, size_t n);
+
+/*
+ * Parses a mapping file. Fills up to max entries, sets *n to the number
+ * of entries in the file and copies the group name into group
+ * (PS_GROUP_MAX + 1 bytes) when non-NULL. Returns 0, -errno on I/O
+ * errors, or -EBADMSG for a malformed file.
+ */
+int ps_mapfile_read(const char *path, char *group,
+		    struct ps_map_entry *ents, size_t max, size_t *n);
+
+/* Removes the mapping file (and nothing else). Returns 0 or -errno. */
+int ps_mapfile_remove(const char *path);
+
+#endif

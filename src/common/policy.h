@@ -1,0 +1,84 @@
+/*
+ * policy.h - which port a tagged bind gets, where a tagged connect goes,
+ * and what a reported address should say: everything that does not depend
+ * on how the call was intercepted. The preload library is one front end;
+ * a seccomp supervisor can be another on the same code.
+ *
+ * Return convention of the decision functions:
+ *   PS_PASS (1)  not ours: perform the call unchanged;
+ *   0            done (bind) or rewritten (connect: use *real);
+ *   -errno       fail the call with this errno (a log line was written).
+ */
+#ifndef PS_POLICY_H
+#define PS_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+#define PS_PASS 1
+
+struct ps_policy {
+	const struct ps_config *cfg;
+	char group[PS_GROUP_MAX + 1];	/* resolved group name */
+	char map_file[PATH_MAX];	/* "" = none */
+	struct ps_ident holder;		/* whose life keeps our leases */
+	bool reg_ready;			/* registry opened */
+	int reg_errno;			/* open failed with this; 0 = not tried */
+	struct ps_registry reg;
+	uint8_t reserved[65536 / 8];	/* ip_local_reserved_ports */
+};
+
+/*
+ * Prepares pol for the group (already resolved by the front end, with
+ * PORTSHIM_GROUP_FROM applied) and map_file (NULL = none; a derived group
+ * gets the mapping file path from ps_policy_map_path). Does not open the
+ * registry yet. Returns 0 or -EINVAL for an invalid group.
+ */
+int ps_policy_init(struct ps_policy *pol, const struct ps_config *cfg,
+		   const char *group, const char *map_file);
+
+/*
+ * A bind of a tagged port: reuses the group's lease of vport, or allocates
+ * a new real port; in both cases try_bind(arg, real) binds the caller's
+ * own socket while the registry lock is held (no window between choosing
+ * and binding). Stores the real port in *real. Publishes the mapping file
+ * when the group's mapping changed. sockdesc (e.g. "tcp 0.0.0.0:8080")
+ * is only used for log lines.
+ */
+int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
+		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
+		   uint16_t *real, const char *sockdesc);
+
+/*
+ * A connect (or sendto) to a local address and a tagged vport: stores the
+ * group's real port in *real, or applies PORTSHIM_UNMAPPED (-ECONNREFUSED
+ * or PS_PASS).
+ */
+int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
+		      uint16_t vport, uint16_t *real, const char *sockdesc);
+
+/*
+ * A reported address (getsockname, getpeername, accept, recvfrom): if
+ * real is one of the group's real ports, stores its virtual port in
+ * *vport and returns 0; otherwise PS_PASS. Never fails.
+ */
+int ps_policy_reverse(struct ps_policy *pol, uint16_t real, uint16_t *vport);
+
+/*
+ * The mapping file of a derived group: for base "<dir>/<name>.map" and a
+ * suffix ".gw0" gives "<dir>/<name>.gw0.map"; without ".map" appends the
+ * suffix. Returns 0 or -ENAMETOOLONG.
+ */
+int ps_policy_map_path(const char *base_map, const char *suffix, char *out,
+		       size_t len);
+
+/*
+ * Rewrites the group's mapping file from the registry (lock held).
+ * Returns 0 or -errno.
+ */
+int ps_policy_publish(struct ps_policy *pol);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * portspec.h - the PORTSHIM_PORTS language.
+ *
+ *   spec  := "all" | item ("," item)*
+ *   item  := [("tcp" | "udp") ":"] port ["-" port]
+ *   port  := 1..65535 (decimal, no sign, no leading "+")
+ *
+ * An item without a protocol tags both TCP and UDP. White space around
+ * items is allowed. "all" tags every non-zero port for both protocols.
+ */
+#ifndef PS_PORTSPEC_H
+#define PS_PORTSPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ps_proto {
+	PS_TCP = 0,
+	PS_UDP = 1,
+};
+#define PS_NPROTO 2
+
+struct ps_portspec {
+	bool all;	/* "all": every non-zero port, both protocols */
+	bool any;	/* at least one port is tagged */
+	uint8_t bits[PS_NPROTO][65536 / 8];
+	uint8_t either[65536 / 8];	/* tagged for TCP or UDP */
+};
+
+/*
+ * Parses text into spec (which is fully overwritten). Returns 0, or
+ * -EINVAL with a one-line explanation in err (no trailing newline) that
+ * quotes the offending item, e.g. "'70000' is not a port (1-65535)".
+ */
+int ps_portspec_parse(struct ps_portspec *spec, const char *text,
+		      char *err, size_t errlen);
+
+/* True if port is tagged for proto. Port 0 is never tagged. */
+static inline bool ps_portspec_has(const struct ps_portspec *spec,
+				   enum ps_proto proto, uint16_t port)
+{
+	if (port == 0)
+		return false;
+	if (spec->all)
+		return true;
+	return (spec->bits[proto][port >> 3] >> (port & 7)) & 1;
+}
+
+/* True if port is tagged for either protocol (the cheap first test). */
+static inline bool ps_portspec_maybe(const struct ps_portspec *spec,
+				     uint16_t port)
+{
+	if (port == 0)
+		return false;
+	if (spec->all)
+		return true;
+	return (spec->either[port >> 3] >> (port & 7)) & 1;
+}
+
+/*
+ * Parses a decimal number in [min, max] spanning the whole of text.
+ * Returns 0 or -EINVAL. Shared by every parser of the project.
+ */
+int ps_parse_uint(const char *text, unsigned long min, unsigned long max,
+		  unsigned long *out);
+
+#endif

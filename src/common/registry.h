@@ -1,0 +1,249 @@
+/*
+ * registry.h - the shared lease registry.
+ *
+ * One file per user on tmpfs, mapped MAP_SHARED by every process that
+ * needs it, for that process's whole life (never munmap'd: a holder that
+ * unmapped and then died could not be recovered by the kernel). Layout:
+ *
+ *   [header, 4096 bytes, holds the robust mutex]
+ *   [hash heads by (group, vport): PS_REG_HBUCKETS x uint32]
+ *   [hash heads by group:          PS_REG_GBUCKETS x uint32]
+ *   [leases: 65536 x struct ps_lease, indexed by REAL port]
+ *
+ * Indexing the leases by real port makes "a real port is never in two
+ * leases" true by construction and makes real -> virtual lookups O(1).
+ * Lookups by (group, vport) go through a chained hash; chains are derived
+ * data and are rebuilt from the leases after an owner death.
+ *
+ * Crash safety: every change to a lease is a small transaction. The old
+ * lease is copied to the header's undo slot, undo_port is published, the
+ * lease is changed, and undo_port is cleared. A process that dies inside
+ * leaves undo_port set; the next locker (which gets EOWNERDEAD) rolls the
+ * lease back, validates every lease, rebuilds the chains and only then
+ * calls pthread_mutex_consistent().
+ *
+ * All fields are fixed-width; tests assert every offset.
+ */
+#ifndef PS_REGISTRY_H
+#define PS_REGISTRY_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "proc.h"
+
+#define PS_REG_MAGIC 0x3167657274687370ULL	/* "pshtreg1" little-endian */
+#define PS_REG_VERSION 1u
+#define PS_REG_HEADER_SIZE 4096u
+#define PS_REG_HBUCKETS 16384u
+#define PS_REG_GBUCKETS 4096u
+#define PS_REG_NPORTS 65536u
+
+/* Lease states (the whole word, so that garbage is detectable). */
+#define PS_LEASE_FREE 0u
+#define PS_LEASE_USED 0x4c534531u	/* "LSE1" */
+
+/* Lease kinds. */
+#define PS_KIND_GROUP 1u	/* (group, vport) -> real, made by a bind */
+#define PS_KIND_PICK 2u		/* a port handed out by pick/API/portserver */
+
+/* Protocol bits: which protocols have bound the real port. */
+#define PS_PROTO_BIT(p) (1u << (p))
+
+struct ps_lease {
+	uint32_t state;		/* PS_LEASE_FREE or PS_LEASE_USED */
+	uint16_t vport;		/* virtual port; 0 for pick leases */
+	uint8_t kind;		/* PS_KIND_* */
+	uint8_t protos;		/* PS_PROTO_BIT set of protocols bound */
+	uint32_t hnext;		/* next real port in the (group,vport) chain */
+	uint32_t gnext;		/* next real port in the group chain */
+	uint32_t ghash;		/* hash of group, to skip strcmp */
+	uint32_t pad0;
+	struct ps_ident maker;	/* the process that made or last bound it */
+	struct ps_ident holder;	/* the process whose life keeps it */
+	uint64_t created_ns;	/* CLOCK_REALTIME */
+	uint64_t expires_ns;	/* CLOCK_REALTIME; 0 = never */
+	char group[PS_GROUP_MAX + 1];
+};
+
+struct ps_reg_header {
+	uint64_t magic;		/* written last at creation */
+	uint32_t version;
+	uint32_t header_size;
+	uint64_t file_size;
+	uint32_t abi_word;	/* sizeof(long) */
+	uint32_t abi_mutex;	/* sizeof(pthread_mutex_t) */
+	uint64_t pidns;		/* inode of /proc/self/ns/pid */
+	uint32_t uid;
+	uint32_t hbuckets;
+	uint32_t gbuckets;
+	uint32_t nports;
+	uint64_t hbuckets_off;
+	uint64_t gbuckets_off;
+	uint64_t leases_off;
+	char boot_id[40];	/* /proc/sys/kernel/random/boot_id */
+	uint64_t created_ns;
+	uint64_t seq;		/* bumped by every change; odd while changing */
+	uint32_t undo_port;	/* real port + 1 of the lease being changed */
+	uint32_t next_hint;	/* where the next allocation starts looking */
+	uint32_t nleases;
+	uint32_t recoveries;	/* how many times EOWNERDEAD was repaired */
+	struct ps_lease undo;	/* the lease as it was before the change */
+	uint8_t reserved0[1024 - 288];
+	union {
+		pthread_mutex_t mutex;
+		uint8_t bytes[128];
+	} lock;			/* at offset 1024 */
+};
+
+struct ps_registry {
+	struct ps_reg_header *hdr;
+	uint32_t *hbuckets;
+	uint32_t *gbuckets;
+	struct ps_lease *leases;
+	size_t size;
+	int fd;
+	char path[4096];
+};
+
+/* Why an open failed: the one-line reason names the file and the fix. */
+struct ps_reg_error {
+	char msg[512];
+};
+
+/*
+ * Opens the registry at path (NULL or "" = "registry" in the per-user
+ * state directory), creating it race-free if it does not exist (temp
+ * file, posix_fallocate, initialise, magic last, link to the final name).
+ * Validates owner, mode, link count, size, magic, version, ABI, boot id
+ * and PID namespace before touching the mutex. Returns 0 or -errno with a
+ * reason in err. The mapping is never unmapped.
+ */
+int ps_registry_open(struct ps_registry *reg, const char *path,
+		     struct ps_reg_error *err);
+
+/*
+ * Validates a header image of len bytes as ps_registry_open would (the
+ * pure part: magic, version, sizes, ABI, boot id and PID namespace given
+ * as arguments). Returns 0 or -errno with a reason. Used by the opener,
+ * `portshim gc --reset` and the fuzz target.
+ */
+int ps_registry_check_header(const void *image, size_t len,
+			     uint64_t file_size, const char *boot_id,
+			     uint64_t pidns, struct ps_reg_error *err);
+
+/* Saved state between lock and unlock (signal mask of the thread). */
+struct ps_reg_guard {
+	sigset_t oldmask;
+};
+
+/*
+ * Takes the registry lock with all signals blocked in this thread (a
+ * signal handler calling bind() must not find us holding the lock).
+ * Repairs the table on EOWNERDEAD before marking the mutex consistent.
+ * Returns 0, or -errno (-EIO if the file was shrunk or replaced under us,
+ * -ENOTRECOVERABLE never under the protocol here). On error the lock is
+ * not held and the mask is restored.
+ */
+int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g);
+
+/* Releases the lock and restores the signal mask. */
+void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g);
+
+/*
+ * The following need the lock held.
+ */
+
+/* The lease of (group, vport), or NULL. O(chain length). */
+struct ps_lease *ps_registry_find(struct ps_registry *reg, const char *group,
+				  uint16_t vport);
+
+/* The lease at real port, or NULL if free. */
+struct ps_lease *ps_registry_at(struct ps_registry *reg, uint16_t real);
+
+/* Real port of a lease pointer. */
+static inline uint16_t ps_registry_port(const struct ps_registry *reg,
+					const struct ps_lease *l)
+{
+	return (uint16_t)(l - reg->leases);
+}
+
+/*
+ * Tries to bind a real port; returns 0, or -errno (-EADDRINUSE means
+ * "taken by someone else, try another").
+ */
+typedef int (*ps_try_bind_fn)(void *arg, uint16_t real);
+
+/*
+ * Allocates a real port in [lo, hi] for a new lease described by tmpl
+ * (kind, vport, group, maker, holder, protos, expires_ns). Skips ports
+ * with a lease, ports in ip_local_reserved_ports (reserved may be NULL),
+ * and ports for which try_bind returns -EADDRINUSE (a foreign process has
+ * them). When the range is full, reclaims dead leases once and tries
+ * again. Returns 0 and the port in *real, -EADDRNOTAVAIL when the range is
+ * exhausted, or try_bind's other errors.
+ */
+int ps_registry_alloc(struct ps_registry *reg, const struct ps_lease *tmpl,
+		      uint16_t lo, uint16_t hi, const uint8_t *reserved,
+		      ps_try_bind_fn try_bind, void *arg, uint16_t *real);
+
+/*
+ * Transactionally replaces the lease at its port with *nl (same port;
+ * chains are fixed up if group or vport changed). Returns 0.
+ */
+int ps_registry_update(struct ps_registry *reg, struct ps_lease *l,
+		       const struct ps_lease *nl);
+
+/* Transactionally frees the lease. */
+void ps_registry_free(struct ps_registry *reg, struct ps_lease *l);
+
+/*
+ * Calls fn for every lease of group (any kind), in chain order. fn may
+ * not change the registry. Returns the number of leases visited.
+ */
+size_t ps_registry_each_group(struct ps_registry *reg, const char *group,
+			      void (*fn)(void *arg, struct ps_lease *l),
+			      void *arg);
+
+/* Frees every lease of group; returns how many. */
+size_t ps_registry_release_group(struct ps_registry *reg, const char *group);
+
+/*
+ * True if a lease is dead: its holder is gone (pid + start time), or it
+ * has expired at now_ns.
+ */
+bool ps_lease_dead(const struct ps_lease *l, uint64_t now_ns);
+
+/*
+ * Frees every dead lease (dry_run: only reports). fn (may be NULL) is
+ * called for each, before it is freed. Returns how many.
+ */
+size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
+		      void (*fn)(void *arg, const struct ps_lease *l,
+				 uint16_t real),
+		      void *arg);
+
+/*
+ * Checks every invariant of the table (states valid, chains consistent
+ * with leases, nleases right, no undo pending, seq even). Returns 0 or
+ * -EUCLEAN with the first violation in err. Used by tests and `doctor`.
+ */
+int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err);
+
+/* Hash of a group name (FNV-1a); never 0. */
+uint32_t ps_group_hash(const char *group);
+
+/* CLOCK_REALTIME in nanoseconds. */
+uint64_t ps_now_ns(void);
+
+/*
+ * Loads /proc/sys/net/ipv4/ip_local_reserved_ports into a 65536-bit map
+ * (8192 bytes). Returns 0 or -errno (map then all clear).
+ */
+int ps_reserved_ports_load(uint8_t *map);
+
+#endif
