@@ -1,2 +1,339 @@
-/* placeholder */
-typedef int ps_placeholder_policy;
+/*
+ * policy.c - the decisions behind every rewritten call, independent of
+ * how the call was intercepted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "mapfile.h"
+#include "policy.h"
+
+int ps_policy_init(struct ps_policy *pol, const struct ps_config *cfg,
+		   const char *group, const char *map_file)
+{
+	memset(pol, 0, sizeof(*pol));
+	pol->cfg = cfg;
+	if (!ps_group_valid(group))
+		return -EINVAL;
+	snprintf(pol->group, sizeof(pol->group), "%s", group);
+	if (map_file != NULL && strlen(map_file) < sizeof(pol->map_file))
+		snprintf(pol->map_file, sizeof(pol->map_file), "%s", map_file);
+	pol->reg.fd = -1;
+	return 0;
+}
+
+int ps_policy_map_path(const char *base_map, const char *suffix, char *out,
+		       size_t len)
+{
+	size_t n = strlen(base_map);
+	int w;
+
+	if (n >= 4 && strcmp(base_map + n - 4, ".map") == 0)
+		w = snprintf(out, len, "%.*s%s.map", (int)(n - 4), base_map,
+			     suffix);
+	else
+		w = snprintf(out, len, "%s%s", base_map, suffix);
+	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
+}
+
+static int ensure_registry(struct ps_policy *pol)
+{
+	struct ps_reg_error err = { "" };
+	int rc;
+
+	if (pol->reg_ready)
+		return 0;
+	if (pol->reg_errno)
+		return -pol->reg_errno;
+	rc = ps_registry_open(&pol->reg, pol->cfg->registry, &err);
+	if (rc) {
+		pol->reg_errno = -rc;
+		PS_ERROR("registry unusable: %s (PORTSHIM_ON_ERROR=%s)",
+			 err.msg,
+			 pol->cfg->on_error == PS_ON_ERROR_PASS ? "pass" :
+			 "fail");
+		return rc;
+	}
+	ps_reserved_ports_load(pol->reserved);
+	pol->reg_ready = true;
+	return 0;
+}
+
+int ps_policy_open(struct ps_policy *pol)
+{
+	return ensure_registry(pol);
+}
+
+/* What a call gets when the registry cannot be used. */
+static int registry_failure(struct ps_policy *pol, int rc)
+{
+	if (pol->cfg->on_error == PS_ON_ERROR_PASS)
+		return PS_PASS;
+	return rc;
+}
+
+static int lock(struct ps_policy *pol, struct ps_reg_guard *g)
+{
+	int rc = ensure_registry(pol);
+
+	if (rc)
+		return rc;
+	rc = ps_registry_lock(&pol->reg, g);
+	if (rc)
+		PS_ERROR("cannot lock registry %s: %s", pol->reg.path,
+			 strerror(-rc));
+	return rc;
+}
+
+/* The process whose life keeps this process's leases. */
+static void holder_of(const struct ps_policy *pol, const struct ps_ident *self,
+		      struct ps_ident *out)
+{
+	*out = pol->cfg->owner.pid != 0 ? pol->cfg->owner : *self;
+}
+
+/* ------------------------------------------------------ mapping file */
+
+/*
+ * The group's entries are collected into a static buffer: it is only
+ * touched with the registry lock held, which also serialises the threads
+ * of this process, and it must not be on the stack of a host thread that
+ * may have a small one. Two entries per lease at most (tcp and udp).
+ */
+static struct ps_map_entry map_buf[2 * PS_REG_NPORTS];
+
+struct collect {
+	struct ps_registry *reg;
+	size_t n;
+};
+
+static void collect_one(void *arg, struct ps_lease *l)
+{
+	struct collect *c = arg;
+
+	if (l->kind != PS_KIND_GROUP)
+		return;
+	for (int p = 0; p < PS_NPROTO; p++) {
+		if (!(l->protos & PS_PROTO_BIT(p)) ||
+		    c->n >= sizeof(map_buf) / sizeof(map_buf[0]))
+			continue;
+		map_buf[c->n++] = (struct ps_map_entry){
+			.proto = (enum ps_proto)p,
+			.vport = l->vport,
+			.real = ps_registry_port(c->reg, l),
+			.pid = l->maker.pid,
+		};
+	}
+}
+
+static bool entry_less(const struct ps_map_entry *a,
+		       const struct ps_map_entry *b)
+{
+	if (a->vport != b->vport)
+		return a->vport < b->vport;
+	return a->proto < b->proto;
+}
+
+/* Shell sort: in place, no allocation (qsort may call malloc). */
+static void sort_entries(struct ps_map_entry *e, size_t n)
+{
+	static const size_t gaps[] = { 1750, 701, 301, 132, 57, 23, 10, 4, 1 };
+
+	for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+		size_t gap = gaps[g];
+
+		for (size_t i = gap; i < n; i++) {
+			struct ps_map_entry t = e[i];
+			size_t j = i;
+
+			while (j >= gap && entry_less(&t, &e[j - gap])) {
+				e[j] = e[j - gap];
+				j -= gap;
+			}
+			e[j] = t;
+		}
+	}
+}
+
+int ps_policy_publish(struct ps_policy *pol)
+{
+	struct collect c = { &pol->reg, 0 };
+	int rc;
+
+	if (pol->map_file[0] == '\0')
+		return 0;
+	ps_registry_each_group(&pol->reg, pol->group, collect_one, &c);
+	sort_entries(map_buf, c.n);
+	rc = ps_mapfile_write(pol->map_file, pol->group, map_buf, c.n);
+	if (rc)
+		PS_ERROR("cannot write mapping file %s: %s", pol->map_file,
+			 strerror(-rc));
+	return rc;
+}
+
+/* ------------------------------------------------------------- bind */
+
+/*
+ * Binds vport's existing lease l again. Returns 0 (bound; *changed set
+ * when the mapping file needs rewriting), -EAGAIN when the port was lost
+ * to someone outside the group and must be reallocated, or -errno.
+ */
+static int rebind(struct ps_policy *pol, struct ps_lease *l,
+		  enum ps_proto proto, const struct ps_ident *self,
+		  ps_try_bind_fn try_bind, void *arg, bool *changed)
+{
+	uint16_t real = ps_registry_port(&pol->reg, l);
+	int rc = try_bind(arg, real);
+
+	if (rc == -EADDRINUSE) {
+		/*
+		 * If the process that last bound it lives, the clash is
+		 * inside the group (two servers on one port, as without
+		 * portshim): the caller gets EADDRINUSE. If it is gone, a
+		 * process outside the group (or a TIME_WAIT remnant) holds
+		 * the number: the group moves to a new real port.
+		 */
+		if (ps_proc_alive(&l->maker))
+			return rc;
+		return -EAGAIN;
+	}
+	if (rc)
+		return rc;
+	if (l->maker.pid != self->pid || l->maker.start != self->start ||
+	    !(l->protos & PS_PROTO_BIT(proto))) {
+		struct ps_lease nl = *l;
+
+		nl.maker = *self;
+		nl.protos |= (uint8_t)PS_PROTO_BIT(proto);
+		ps_registry_update(&pol->reg, l, &nl);
+		*changed = true;
+	}
+	return 0;
+}
+
+int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
+		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
+		   uint16_t *real, const char *sockdesc)
+{
+	const struct ps_config *cfg = pol->cfg;
+	struct ps_reg_guard g;
+	struct ps_ident self;
+	struct ps_lease tmpl;
+	struct ps_lease *l;
+	bool changed = false;
+	bool moved = false;
+	int rc;
+
+	rc = ps_proc_self(&self);
+	if (rc)
+		return registry_failure(pol, rc);
+	rc = lock(pol, &g);
+	if (rc)
+		return registry_failure(pol, rc);
+
+	l = ps_registry_find(&pol->reg, pol->group, vport);
+	if (l != NULL) {
+		rc = rebind(pol, l, proto, &self, try_bind, arg, &changed);
+		if (rc == 0) {
+			*real = ps_registry_port(&pol->reg, l);
+			goto out;
+		}
+		if (rc != -EAGAIN)
+			goto out;
+		tmpl = *l;
+		ps_registry_free(&pol->reg, l);
+		moved = true;
+	} else {
+		memset(&tmpl, 0, sizeof(tmpl));
+		tmpl.kind = PS_KIND_GROUP;
+		tmpl.vport = vport;
+		snprintf(tmpl.group, sizeof(tmpl.group), "%s", pol->group);
+	}
+	tmpl.maker = self;
+	holder_of(pol, &self, &tmpl.holder);
+	tmpl.protos |= (uint8_t)PS_PROTO_BIT(proto);
+	tmpl.created_ns = 0;
+	rc = ps_registry_alloc(&pol->reg, &tmpl, cfg->range_lo, cfg->range_hi,
+			       pol->reserved, try_bind, arg, real);
+	if (rc == 0)
+		changed = true;
+out:
+	if (changed)
+		ps_policy_publish(pol);
+	ps_registry_unlock(&pol->reg, &g);
+
+	if (rc == 0) {
+		PS_INFO("bind %s -> %u group=%s%s", sockdesc, (unsigned)*real,
+			pol->group, moved ? " (old real port was taken)" : "");
+	} else if (rc == -EADDRNOTAVAIL) {
+		PS_ERROR("bind %s failed: no free port left in"
+			 " PORTSHIM_RANGE %u-%u for group=%s; widen the range"
+			 " or run 'portshim gc'", sockdesc,
+			 (unsigned)cfg->range_lo, (unsigned)cfg->range_hi,
+			 pol->group);
+	} else if (rc == -EADDRINUSE) {
+		PS_INFO("bind %s failed: its real port is in use inside"
+			" group=%s", sockdesc, pol->group);
+	} else {
+		PS_ERROR("bind %s failed: %s", sockdesc, strerror(-rc));
+	}
+	return rc;
+}
+
+/* ---------------------------------------------------------- connect */
+
+int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
+		      uint16_t vport, uint16_t *real, const char *sockdesc)
+{
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+	int rc;
+
+	(void)proto;	/* one real port serves both protocols */
+	rc = lock(pol, &g);
+	if (rc)
+		return registry_failure(pol, rc);
+	l = ps_registry_find(&pol->reg, pol->group, vport);
+	if (l != NULL)
+		*real = ps_registry_port(&pol->reg, l);
+	ps_registry_unlock(&pol->reg, &g);
+
+	if (l != NULL) {
+		PS_INFO("connect %s -> %u group=%s", sockdesc,
+			(unsigned)*real, pol->group);
+		return 0;
+	}
+	if (pol->cfg->unmapped == PS_UNMAPPED_PASS) {
+		PS_DEBUG("connect %s: not mapped in group=%s, passed through",
+			 sockdesc, pol->group);
+		return PS_PASS;
+	}
+	PS_INFO("connect %s refused: port %u is not mapped in group=%s"
+		" (PORTSHIM_UNMAPPED=refuse)", sockdesc, (unsigned)vport,
+		pol->group);
+	return -ECONNREFUSED;
+}
+
+/* ---------------------------------------------------------- reverse */
+
+int ps_policy_reverse(struct ps_policy *pol, uint16_t real, uint16_t *vport)
+{
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+	int rc = PS_PASS;
+
+	if (ensure_registry(pol) != 0)
+		return PS_PASS;
+	if (ps_registry_lock(&pol->reg, &g) != 0)
+		return PS_PASS;
+	l = ps_registry_at(&pol->reg, real);
+	if (l != NULL && l->kind == PS_KIND_GROUP &&
+	    strncmp(l->group, pol->group, sizeof(l->group)) == 0) {
+		*vport = l->vport;
+		rc = 0;
+	}
+	ps_registry_unlock(&pol->reg, &g);
+	return rc;
+}

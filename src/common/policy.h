@@ -41,6 +41,14 @@ int ps_policy_init(struct ps_policy *pol, const struct ps_config *cfg,
 		   const char *group, const char *map_file);
 
 /*
+ * Opens the registry if not yet done (idempotent; remembers a failure and
+ * logs it once). Not thread-safe: a multi-threaded front end calls it
+ * once, under its own once-guard, before the decision functions (which
+ * call it too, for single-threaded front ends). Returns 0 or -errno.
+ */
+int ps_policy_open(struct ps_policy *pol);
+
+/*
  * A bind of a tagged port: reuses the group's lease of vport, or allocates
  * a new real port; in both cases try_bind(arg, real) binds the caller's
  * own socket while the registry lock is held (no window between choosing

@@ -107,6 +107,7 @@ struct ps_registry {
 	struct ps_lease *leases;
 	size_t size;
 	int fd;
+	bool created;		/* this process initialised the file */
 	char path[4096];
 };
 
@@ -233,6 +234,9 @@ size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
  * -EUCLEAN with the first violation in err. Used by tests and `doctor`.
  */
 int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err);
+
+/* Size of the registry file for this layout version. */
+size_t ps_registry_file_size(void);
 
 /* Hash of a group name (FNV-1a); never 0. */
 uint32_t ps_group_hash(const char *group);
