@@ -1,1 +1,93 @@
-/* placeholder */
+/*
+ * cli.h - what the commands of the `portshim` program share: exit codes,
+ * error and usage messages, option helpers and registry access.
+ *
+ * Each command lives in its own file (cmd_<name>.c) and is called with
+ * argv[0] set to the command's name, so that getopt_long starts at the
+ * command's own options. Commands return the process exit status.
+ */
+#ifndef PS_CLI_H
+#define PS_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "registry.h"
+
+#define PS_CLI_PROG "portshim"
+
+/* Exit codes (DESIGN.md "Command line"; 125-127 as env(1) uses them). */
+#define PS_EXIT_OK 0
+#define PS_EXIT_NOTFOUND 1	/* not found, timed out, or cannot proceed */
+#define PS_EXIT_USAGE 2
+#define PS_EXIT_RUN_FAILED 125	/* `run` failed before starting CMD */
+#define PS_EXIT_CANNOT_EXEC 126	/* CMD exists but cannot be executed */
+#define PS_EXIT_NO_CMD 127	/* CMD was not found */
+
+/* The commands; each returns the exit status. */
+int ps_cli_run(int argc, char **argv);
+int ps_cli_port(int argc, char **argv);
+int ps_cli_ls(int argc, char **argv);
+int ps_cli_gc(int argc, char **argv);
+
+/* Writes "portshim: <message>\n" to stderr. */
+void ps_cli_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/*
+ * Writes "portshim: <message>\n" and "Try 'portshim --help'.\n" to
+ * stderr and returns PS_EXIT_USAGE.
+ */
+int ps_cli_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/*
+ * Reports the option error that getopt_long (called with opterr = 0 and
+ * an optstring beginning with "+:") signalled by returning '?' or ':'.
+ * Returns PS_EXIT_USAGE.
+ */
+int ps_cli_bad_option(int ret, char **argv);
+
+/*
+ * Checks a group name given to option opt (e.g. "--group"); on success
+ * copies it into out (PS_GROUP_MAX + 1 bytes) and returns 0, otherwise
+ * reports a usage error naming the value and returns PS_EXIT_USAGE.
+ */
+int ps_cli_parse_group(const char *opt, const char *text, char *out);
+
+/*
+ * Parses a port number 1..65535 given as what (e.g. "port"); returns 0,
+ * or reports a usage error naming the value and returns PS_EXIT_USAGE.
+ */
+int ps_cli_parse_port(const char *what, const char *text, uint16_t *out);
+
+/* getenv with the const-correct signature of ps_getenv_fn. */
+const char *ps_cli_getenv(const char *name);
+
+/*
+ * The registry path the commands use: $PORTSHIM_REGISTRY, or NULL for the
+ * default location in the per-user state directory.
+ */
+const char *ps_cli_registry_path(void);
+
+/*
+ * Opens the registry at ps_cli_registry_path(). On failure prints the
+ * reason as one line and returns -errno.
+ */
+int ps_cli_open_registry(struct ps_registry *reg);
+
+/*
+ * Names the protocols of a lease's protos bits: "tcp", "udp", "tcp+udp",
+ * or "-" when no protocol has bound it yet. Returns a static string.
+ */
+const char *ps_cli_protos_name(unsigned protos);
+
+/*
+ * Writes a usage text to stdout and returns PS_EXIT_OK; for --help.
+ */
+int ps_cli_help(const char *text);
+
+#endif

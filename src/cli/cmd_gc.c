@@ -1,2 +1,284 @@
-/* placeholder */
-typedef int ps_placeholder_cmd_gc;
+/*
+ * cmd_gc.c - `portshim gc [--dry-run] [--reset]`: reclaims the leases of
+ * dead holders, or moves a refused registry aside and starts a fresh one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "registry.h"
+#include "statedir.h"
+
+static const char gc_help[] =
+"Usage: portshim gc [--dry-run] [--reset]\n"
+"Free the leases whose holder process is gone or whose time ran out, and\n"
+"print one line for each, then how many.\n"
+"\n"
+"  -n, --dry-run     only print what would be freed or moved\n"
+"  -r, --reset       if the registry is refused (corrupt, truncated, of\n"
+"                    another version or owner), move it aside to\n"
+"                    registry.broken.<time> and create a fresh one;\n"
+"                    a registry that opens is left alone\n"
+"  -h, --help        show this help\n"
+"\n"
+"Exit status: 0 done, 1 the registry cannot be used, 2 bad usage.\n";
+
+struct gc_freed {
+	struct ps_lease lease;
+	uint16_t real;
+};
+
+struct gc_list {
+	struct gc_freed *v;
+	size_t n, cap;
+	bool oom;
+};
+
+/*
+ * Called by ps_registry_gc under the lock: only copies the lease out.
+ * Printing waits until the lock is released (stdout may be a pipe that
+ * blocks, and everyone else waits for the lock meanwhile).
+ */
+static void gc_note(void *arg, const struct ps_lease *l, uint16_t real)
+{
+	struct gc_list *list = arg;
+	struct gc_freed *v;
+	size_t cap;
+
+	if (list->n == list->cap) {
+		cap = list->cap ? list->cap * 2 : 64;
+		v = realloc(list->v, cap * sizeof(*v));
+		if (v == NULL) {
+			list->oom = true;
+			return;
+		}
+		list->v = v;
+		list->cap = cap;
+	}
+	list->v[list->n].lease = *l;
+	list->v[list->n].real = real;
+	list->n++;
+}
+
+/* "freed tcp 8080 -> 24117 group=G (holder pid 123 is gone)". */
+static void gc_print(const struct gc_freed *f, bool dry_run, uint64_t now)
+{
+	const struct ps_lease *l = &f->lease;
+	const char *verb = dry_run ? "would free" : "freed";
+	char why[64];
+
+	if (l->expires_ns != 0 && l->expires_ns <= now)
+		snprintf(why, sizeof(why), "expired");
+	else
+		snprintf(why, sizeof(why), "holder pid %u is gone",
+			 l->holder.pid);
+	if (l->kind == PS_KIND_PICK) {
+		printf("%s pick port %u%s%s (%s)\n", verb, f->real,
+		       l->group[0] != '\0' ? " group=" : "", l->group, why);
+		return;
+	}
+	printf("%s %s %u -> %u group=%s (%s)\n", verb,
+	       l->protos != 0 ? ps_cli_protos_name(l->protos) : "port",
+	       l->vport, f->real, l->group, why);
+}
+
+static int gc_collect(bool dry_run)
+{
+	struct gc_list list = { NULL, 0, 0, false };
+	struct ps_registry reg;
+	struct ps_reg_guard guard;
+	uint64_t now;
+	size_t n, i;
+	int rc;
+
+	if (ps_cli_open_registry(&reg) < 0) {
+		ps_cli_error("'portshim gc --reset' replaces a refused "
+			     "registry");
+		return PS_EXIT_NOTFOUND;
+	}
+	rc = ps_registry_lock(&reg, &guard);
+	if (rc < 0) {
+		ps_cli_error("cannot lock the registry %s: %s", reg.path,
+			     strerror(-rc));
+		return PS_EXIT_NOTFOUND;
+	}
+	n = ps_registry_gc(&reg, dry_run, gc_note, &list);
+	ps_registry_unlock(&reg, &guard);
+
+	now = ps_now_ns();
+	for (i = 0; i < list.n; i++)
+		gc_print(&list.v[i], dry_run, now);
+	if (list.oom)
+		printf("(%zu more not shown: out of memory)\n", n - list.n);
+	printf("%s %zu lease%s\n", dry_run ? "would free" : "freed", n,
+	       n == 1 ? "" : "s");
+	free(list.v);
+	return PS_EXIT_OK;
+}
+
+/*
+ * Finds the registry file's path: $PORTSHIM_REGISTRY, or "registry" in
+ * the verified per-user state directory. Returns 0, or an exit status
+ * after printing why (a state directory that fails verification is not
+ * something a reset may paper over).
+ */
+static int gc_registry_path(char *path, size_t len)
+{
+	const char *p = ps_cli_registry_path();
+	char dir[PATH_MAX], why[512];
+	int fd;
+
+	if (p != NULL) {
+		if ((size_t)snprintf(path, len, "%s", p) >= len) {
+			ps_cli_error("PORTSHIM_REGISTRY is too long");
+			return PS_EXIT_NOTFOUND;
+		}
+		return 0;
+	}
+	fd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
+			      sizeof(why));
+	if (fd < 0) {
+		ps_cli_error("%s", why);
+		return PS_EXIT_NOTFOUND;
+	}
+	close(fd);
+	if ((size_t)snprintf(path, len, "%s/registry", dir) >= len) {
+		ps_cli_error("the state directory's path is too long");
+		return PS_EXIT_NOTFOUND;
+	}
+	return 0;
+}
+
+/*
+ * Renames base (in dirfd) to "<base>.broken.<unix time>" without ever
+ * replacing an existing file. Returns 0 or -errno; the new name is in
+ * aside.
+ */
+static int gc_move_aside(int dirfd, const char *base, char *aside,
+			 size_t len)
+{
+	struct stat st;
+
+	if ((size_t)snprintf(aside, len, "%s.broken.%lld", base,
+			     (long long)time(NULL)) >= len)
+		return -ENAMETOOLONG;
+#ifdef HAVE_RENAMEAT2
+	if (renameat2(dirfd, base, dirfd, aside, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -errno;
+#endif
+	/* Without RENAME_NOREPLACE (old kernels, some file systems) the check
+	 * and the rename are two steps; the name holds the time, so only a
+	 * second reset in the same second could meet it. */
+	if (fstatat(dirfd, aside, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
+	if (renameat(dirfd, base, dirfd, aside) < 0)
+		return -errno;
+	return 0;
+}
+
+static int gc_reset(bool dry_run)
+{
+	char path[PATH_MAX], aside[NAME_MAX + 1];
+	struct ps_reg_error err = { "" };
+	struct ps_registry reg;
+	const char *base;
+	struct stat st;
+	int rc, dirfd;
+
+	rc = gc_registry_path(path, sizeof(path));
+	if (rc != 0)
+		return rc;
+	rc = ps_registry_open(&reg, path, &err);
+	if (rc == 0) {
+		printf("the registry %s opens fine; nothing to reset\n",
+		       path);
+		return PS_EXIT_OK;
+	}
+	ps_cli_error("%s", err.msg[0] != '\0' ? err.msg : strerror(-rc));
+
+	dirfd = ps_open_parent(path, &base);
+	if (dirfd < 0) {
+		ps_cli_error("cannot open the folder of %s: %s", path,
+			     strerror(-dirfd));
+		return PS_EXIT_NOTFOUND;
+	}
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* Nothing is there to move: the problem is elsewhere (the
+		 * folder, the disk), and creating again would fail again. */
+		ps_cli_error("%s: %s; nothing to move aside", path,
+			     strerror(errno));
+		rc = PS_EXIT_NOTFOUND;
+		goto out;
+	}
+	if (dry_run) {
+		printf("would move %s aside to %s.broken.<time> and create "
+		       "a fresh registry\n", path, base);
+		rc = PS_EXIT_OK;
+		goto out;
+	}
+	rc = gc_move_aside(dirfd, base, aside, sizeof(aside));
+	if (rc < 0) {
+		ps_cli_error("cannot move %s aside: %s", path,
+			     strerror(-rc));
+		rc = PS_EXIT_NOTFOUND;
+		goto out;
+	}
+	printf("moved the refused registry %s aside to %s\n", path, aside);
+
+	/* Another process may create the new registry first; the opener
+	 * handles that race and opens the winner's. */
+	err.msg[0] = '\0';
+	rc = ps_registry_open(&reg, path, &err);
+	if (rc < 0) {
+		ps_cli_error("%s", err.msg[0] != '\0' ? err.msg :
+			     strerror(-rc));
+		rc = PS_EXIT_NOTFOUND;
+		goto out;
+	}
+	printf("created a fresh registry %s\n", path);
+	rc = PS_EXIT_OK;
+out:
+	close(dirfd);
+	return rc;
+}
+
+int ps_cli_gc(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "reset", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool dry_run = false, reset = false;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:nrh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			dry_run = true;
+			break;
+		case 'r':
+			reset = true;
+			break;
+		case 'h':
+			return ps_cli_help(gc_help);
+		default:
+			return ps_cli_bad_option(c, argv);
+		}
+	}
+	if (optind < argc)
+		return ps_cli_usage_error("gc: unexpected argument '%s'",
+					  argv[optind]);
+	return reset ? gc_reset(dry_run) : gc_collect(dry_run);
+}

@@ -1,2 +1,412 @@
-/* placeholder */
-typedef int ps_placeholder_cmd_ls;
+/*
+ * cmd_ls.c - `portshim ls [--group G] [--json]`: lists the leases of the
+ * registry, as an aligned table or as one JSON document.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "proc.h"
+#include "registry.h"
+
+static const char ls_help[] =
+"Usage: portshim ls [--group G] [--json]\n"
+"List the leases of the registry: group, protocols, virtual port, real\n"
+"port, pid that made the lease, whether the lease is alive, its age and\n"
+"the command of the process that made it.\n"
+"\n"
+"  -g, --group G     only group G and the worker groups derived from it\n"
+"                    (G.<suffix>, see PORTSHIM_GROUP_FROM)\n"
+"  -j, --json        print one JSON document instead of a table\n"
+"  -h, --help        show this help\n";
+
+/* Longest command line shown; longer ones are cut. */
+#define LS_CMD_MAX 256
+
+struct ls_row {
+	struct ps_lease lease;	/* a copy taken under the lock */
+	uint16_t real;
+	bool alive;
+	uint64_t age_s;
+	char cmd[LS_CMD_MAX];
+};
+
+struct ls_rows {
+	struct ls_row *v;
+	size_t n, cap;
+};
+
+/* True if group is g or a worker group derived from it ("g.<suffix>"). */
+static bool ls_group_match(const char *group, const char *g)
+{
+	size_t len = strlen(g);
+
+	return strncmp(group, g, len) == 0 &&
+	       (group[len] == '\0' || group[len] == '.');
+}
+
+/* Appends a row; returns 0 or -ENOMEM. */
+static int ls_rows_add(struct ls_rows *rows, const struct ps_lease *l,
+		       uint16_t real)
+{
+	struct ls_row *v;
+	size_t cap;
+
+	if (rows->n == rows->cap) {
+		cap = rows->cap ? rows->cap * 2 : 64;
+		v = realloc(rows->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -ENOMEM;
+		rows->v = v;
+		rows->cap = cap;
+	}
+	memset(&rows->v[rows->n], 0, sizeof(rows->v[rows->n]));
+	rows->v[rows->n].lease = *l;
+	rows->v[rows->n].real = real;
+	rows->n++;
+	return 0;
+}
+
+/*
+ * Copies the leases out under the lock, so that the slow parts (reading
+ * /proc for liveness and command lines, printing to a pipe that may
+ * block) happen after everyone else can use the registry again.
+ */
+static int ls_collect(struct ps_registry *reg, const char *group,
+		      struct ls_rows *rows)
+{
+	struct ps_reg_guard guard;
+	struct ps_lease *l;
+	uint32_t port;
+	int rc;
+
+	rc = ps_registry_lock(reg, &guard);
+	if (rc < 0) {
+		ps_cli_error("cannot lock the registry %s: %s", reg->path,
+			     strerror(-rc));
+		return rc;
+	}
+	for (port = 1; port < PS_REG_NPORTS; port++) {
+		l = ps_registry_at(reg, (uint16_t)port);
+		if (l == NULL)
+			continue;
+		if (group[0] != '\0' && !ls_group_match(l->group, group))
+			continue;
+		rc = ls_rows_add(rows, l, (uint16_t)port);
+		if (rc < 0)
+			break;
+	}
+	ps_registry_unlock(reg, &guard);
+	if (rc < 0)
+		ps_cli_error("cannot list the leases: %s", strerror(-rc));
+	return rc;
+}
+
+/* Group leases first, by group and virtual port; pick leases by port. */
+static int ls_row_cmp(const void *a, const void *b)
+{
+	const struct ls_row *x = a, *y = b;
+	int c;
+
+	if (x->lease.kind != y->lease.kind)
+		return x->lease.kind == PS_KIND_GROUP ? -1 : 1;
+	c = strcmp(x->lease.group, y->lease.group);
+	if (c != 0)
+		return c;
+	if (x->lease.vport != y->lease.vport)
+		return x->lease.vport < y->lease.vport ? -1 : 1;
+	return x->real < y->real ? -1 : x->real > y->real;
+}
+
+/* Fills in what is read outside the lock: liveness, age and command. */
+static void ls_describe(struct ls_row *r, uint64_t now_ns)
+{
+	const struct ps_lease *l = &r->lease;
+
+	r->alive = !ps_lease_dead(l, now_ns);
+	r->age_s = now_ns > l->created_ns ?
+		   (now_ns - l->created_ns) / 1000000000u : 0;
+	/* Only a process with the same start time is the one that made the
+	 * lease: a reused pid would show a stranger's command line. */
+	if (l->maker.pid != 0 && ps_proc_alive(&l->maker) == 1)
+		ps_proc_cmdline((pid_t)l->maker.pid, r->cmd, sizeof(r->cmd));
+	else
+		strcpy(r->cmd, "-");
+}
+
+/* "42s", "3m07s", "5h02m", "2d03h". */
+static void ls_format_age(uint64_t s, char *buf, size_t len)
+{
+	if (s < 60)
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus",
+			 (unsigned long long)(s / 60),
+			 (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lluh%02llum",
+			 (unsigned long long)(s / 3600),
+			 (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(buf, len, "%llud%02lluh",
+			 (unsigned long long)(s / 86400),
+			 (unsigned long long)(s % 86400 / 3600));
+}
+
+/* Column texts of a row of the table. */
+struct ls_cells {
+	char group[PS_GROUP_MAX + 8];
+	char proto[16];
+	char vport[8];
+	char real[8];
+	char pid[16];
+	char alive[8];
+	char age[32];
+};
+
+#define LS_NCOLS 7
+
+static void ls_cells_fill(const struct ls_row *r, struct ls_cells *c)
+{
+	const struct ps_lease *l = &r->lease;
+	bool pick = l->kind == PS_KIND_PICK;
+
+	snprintf(c->group, sizeof(c->group), "%s",
+		 l->group[0] != '\0' ? l->group : "-");
+	snprintf(c->proto, sizeof(c->proto), "%s",
+		 pick ? "pick" : ps_cli_protos_name(l->protos));
+	if (pick || l->vport == 0)
+		strcpy(c->vport, "-");
+	else
+		snprintf(c->vport, sizeof(c->vport), "%u", l->vport);
+	snprintf(c->real, sizeof(c->real), "%u", r->real);
+	snprintf(c->pid, sizeof(c->pid), "%u", l->maker.pid);
+	strcpy(c->alive, r->alive ? "yes" : "no");
+	ls_format_age(r->age_s, c->age, sizeof(c->age));
+}
+
+static const char *ls_cell(const struct ls_cells *c, int i)
+{
+	const char *v[LS_NCOLS] = { c->group, c->proto, c->vport, c->real,
+				    c->pid, c->alive, c->age };
+
+	return v[i];
+}
+
+/* The table: a header line, then one row per lease, columns aligned;
+ * numbers right-aligned, text left-aligned, COMMAND last and unpadded. */
+static void ls_print_table(const struct ls_rows *rows)
+{
+	static const char *const head[LS_NCOLS] = {
+		"GROUP", "PROTO", "VIRTUAL", "REAL", "PID", "ALIVE", "AGE"
+	};
+	static const bool right[LS_NCOLS] = {
+		false, false, true, true, true, false, true
+	};
+	struct ls_cells cells;
+	int width[LS_NCOLS];
+	size_t i;
+	int k, w;
+
+	for (k = 0; k < LS_NCOLS; k++)
+		width[k] = (int)strlen(head[k]);
+	for (i = 0; i < rows->n; i++) {
+		ls_cells_fill(&rows->v[i], &cells);
+		for (k = 0; k < LS_NCOLS; k++) {
+			w = (int)strlen(ls_cell(&cells, k));
+			if (w > width[k])
+				width[k] = w;
+		}
+	}
+	for (k = 0; k < LS_NCOLS; k++)
+		printf(right[k] ? "%*s  " : "%-*s  ", width[k], head[k]);
+	printf("COMMAND\n");
+	for (i = 0; i < rows->n; i++) {
+		ls_cells_fill(&rows->v[i], &cells);
+		for (k = 0; k < LS_NCOLS; k++)
+			printf(right[k] ? "%*s  " : "%-*s  ", width[k],
+			       ls_cell(&cells, k));
+		printf("%s\n", rows->v[i].cmd);
+	}
+}
+
+/*
+ * Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there
+ * are not one (overlong forms, surrogates and values past U+10FFFF are
+ * invalid too).
+ */
+static size_t ls_utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/* Prints s as a JSON string. Command lines are arbitrary bytes: invalid
+ * UTF-8 becomes U+FFFD so that the document stays valid JSON. */
+static void ls_json_string(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	putchar('"');
+	while (*p != '\0') {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", stdout);
+			break;
+		case '\\':
+			fputs("\\\\", stdout);
+			break;
+		case '\n':
+			fputs("\\n", stdout);
+			break;
+		case '\r':
+			fputs("\\r", stdout);
+			break;
+		case '\t':
+			fputs("\\t", stdout);
+			break;
+		case '\b':
+			fputs("\\b", stdout);
+			break;
+		case '\f':
+			fputs("\\f", stdout);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f) {
+				printf("\\u%04x", *p);
+				break;
+			}
+			n = ls_utf8_len(p);
+			if (n == 0) {
+				fputs("\\ufffd", stdout);
+				break;
+			}
+			fwrite(p, 1, n, stdout);
+			p += n;
+			continue;
+		}
+		p++;
+	}
+	putchar('"');
+}
+
+static void ls_print_json(const struct ls_rows *rows)
+{
+	const struct ls_row *r;
+	const struct ps_lease *l;
+	bool tcp, udp;
+	size_t i;
+
+	printf("{\"leases\":[");
+	for (i = 0; i < rows->n; i++) {
+		r = &rows->v[i];
+		l = &r->lease;
+		tcp = l->protos & PS_PROTO_BIT(PS_TCP);
+		udp = l->protos & PS_PROTO_BIT(PS_UDP);
+		printf("%s\n{\"group\":", i ? "," : "");
+		ls_json_string(l->group);
+		printf(",\"kind\":\"%s\",\"protocols\":[%s%s%s]",
+		       l->kind == PS_KIND_PICK ? "pick" : "group",
+		       tcp ? "\"tcp\"" : "", tcp && udp ? "," : "",
+		       udp ? "\"udp\"" : "");
+		if (l->kind == PS_KIND_PICK || l->vport == 0)
+			printf(",\"virtual\":null");
+		else
+			printf(",\"virtual\":%u", l->vport);
+		printf(",\"real\":%u,\"pid\":%u,\"holder_pid\":%u"
+		       ",\"alive\":%s,\"age_seconds\":%llu,\"command\":",
+		       r->real, l->maker.pid, l->holder.pid,
+		       r->alive ? "true" : "false",
+		       (unsigned long long)r->age_s);
+		ls_json_string(r->cmd);
+		putchar('}');
+	}
+	printf("%s]}\n", rows->n ? "\n" : "");
+}
+
+int ps_cli_ls(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "group", required_argument, NULL, 'g' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char group[PS_GROUP_MAX + 1] = "";
+	struct ls_rows rows = { NULL, 0, 0 };
+	struct ps_registry reg;
+	bool json = false;
+	uint64_t now;
+	size_t i;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:g:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			rc = ps_cli_parse_group("--group", optarg, group);
+			if (rc != 0)
+				return rc;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			return ps_cli_help(ls_help);
+		default:
+			return ps_cli_bad_option(c, argv);
+		}
+	}
+	if (optind < argc)
+		return ps_cli_usage_error("ls: unexpected argument '%s'",
+					  argv[optind]);
+
+	if (ps_cli_open_registry(&reg) < 0)
+		return PS_EXIT_NOTFOUND;
+	if (ls_collect(&reg, group, &rows) < 0) {
+		rc = PS_EXIT_NOTFOUND;
+		goto out;
+	}
+	now = ps_now_ns();
+	for (i = 0; i < rows.n; i++)
+		ls_describe(&rows.v[i], now);
+	if (rows.n > 1)
+		qsort(rows.v, rows.n, sizeof(rows.v[0]), ls_row_cmp);
+	if (json)
+		ls_print_json(&rows);
+	else
+		ls_print_table(&rows);
+	rc = PS_EXIT_OK;
+out:
+	free(rows.v);
+	return rc;
+}

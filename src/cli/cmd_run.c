@@ -1,2 +1,679 @@
-/* placeholder */
-typedef int ps_placeholder_cmd_run;
+/*
+ * cmd_run.c - `portshim run [OPTION]... [--] CMD...`: runs CMD with the
+ * shim preloaded in a group of its own, passes its exit status through,
+ * and releases the group (leases and mapping files) when CMD ends.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "mapfile.h"
+#include "portspec.h"
+#include "proc.h"
+#include "registry.h"
+#include "statedir.h"
+
+#ifndef PKGLIBDIR
+#error "PKGLIBDIR must name the folder the preload library is installed in"
+#endif
+
+static const char run_help[] =
+"Usage: portshim run [OPTION]... [--] CMD [ARG]...\n"
+"Run CMD with the portshim library preloaded (after any LD_PRELOAD\n"
+"entries), in a new group. Binds of the tagged ports get free real\n"
+"ports; connects within the group follow them. When CMD ends, the group's\n"
+"leases and mapping files are released and portshim exits with CMD's\n"
+"status.\n"
+"\n"
+"  -p, --ports SPEC  the virtual ports, e.g. 8080,9000-9010,udp:5353,\n"
+"                    or all (the default)\n"
+"  -g, --group G     the group's name (default: a fresh unique name)\n"
+"  -m, --map FILE    the mapping file (default: <state dir>/<group>.map)\n"
+"  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
+"                    or 20000-32767)\n"
+"      --supervise   also intercept programs the preload cannot see\n"
+"                    (not available in this version)\n"
+"  -h, --help        show this help\n"
+"\n"
+"CMD sees PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_MAP_FILE,\n"
+"PORTSHIM_GROUP_OWNER, PORTSHIM_RANGE (with --range) and LD_PRELOAD.\n"
+"\n"
+"Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
+"usage or environment; 125 portshim failed before starting CMD; 126 CMD\n"
+"cannot be executed; 127 CMD was not found.\n";
+
+/*
+ * The variables `run` sets for CMD. ps_config_load reads them through
+ * run_getenv, so the environment is validated exactly as CMD will see it
+ * (an inherited PORTSHIM_PORTS that --ports replaces is not an error).
+ */
+struct run_env {
+	const char *name;
+	const char *value;	/* NULL: CMD will not have the variable */
+	bool set;		/* false: CMD inherits ours */
+};
+
+enum {
+	RUN_ENV_PORTS,
+	RUN_ENV_GROUP,
+	RUN_ENV_MAP_FILE,
+	RUN_ENV_RANGE,
+	RUN_ENV_OWNER,
+	RUN_NENV
+};
+
+static struct run_env run_env[RUN_NENV] = {
+	[RUN_ENV_PORTS] = { "PORTSHIM_PORTS", NULL, false },
+	[RUN_ENV_GROUP] = { "PORTSHIM_GROUP", NULL, false },
+	[RUN_ENV_MAP_FILE] = { "PORTSHIM_MAP_FILE", NULL, false },
+	[RUN_ENV_RANGE] = { "PORTSHIM_RANGE", NULL, false },
+	[RUN_ENV_OWNER] = { "PORTSHIM_GROUP_OWNER", NULL, false },
+};
+
+static const char *run_getenv(const char *name)
+{
+	int i;
+
+	for (i = 0; i < RUN_NENV; i++)
+		if (run_env[i].set && strcmp(name, run_env[i].name) == 0)
+			return run_env[i].value;
+	return getenv(name);
+}
+
+static void run_env_set(int which, const char *value)
+{
+	run_env[which].value = value;
+	run_env[which].set = true;
+}
+
+/* Parses "LO-HI" with 1 <= LO <= HI <= 65535. Returns 0 or -EINVAL. */
+static int run_parse_range(const char *text)
+{
+	char lo[8];
+	const char *dash = strchr(text, '-');
+	unsigned long a, b;
+	size_t n;
+
+	if (dash == NULL)
+		return -EINVAL;
+	n = (size_t)(dash - text);
+	if (n == 0 || n >= sizeof(lo))
+		return -EINVAL;
+	memcpy(lo, text, n);
+	lo[n] = '\0';
+	if (ps_parse_uint(lo, 1, 65535, &a) < 0 ||
+	    ps_parse_uint(dash + 1, 1, 65535, &b) < 0 || a > b)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * A fresh group name, "ps-<pid>-<8 hex digits>": the pid keeps names
+ * apart between concurrent runs, the random part across pid reuse.
+ */
+static void run_new_group(char *out)
+{
+	uint32_t r;
+	struct timespec ts;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		/* Only at early boot or on very old kernels. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u;
+	}
+	snprintf(out, PS_GROUP_MAX + 1, "ps-%ld-%08x", (long)getpid(),
+		 (unsigned)r);
+}
+
+/* Makes path absolute against the current directory: CMD may chdir, and
+ * the shim resolves the mapping file in whatever directory it is in. */
+static int run_absolute(const char *path, char *out, size_t len)
+{
+	char cwd[PATH_MAX];
+
+	if (path[0] == '/') {
+		if ((size_t)snprintf(out, len, "%s", path) >= len)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -errno;
+	if ((size_t)snprintf(out, len, "%s/%s", cwd, path) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/*
+ * Finds the preload library: $PORTSHIM_LIBRARY (tests point it at a
+ * build), else the build tree's copy when this executable runs from a
+ * build tree (src/cli/portshim next to src/shim/.libs/), else the
+ * installed one. Returns 0 or an exit status after printing why.
+ */
+static int run_library(char *out, size_t len)
+{
+	const char *env = getenv("PORTSHIM_LIBRARY");
+	char exe[PATH_MAX], cand[PATH_MAX + 64], resolved[PATH_MAX];
+	char *slash;
+	ssize_t n;
+
+	if (env != NULL && *env != '\0') {
+		if (realpath(env, resolved) == NULL) {
+			ps_cli_error("PORTSHIM_LIBRARY: cannot use '%s': %s",
+				     env, strerror(errno));
+			return PS_EXIT_RUN_FAILED;
+		}
+		snprintf(out, len, "%s", resolved);
+		goto check;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(cand, sizeof(cand),
+				 "%s/../shim/.libs/libportshim.so", exe);
+			if (realpath(cand, resolved) != NULL) {
+				snprintf(out, len, "%s", resolved);
+				goto check;
+			}
+		}
+	}
+	snprintf(out, len, "%s/libportshim.so", PKGLIBDIR);
+	if (access(out, R_OK) < 0) {
+		ps_cli_error("cannot use the preload library %s: %s", out,
+			     strerror(errno));
+		return PS_EXIT_RUN_FAILED;
+	}
+check:
+	/* LD_PRELOAD separates entries with spaces and colons: such a path
+	 * would preload the pieces instead. */
+	if (strpbrk(out, " :") != NULL) {
+		ps_cli_error("the preload library's path '%s' contains a "
+			     "space or a colon, which LD_PRELOAD cannot "
+			     "hold; set PORTSHIM_LIBRARY to another path",
+			     out);
+		return PS_EXIT_RUN_FAILED;
+	}
+	return 0;
+}
+
+/* True if list (LD_PRELOAD syntax: space- or colon-separated) names lib. */
+static bool run_preload_has(const char *list, const char *lib)
+{
+	size_t len = strlen(lib), n;
+	const char *p = list;
+
+	while (*p != '\0') {
+		n = strcspn(p, " :");
+		if (n == len && strncmp(p, lib, len) == 0)
+			return true;
+		p += n;
+		p += strspn(p, " :");
+	}
+	return false;
+}
+
+/*
+ * Sets LD_PRELOAD to the existing entries followed by lib: libraries the
+ * user preloads keep their place before ours, and a nested run does not
+ * add the shim twice. Returns 0 or -errno.
+ */
+static int run_set_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *val;
+	int rc;
+
+	if (old == NULL || old[strspn(old, " :")] == '\0')
+		return setenv("LD_PRELOAD", lib, 1) < 0 ? -errno : 0;
+	if (run_preload_has(old, lib))
+		return 0;
+	if (asprintf(&val, "%s %s", old, lib) < 0)
+		return -ENOMEM;
+	rc = setenv("LD_PRELOAD", val, 1) < 0 ? -errno : 0;
+	free(val);
+	return rc;
+}
+
+/* The default mapping file, "<state dir>/<group>.map". Returns 0 or
+ * -errno with a reason printed. */
+static int run_default_map(const char *group, char *out, size_t len)
+{
+	char dir[PATH_MAX], why[512];
+	int fd;
+
+	fd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
+			      sizeof(why));
+	if (fd < 0) {
+		ps_cli_error("%s", why);
+		return fd;
+	}
+	close(fd);
+	if ((size_t)snprintf(out, len, "%s/%s.map", dir, group) >= len) {
+		ps_cli_error("the state directory's path is too long");
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* True if group is g or a worker group derived from it ("g.<suffix>"). */
+static bool run_group_match(const char *group, const char *g)
+{
+	size_t len = strlen(g);
+
+	return strncmp(group, g, len) == 0 &&
+	       (group[len] == '\0' || group[len] == '.');
+}
+
+/*
+ * Frees the leases of group and of the worker groups derived from it
+ * (PORTSHIM_GROUP_FROM appends ".<value>"). The derived names are not
+ * known here, so every lease is looked at: 65536 slots once per run,
+ * which costs a few milliseconds under the lock. The run owns these
+ * groups (DESIGN.md "Lease lifetime"), so leases are freed whoever made
+ * them. Returns 0 or -errno.
+ */
+static int run_release(struct ps_registry *reg, const char *group)
+{
+	struct ps_reg_guard guard;
+	struct ps_lease *l;
+	uint32_t port;
+	int rc;
+
+	rc = ps_registry_lock(reg, &guard);
+	if (rc < 0)
+		return rc;
+	for (port = 1; port < PS_REG_NPORTS; port++) {
+		l = ps_registry_at(reg, (uint16_t)port);
+		if (l != NULL && run_group_match(l->group, group))
+			ps_registry_free(reg, l);
+	}
+	ps_registry_unlock(reg, &guard);
+	return 0;
+}
+
+/* True if every character of s[0..n) may appear in a group name. */
+static bool run_suffix_valid(const char *s, size_t n)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	size_t i;
+
+	if (n == 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (s[i] == '\0' || strchr(ok, s[i]) == NULL)
+			return false;
+	return true;
+}
+
+/*
+ * Removes the mapping file and those of the derived worker groups, which
+ * ps_policy_map_path names "<stem>.<suffix>.map" next to it (or
+ * "<file>.<suffix>" when the file does not end in ".map"). To stay safe
+ * in a shared folder, a candidate is removed only if it is a regular file
+ * of ours whose header names a group derived from ours.
+ */
+static void run_remove_maps(const char *map, const char *group)
+{
+	char dir[PATH_MAX], path[PATH_MAX], fgroup[PS_GROUP_MAX + 1];
+	struct ps_map_entry ent;
+	const char *base, *name, *tail;
+	size_t stemlen, taillen, len, n;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int dirfd, rc;
+
+	rc = ps_mapfile_remove(map);
+	if (rc < 0 && rc != -ENOENT)
+		ps_cli_error("cannot remove %s: %s", map, strerror(-rc));
+
+	dirfd = ps_open_parent(map, &base);
+	if (dirfd < 0)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - map), map);
+	len = strlen(base);
+	if (len > 4 && strcmp(base + len - 4, ".map") == 0) {
+		stemlen = len - 4;
+		tail = ".map";
+	} else {
+		stemlen = len;
+		tail = "";
+	}
+	taillen = strlen(tail);
+	d = fdopendir(dirfd);
+	if (d == NULL) {
+		close(dirfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		name = de->d_name;
+		len = strlen(name);
+		if (len < stemlen + 1 + taillen + 1 ||
+		    strncmp(name, base, stemlen) != 0 ||
+		    name[stemlen] != '.' ||
+		    strcmp(name + len - taillen, tail) != 0 ||
+		    !run_suffix_valid(name + stemlen + 1,
+				      len - stemlen - 1 - taillen))
+			continue;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s%s", dir, name) >=
+		    sizeof(path))
+			continue;
+		if (ps_mapfile_read(path, fgroup, &ent, 1, &n) < 0 ||
+		    strcmp(fgroup, group) == 0 ||
+		    !run_group_match(fgroup, group))
+			continue;
+		unlinkat(dirfd, name, 0);
+	}
+	closedir(d);
+}
+
+/* The signals passed on to CMD. */
+static const int run_signals[] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+};
+#define RUN_NSIGNALS (sizeof(run_signals) / sizeof(run_signals[0]))
+
+static volatile sig_atomic_t run_child;
+
+/*
+ * Passes a signal on to CMD. CMD stays in our process group, so that it
+ * keeps the terminal and job control works. The terminal's own signals
+ * (^C, ^\ and hangup; si_code SI_KERNEL) go to the whole foreground
+ * process group, CMD included: forwarding those would deliver them twice,
+ * and many programs treat a second ^C as "quit without cleaning up". So a
+ * kernel-sent signal is forwarded only if CMD has left our process group;
+ * a signal that a process sent (kill(1), timeout(1), a CI runner) was
+ * aimed at us alone and is always forwarded. A kill(2) of the whole
+ * process group still reaches CMD twice, as with any wrapper.
+ */
+static void run_forward(int sig, siginfo_t *si, void *uctx)
+{
+	int saved = errno;
+	pid_t child = (pid_t)run_child;
+
+	(void)uctx;
+	if (child > 0 &&
+	    (si->si_code != SI_KERNEL || getpgid(child) != getpgrp()))
+		kill(child, sig);
+	errno = saved;
+}
+
+/*
+ * Starts CMD. The forwarded signals are blocked from before fork() until
+ * the handlers know the child's pid, so none is lost or sent to pid 0.
+ * The child reports an exec failure's errno through a close-on-exec pipe.
+ * Returns the child's pid, -1 with the errno of a failed exec in
+ * *exec_err, or -2 with the errno of a failed pipe or fork in *exec_err.
+ */
+static pid_t run_spawn(char **cmd, int *exec_err)
+{
+	struct sigaction sa;
+	sigset_t block, old;
+	int fds[2], err = 0;
+	size_t i;
+	ssize_t n;
+	pid_t pid;
+
+	*exec_err = 0;
+	sigemptyset(&block);
+	for (i = 0; i < RUN_NSIGNALS; i++)
+		sigaddset(&block, run_signals[i]);
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		*exec_err = errno;
+		return -2;
+	}
+	fflush(NULL);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	pid = fork();
+	if (pid < 0) {
+		*exec_err = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(fds[0]);
+		close(fds[1]);
+		return -2;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execvp(cmd[0], cmd);
+		err = errno;
+		if (write(fds[1], &err, sizeof(err)) < 0)
+			_exit(PS_EXIT_NO_CMD);
+		_exit(PS_EXIT_NO_CMD);
+	}
+	close(fds[1]);
+	run_child = pid;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = run_forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	for (i = 0; i < RUN_NSIGNALS; i++)
+		sigaction(run_signals[i], &sa, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+
+	do
+		n = read(fds[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	if (n == (ssize_t)sizeof(err)) {
+		*exec_err = err;
+		/* The child exits at once; collect it. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return -1;
+	}
+	return pid;
+}
+
+/* Waits for CMD and turns its end into our exit status. */
+static int run_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			ps_cli_error("waiting for the command: %s",
+				     strerror(errno));
+			return PS_EXIT_RUN_FAILED;
+		}
+	}
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return PS_EXIT_RUN_FAILED;
+}
+
+/* Prints the config's error lines, each as "portshim: PORTSHIM_X: ...". */
+static void run_print_config_errors(const char *err)
+{
+	const char *p = err, *nl;
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		if (nl == NULL)
+			nl = p + strlen(p);
+		if (nl > p)
+			ps_cli_error("%.*s", (int)(nl - p), p);
+		p = *nl != '\0' ? nl + 1 : nl;
+	}
+}
+
+int ps_cli_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ports", required_argument, NULL, 'p' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "map", required_argument, NULL, 'm' },
+		{ "range", required_argument, NULL, 'r' },
+		{ "supervise", no_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct ps_portspec spec;
+	static struct ps_config cfg;
+	static char cfg_err[4096], map[PATH_MAX], lib[PATH_MAX];
+	char group[PS_GROUP_MAX + 1] = "", owner[64], err[256];
+	const char *ports = "all", *map_opt = NULL, *range = NULL;
+	struct ps_reg_error rerr = { "" };
+	struct ps_registry reg;
+	struct ps_ident self;
+	bool supervise = false, have_reg = false;
+	int c, rc, exec_err, status;
+	pid_t pid;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:p:g:m:r:h", opts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'p':
+			ports = optarg;
+			break;
+		case 'g':
+			rc = ps_cli_parse_group("--group", optarg, group);
+			if (rc != 0)
+				return rc;
+			break;
+		case 'm':
+			map_opt = optarg;
+			break;
+		case 'r':
+			range = optarg;
+			break;
+		case 'S':
+			supervise = true;
+			break;
+		case 'h':
+			return ps_cli_help(run_help);
+		default:
+			return ps_cli_bad_option(c, argv);
+		}
+	}
+	if (optind >= argc)
+		return ps_cli_usage_error("run: missing CMD");
+	if (ps_portspec_parse(&spec, ports, err, sizeof(err)) < 0)
+		return ps_cli_usage_error("invalid --ports '%s': %s", ports,
+					  err);
+	if (range != NULL && run_parse_range(range) < 0)
+		return ps_cli_usage_error("invalid --range '%s': expected "
+					  "LO-HI with 1 <= LO <= HI <= 65535",
+					  range);
+	if (map_opt != NULL && *map_opt == '\0')
+		return ps_cli_usage_error("invalid --map '': expected a "
+					  "file name");
+	if (supervise) {
+		ps_cli_error("--supervise: the seccomp supervisor is not "
+			     "available in this version");
+		return PS_EXIT_RUN_FAILED;
+	}
+
+	rc = ps_proc_self(&self);
+	if (rc < 0) {
+		ps_cli_error("cannot read this process's identity: %s",
+			     strerror(-rc));
+		return PS_EXIT_RUN_FAILED;
+	}
+	ps_ident_format(&self, owner, sizeof(owner));
+	if (group[0] == '\0')
+		run_new_group(group);
+
+	/* Validate the environment exactly as CMD will get it. The mapping
+	 * file's default is only known once the state directory is open, so
+	 * without --map it is checked as absent. */
+	run_env_set(RUN_ENV_PORTS, ports);
+	run_env_set(RUN_ENV_GROUP, group);
+	run_env_set(RUN_ENV_MAP_FILE, map_opt);
+	if (range != NULL)
+		run_env_set(RUN_ENV_RANGE, range);
+	run_env_set(RUN_ENV_OWNER, owner);
+	if (ps_config_load(&cfg, run_getenv, cfg_err, sizeof(cfg_err)) > 0) {
+		run_print_config_errors(cfg_err);
+		return PS_EXIT_USAGE;
+	}
+
+	rc = ps_registry_open(&reg, cfg.registry[0] != '\0' ?
+			      cfg.registry : NULL, &rerr);
+	if (rc == 0) {
+		have_reg = true;
+	} else if (cfg.on_error == PS_ON_ERROR_PASS) {
+		ps_cli_error("%s (PORTSHIM_ON_ERROR=pass: running without "
+			     "the registry)", rerr.msg);
+	} else {
+		ps_cli_error("%s", rerr.msg[0] != '\0' ? rerr.msg :
+			     strerror(-rc));
+		return PS_EXIT_RUN_FAILED;
+	}
+
+	if (map_opt != NULL)
+		rc = run_absolute(map_opt, map, sizeof(map));
+	else
+		rc = run_default_map(group, map, sizeof(map));
+	if (rc == -ENAMETOOLONG && map_opt != NULL) {
+		ps_cli_error("--map: the path '%s' is too long", map_opt);
+		return PS_EXIT_RUN_FAILED;
+	}
+	if (rc < 0) {
+		if (map_opt != NULL)
+			ps_cli_error("--map: %s", strerror(-rc));
+		if (cfg.on_error != PS_ON_ERROR_PASS)
+			return PS_EXIT_RUN_FAILED;
+		map[0] = '\0';
+	}
+
+	rc = run_library(lib, sizeof(lib));
+	if (rc != 0)
+		return rc;
+
+	if (setenv("PORTSHIM_PORTS", ports, 1) < 0 ||
+	    setenv("PORTSHIM_GROUP", group, 1) < 0 ||
+	    setenv("PORTSHIM_GROUP_OWNER", owner, 1) < 0 ||
+	    (range != NULL && setenv("PORTSHIM_RANGE", range, 1) < 0) ||
+	    (map[0] != '\0' ? setenv("PORTSHIM_MAP_FILE", map, 1) :
+			      unsetenv("PORTSHIM_MAP_FILE")) < 0 ||
+	    run_set_preload(lib) < 0) {
+		ps_cli_error("cannot set the environment: %s",
+			     strerror(errno));
+		return PS_EXIT_RUN_FAILED;
+	}
+
+	pid = run_spawn(argv + optind, &exec_err);
+	if (pid == -2) {
+		ps_cli_error("cannot start %s: %s", argv[optind],
+			     strerror(exec_err));
+		status = PS_EXIT_RUN_FAILED;
+	} else if (pid < 0) {
+		ps_cli_error("%s: %s", argv[optind], strerror(exec_err));
+		status = exec_err == ENOENT ? PS_EXIT_NO_CMD :
+					      PS_EXIT_CANNOT_EXEC;
+	} else {
+		status = run_wait(pid);
+	}
+
+	if (have_reg) {
+		rc = run_release(&reg, group);
+		if (rc < 0)
+			ps_cli_error("cannot release group %s in %s: %s",
+				     group, reg.path, strerror(-rc));
+	}
+	if (map[0] != '\0')
+		run_remove_maps(map, group);
+	return status;
+}

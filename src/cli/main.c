@@ -1,1 +1,226 @@
-int main(void) { return 0; }
+/*
+ * main.c - the `portshim` program: global options, command dispatch and
+ * the helpers the commands share (cli.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "portspec.h"
+#include "registry.h"
+
+static const char main_help[] =
+"Usage: portshim COMMAND [OPTION]... [ARG]...\n"
+"Run unmodified programs that use fixed ports side by side: a preloaded\n"
+"library moves their tagged ports to coordinated free ports per group.\n"
+"\n"
+"Commands:\n"
+"  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--] CMD...\n"
+"                    run CMD with the shim preloaded, in a new group;\n"
+"                    exit with CMD's status and release the group\n"
+"  port [--group G] [--udp] VPORT\n"
+"                    print the real port of VPORT in the group\n"
+"  ls [--group G] [--json]\n"
+"                    list the leases of the registry\n"
+"  gc [--dry-run] [--reset]\n"
+"                    reclaim the leases of dead groups; --reset rebuilds\n"
+"                    a registry that is refused\n"
+"  help              show this help\n"
+"\n"
+"Options:\n"
+"  -h, --help        show this help (or COMMAND --help for a command)\n"
+"  -V, --version     show the version\n"
+"\n"
+"Exit status: 0 success, 1 not found or failed, 2 bad usage;\n"
+"`run` exits with CMD's status (128+N if CMD was killed by signal N,\n"
+"125 if portshim failed, 126 if CMD cannot run, 127 if it was not found).\n"
+"\n"
+"Environment: PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_GROUP_FROM,\n"
+"PORTSHIM_MAP_FILE, PORTSHIM_RANGE, PORTSHIM_REGISTRY, PORTSHIM_UNMAPPED,\n"
+"PORTSHIM_ON_ERROR, PORTSHIM_LOG, PORTSHIM_LOG_FILE, PORTSHIM_BYPASS,\n"
+"PORTSHIM_KEEP_ENV; see portshim(1).\n";
+
+struct cli_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+};
+
+static const struct cli_command commands[] = {
+	{ "run", ps_cli_run },
+	{ "port", ps_cli_port },
+	{ "ls", ps_cli_ls },
+	{ "gc", ps_cli_gc },
+};
+
+void ps_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	char line[1024];
+
+	/* stdout goes first: when both reach one terminal or file, what
+	 * was printed before the error appears before it. */
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	fprintf(stderr, "%s: %s\n", PS_CLI_PROG, line);
+}
+
+int ps_cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	char line[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	fprintf(stderr, "%s: %s\nTry '%s --help'.\n", PS_CLI_PROG, line,
+		PS_CLI_PROG);
+	return PS_EXIT_USAGE;
+}
+
+int ps_cli_bad_option(int ret, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (ret == ':') {
+		if (optopt != 0 && strncmp(arg, "--", 2) != 0)
+			return ps_cli_usage_error(
+				"option requires an argument -- '%c'", optopt);
+		return ps_cli_usage_error(
+			"option '%s' requires an argument", arg);
+	}
+	if (optopt != 0)
+		return ps_cli_usage_error("invalid option -- '%c'", optopt);
+	return ps_cli_usage_error("unrecognized option '%s'", arg);
+}
+
+int ps_cli_parse_group(const char *opt, const char *text, char *out)
+{
+	if (!ps_group_valid(text))
+		return ps_cli_usage_error(
+			"invalid %s '%s': use 1-%d characters of "
+			"A-Z a-z 0-9 . _ -", opt, text, PS_GROUP_MAX);
+	strcpy(out, text);
+	return 0;
+}
+
+int ps_cli_parse_port(const char *what, const char *text, uint16_t *out)
+{
+	unsigned long v;
+
+	if (ps_parse_uint(text, 1, 65535, &v) < 0)
+		return ps_cli_usage_error("invalid %s '%s': not a port "
+					  "(1-65535)", what, text);
+	*out = (uint16_t)v;
+	return 0;
+}
+
+const char *ps_cli_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+const char *ps_cli_registry_path(void)
+{
+	const char *p = getenv("PORTSHIM_REGISTRY");
+
+	return p != NULL && *p != '\0' ? p : NULL;
+}
+
+int ps_cli_open_registry(struct ps_registry *reg)
+{
+	struct ps_reg_error err = { "" };
+	int rc;
+
+	rc = ps_registry_open(reg, ps_cli_registry_path(), &err);
+	if (rc < 0)
+		ps_cli_error("%s", err.msg[0] != '\0' ? err.msg :
+			     strerror(-rc));
+	return rc;
+}
+
+const char *ps_cli_protos_name(unsigned protos)
+{
+	bool tcp = protos & PS_PROTO_BIT(PS_TCP);
+	bool udp = protos & PS_PROTO_BIT(PS_UDP);
+
+	if (tcp && udp)
+		return "tcp+udp";
+	if (tcp)
+		return "tcp";
+	if (udp)
+		return "udp";
+	return "-";
+}
+
+int ps_cli_help(const char *text)
+{
+	fputs(text, stdout);
+	return PS_EXIT_OK;
+}
+
+static int cli_version(void)
+{
+	printf("%s %s\n", PS_CLI_PROG, PACKAGE_VERSION);
+	return PS_EXIT_OK;
+}
+
+/* Flushes stdout and turns a write error (full disk, closed pipe) into a
+ * failure, as GNU programs do: a listing that was cut short must not
+ * report success. */
+static int cli_finish(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno != EPIPE)
+			ps_cli_error("write error: %s", strerror(errno));
+		if (status == PS_EXIT_OK)
+			status = PS_EXIT_NOTFOUND;
+	}
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name;
+	size_t i;
+	int c;
+
+	/* "+" stops at the command name: its options are its own. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			return cli_finish(ps_cli_help(main_help));
+		case 'V':
+			return cli_finish(cli_version());
+		default:
+			return ps_cli_bad_option(c, argv);
+		}
+	}
+	if (optind >= argc)
+		return ps_cli_usage_error("missing command");
+	name = argv[optind];
+	if (strcmp(name, "help") == 0)
+		return cli_finish(ps_cli_help(main_help));
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		/* The command parses from its own name on, from scratch. */
+		argc -= optind;
+		argv += optind;
+		optind = 0;
+		return cli_finish(commands[i].fn(argc, argv));
+	}
+	return ps_cli_usage_error("unknown command '%s'", name);
+}
