@@ -1,2 +1,333 @@
-/* placeholder */
-typedef int ps_placeholder;
+/*
+ * shim.c - the interposed socket calls of libportshim.so.
+ *
+ * Each exported function is a one-line trampoline into a static
+ * ps_shim_* function. The fast path for everything portshim does not own
+ * (other families, port 0, untagged ports, a disabled shim) is a few
+ * comparisons and a call to the real function: no lock, no system call.
+ *
+ * Initialisation happens in two once-guarded stages: the configuration at
+ * the first intercepted call (the environment is read then, so runners
+ * that set PORTSHIM_GROUP_FROM variables after exec are seen), and the
+ * registry at the first call that needs it. A thread-local guard sends
+ * calls made from inside the shim straight to libc.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "policy.h"
+#include "real.h"
+#include "sockaddr.h"
+
+#define PS_EXPORT __attribute__((visibility("default")))
+
+/*
+ * With _GNU_SOURCE, glibc declares the address arguments as transparent
+ * unions (__SOCKADDR_ARG); our definitions must match its declarations.
+ */
+#if defined(__USE_GNU) && !defined(__cplusplus)
+#define PS_SA(a) ((a).__sockaddr__)
+#else
+#define PS_SA(a) (a)
+#endif
+
+static struct ps_config cfg;
+static struct ps_policy pol;
+static bool active;		/* configuration says there is work to do */
+static bool ready;		/* policy initialised for our group */
+static pthread_once_t config_once = PTHREAD_ONCE_INIT;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static __thread int in_shim;
+
+static const char *env_secure(const char *name)
+{
+	return secure_getenv(name);
+}
+
+/*
+ * Makes a fresh group name for a process that was not given one, and
+ * exports it so that children started from now on share it.
+ */
+static void make_group(char *out, size_t len)
+{
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)getpid() * 2654435761u;
+	snprintf(out, len, "ps-%d-%08x", (int)getpid(), (unsigned)r);
+	setenv("PORTSHIM_GROUP", out, 0);
+}
+
+static void load_config(void)
+{
+	char errs[2048] = "";
+	char base[PS_GROUP_MAX + 1];
+	char group[PS_GROUP_MAX + 1];
+	char map[PATH_MAX];
+	const char *map_file = NULL;
+	int rc;
+
+	rc = ps_config_load(&cfg, env_secure, errs, sizeof(errs));
+	ps_log_setup(cfg.log_level, cfg.log_file);
+	if (rc > 0) {
+		/* One log line per invalid variable. */
+		for (char *line = errs, *nl; *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (nl == NULL)
+				nl = line + strlen(line) - 1;
+			else
+				*nl = '\0';
+			PS_ERROR("%s", line);
+		}
+	}
+	if (!cfg.enabled)
+		return;
+	if (cfg.group[0])
+		snprintf(base, sizeof(base), "%s", cfg.group);
+	else
+		make_group(base, sizeof(base));
+	rc = ps_config_group_resolve(&cfg, env_secure, base, group);
+	if (rc) {
+		PS_ERROR("PORTSHIM_GROUP_FROM: group '%s' plus worker suffix"
+			 " is longer than %d characters; using '%s'", base,
+			 PS_GROUP_MAX, base);
+		snprintf(group, sizeof(group), "%s", base);
+	}
+	if (cfg.map_file[0]) {
+		size_t n = strlen(base);
+
+		if (strcmp(group, base) == 0)
+			map_file = cfg.map_file;
+		else if (ps_policy_map_path(cfg.map_file, group + n, map,
+					    sizeof(map)) == 0)
+			map_file = map;
+	}
+	if (ps_policy_init(&pol, &cfg, group, map_file) != 0) {
+		PS_ERROR("group name '%s' is invalid; portshim is inactive",
+			 group);
+		return;
+	}
+	active = true;
+}
+
+static void open_registry(void)
+{
+	ps_policy_open(&pol);
+	ready = true;
+}
+
+/* True if the shim has work to do in this process. */
+static inline bool shim_active(void)
+{
+	pthread_once(&config_once, load_config);
+	return active;
+}
+
+/* Opens the registry once; policy calls remember a failure themselves. */
+static inline void shim_registry(void)
+{
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+		pthread_once(&registry_once, open_registry);
+}
+
+/* The protocol of a socket, or -1 for anything but TCP and UDP. */
+static int socket_proto(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+		return -1;
+	if (proto == IPPROTO_TCP)
+		return PS_TCP;
+	if (proto == IPPROTO_UDP)
+		return PS_UDP;
+	return -1;
+}
+
+static const char *proto_name(int proto)
+{
+	return proto == PS_UDP ? "udp" : "tcp";
+}
+
+/*
+ * Decides whether a call on fd to addr concerns a tagged port. Returns the
+ * protocol and stores the virtual port, or returns -1 (pass through).
+ */
+static int tagged(int fd, const struct sockaddr *addr, socklen_t len,
+		  uint16_t *vport)
+{
+	int proto;
+
+	if (in_shim || !ps_sockaddr_port(addr, len, vport) || *vport == 0)
+		return -1;
+	if (!shim_active() || !ps_portspec_maybe(&cfg.ports, *vport))
+		return -1;
+	proto = socket_proto(fd);
+	if (proto < 0 || !ps_portspec_has(&cfg.ports, proto, *vport))
+		return -1;
+	return proto;
+}
+
+/* ------------------------------------------------------------- bind */
+
+struct bind_arg {
+	int fd;
+	const struct sockaddr *addr;
+	socklen_t len;
+};
+
+static int try_bind(void *arg, uint16_t real)
+{
+	struct bind_arg *b = arg;
+	union ps_sockaddr copy;
+
+	ps_sockaddr_copy_port(&copy, b->addr, b->len, real);
+	if (ps_real()->bind(b->fd, &copy.sa, b->len) == 0)
+		return 0;
+	return -errno;
+}
+
+static int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct bind_arg arg = { fd, addr, len };
+	int saved = errno;
+	char desc[96];
+	uint16_t vport, real;
+	int proto, rc;
+
+	proto = tagged(fd, addr, len, &vport);
+	if (proto < 0)
+		return ps_real()->bind(fd, addr, len);
+	shim_registry();
+	in_shim++;
+	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
+	ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
+	rc = ps_policy_bind(&pol, proto, vport, try_bind, &arg, &real, desc);
+	in_shim--;
+	if (rc == PS_PASS)
+		return ps_real()->bind(fd, addr, len);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	errno = saved;
+	return 0;
+}
+
+/* ---------------------------------------------------------- connect */
+
+static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	union ps_sockaddr copy;
+	char desc[96] = "";
+	uint16_t vport, real;
+	int proto, rc;
+
+	proto = tagged(fd, addr, len, &vport);
+	if (proto < 0 || !ps_sockaddr_is_local(addr))
+		return ps_real()->connect(fd, addr, len);
+	shim_registry();
+	in_shim++;
+	if (ps_log_level() >= PS_LOG_INFO) {
+		snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
+		ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
+	}
+	rc = ps_policy_connect(&pol, proto, vport, &real, desc);
+	in_shim--;
+	if (rc == PS_PASS)
+		return ps_real()->connect(fd, addr, len);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	/* The real call sets errno (EINPROGRESS...) and the result. */
+	ps_sockaddr_copy_port(&copy, addr, len, real);
+	return ps_real()->connect(fd, &copy.sa, len);
+}
+
+/* ---------------------------------------------------- reported names */
+
+/*
+ * Shows a real port of our group as its virtual port in an address the
+ * kernel reported into the caller's buffer of bufsize bytes.
+ */
+static void reverse(struct sockaddr *addr, socklen_t bufsize,
+		    socklen_t reported)
+{
+	int saved = errno;
+	uint16_t port, vport;
+	socklen_t have = reported < bufsize ? reported : bufsize;
+
+	if (in_shim || !ps_sockaddr_port(addr, have, &port) || port == 0)
+		return;
+	if (!shim_active() || port < cfg.range_lo || port > cfg.range_hi)
+		return;
+	shim_registry();
+	in_shim++;
+	if (ps_policy_reverse(&pol, port, &vport) == 0)
+		ps_sockaddr_patch_port(addr, bufsize, vport);
+	in_shim--;
+	errno = saved;
+}
+
+static int ps_shim_getsockname(int fd, struct sockaddr *addr,
+			       socklen_t *len)
+{
+	socklen_t bufsize = len ? *len : 0;
+	int rc = ps_real()->getsockname(fd, addr, len);
+
+	if (rc == 0)
+		reverse(addr, bufsize, *len);
+	return rc;
+}
+
+static int ps_shim_getpeername(int fd, struct sockaddr *addr,
+			       socklen_t *len)
+{
+	socklen_t bufsize = len ? *len : 0;
+	int rc = ps_real()->getpeername(fd, addr, len);
+
+	if (rc == 0)
+		reverse(addr, bufsize, *len);
+	return rc;
+}
+
+/* ------------------------------------------------------ trampolines */
+
+PS_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	return ps_shim_bind(fd, PS_SA(addr), len);
+}
+
+PS_EXPORT int connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	return ps_shim_connect(fd, PS_SA(addr), len);
+}
+
+/* glibc exports __connect too; programs and libraries may call it. */
+PS_EXPORT int __connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len);
+PS_EXPORT int __connect(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	return ps_shim_connect(fd, PS_SA(addr), len);
+}
+
+PS_EXPORT int getsockname(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	return ps_shim_getsockname(fd, PS_SA(addr), len);
+}
+
+PS_EXPORT int getpeername(int fd, __SOCKADDR_ARG addr, socklen_t *len)
+{
+	return ps_shim_getpeername(fd, PS_SA(addr), len);
+}
