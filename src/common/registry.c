@@ -124,7 +124,8 @@ static void boot_id(char out[40])
 	if (read_small("/proc/sys/kernel/random/boot_id", buf, sizeof(buf)))
 		return;
 	buf[strcspn(buf, "\n")] = '\0';
-	snprintf(out, 40, "%s", buf);
+	/* A boot id is 36 characters; anything longer is cut, consistently. */
+	memcpy(out, buf, strnlen(buf, 39));
 }
 
 static uint64_t pidns_inode(void)
@@ -444,7 +445,14 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 		if (dirfd < 0)
 			return dirfd;
 		base = "registry";
-		snprintf(reg->path, sizeof(reg->path), "%s/%s", dir, base);
+		if (strlen(dir) + sizeof("/registry") > sizeof(reg->path)) {
+			close(dirfd);
+			seterr(err, "state directory path is too long");
+			return -ENAMETOOLONG;
+		}
+		memcpy(reg->path, dir, strlen(dir));
+		memcpy(reg->path + strlen(dir), "/registry",
+		       sizeof("/registry"));
 	} else {
 		if (strlen(path) >= sizeof(reg->path)) {
 			seterr(err, "registry path is too long");
