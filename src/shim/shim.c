@@ -27,27 +27,22 @@
 #include "log.h"
 #include "policy.h"
 #include "real.h"
+#include "shim.h"
 #include "sockaddr.h"
 
-#define PS_EXPORT __attribute__((visibility("default")))
+struct ps_config ps_shim_cfg;
+struct ps_policy ps_shim_pol;
+__thread int ps_shim_depth;
 
-/*
- * With _GNU_SOURCE, glibc declares the address arguments as transparent
- * unions (__SOCKADDR_ARG); our definitions must match its declarations.
- */
-#if defined(__USE_GNU) && !defined(__cplusplus)
-#define PS_SA(a) ((a).__sockaddr__)
-#else
-#define PS_SA(a) (a)
-#endif
+/* Short local names for the two globals of this file. */
+#define cfg ps_shim_cfg
+#define pol ps_shim_pol
+#define in_shim ps_shim_depth
 
-static struct ps_config cfg;
-static struct ps_policy pol;
 static bool active;		/* configuration says there is work to do */
 static bool ready;		/* policy initialised for our group */
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
-static __thread int in_shim;
 
 static const char *env_secure(const char *name)
 {
@@ -126,22 +121,19 @@ static void open_registry(void)
 	ready = true;
 }
 
-/* True if the shim has work to do in this process. */
-static inline bool shim_active(void)
+bool ps_shim_active(void)
 {
 	pthread_once(&config_once, load_config);
 	return active;
 }
 
-/* Opens the registry once; policy calls remember a failure themselves. */
-static inline void shim_registry(void)
+void ps_shim_registry(void)
 {
 	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
 		pthread_once(&registry_once, open_registry);
 }
 
-/* The protocol of a socket, or -1 for anything but TCP and UDP. */
-static int socket_proto(int fd)
+int ps_shim_socket_proto(int fd)
 {
 	int proto = 0;
 	socklen_t len = sizeof(proto);
@@ -160,20 +152,16 @@ static const char *proto_name(int proto)
 	return proto == PS_UDP ? "udp" : "tcp";
 }
 
-/*
- * Decides whether a call on fd to addr concerns a tagged port. Returns the
- * protocol and stores the virtual port, or returns -1 (pass through).
- */
-static int tagged(int fd, const struct sockaddr *addr, socklen_t len,
+int ps_shim_tagged(int fd, const struct sockaddr *addr, socklen_t len,
 		  uint16_t *vport)
 {
 	int proto;
 
 	if (in_shim || !ps_sockaddr_port(addr, len, vport) || *vport == 0)
 		return -1;
-	if (!shim_active() || !ps_portspec_maybe(&cfg.ports, *vport))
+	if (!ps_shim_active() || !ps_portspec_maybe(&cfg.ports, *vport))
 		return -1;
-	proto = socket_proto(fd);
+	proto = ps_shim_socket_proto(fd);
 	if (proto < 0 || !ps_portspec_has(&cfg.ports, proto, *vport))
 		return -1;
 	return proto;
@@ -206,10 +194,10 @@ static int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	uint16_t vport, real;
 	int proto, rc;
 
-	proto = tagged(fd, addr, len, &vport);
+	proto = ps_shim_tagged(fd, addr, len, &vport);
 	if (proto < 0)
 		return ps_real()->bind(fd, addr, len);
-	shim_registry();
+	ps_shim_registry();
 	in_shim++;
 	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
 	ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
@@ -227,17 +215,17 @@ static int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 
 /* ---------------------------------------------------------- connect */
 
-static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+int ps_shim_destination(int fd, const struct sockaddr *addr, socklen_t len,
+			union ps_sockaddr *out)
 {
-	union ps_sockaddr copy;
 	char desc[96] = "";
 	uint16_t vport, real;
 	int proto, rc;
 
-	proto = tagged(fd, addr, len, &vport);
+	proto = ps_shim_tagged(fd, addr, len, &vport);
 	if (proto < 0 || !ps_sockaddr_is_local(addr))
-		return ps_real()->connect(fd, addr, len);
-	shim_registry();
+		return PS_PASS;
+	ps_shim_registry();
 	in_shim++;
 	if (ps_log_level() >= PS_LOG_INFO) {
 		snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
@@ -245,6 +233,16 @@ static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	rc = ps_policy_connect(&pol, proto, vport, &real, desc);
 	in_shim--;
+	if (rc == 0)
+		ps_sockaddr_copy_port(out, addr, len, real);
+	return rc;
+}
+
+static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	union ps_sockaddr copy;
+	int rc = ps_shim_destination(fd, addr, len, &copy);
+
 	if (rc == PS_PASS)
 		return ps_real()->connect(fd, addr, len);
 	if (rc < 0) {
@@ -252,17 +250,12 @@ static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		return -1;
 	}
 	/* The real call sets errno (EINPROGRESS...) and the result. */
-	ps_sockaddr_copy_port(&copy, addr, len, real);
 	return ps_real()->connect(fd, &copy.sa, len);
 }
 
 /* ---------------------------------------------------- reported names */
 
-/*
- * Shows a real port of our group as its virtual port in an address the
- * kernel reported into the caller's buffer of bufsize bytes.
- */
-static void reverse(struct sockaddr *addr, socklen_t bufsize,
+void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
 		    socklen_t reported)
 {
 	int saved = errno;
@@ -271,9 +264,9 @@ static void reverse(struct sockaddr *addr, socklen_t bufsize,
 
 	if (in_shim || !ps_sockaddr_port(addr, have, &port) || port == 0)
 		return;
-	if (!shim_active() || port < cfg.range_lo || port > cfg.range_hi)
+	if (!ps_shim_active() || port < cfg.range_lo || port > cfg.range_hi)
 		return;
-	shim_registry();
+	ps_shim_registry();
 	in_shim++;
 	if (ps_policy_reverse(&pol, port, &vport) == 0)
 		ps_sockaddr_patch_port(addr, bufsize, vport);
@@ -288,7 +281,7 @@ static int ps_shim_getsockname(int fd, struct sockaddr *addr,
 	int rc = ps_real()->getsockname(fd, addr, len);
 
 	if (rc == 0)
-		reverse(addr, bufsize, *len);
+		ps_shim_reverse(addr, bufsize, *len);
 	return rc;
 }
 
@@ -299,7 +292,7 @@ static int ps_shim_getpeername(int fd, struct sockaddr *addr,
 	int rc = ps_real()->getpeername(fd, addr, len);
 
 	if (rc == 0)
-		reverse(addr, bufsize, *len);
+		ps_shim_reverse(addr, bufsize, *len);
 	return rc;
 }
 
