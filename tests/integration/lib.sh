@@ -53,6 +53,13 @@ fi
 : "${PORTSHIM_BIN:=$PS_SRCDIR/src/cli/portshim}"
 PSTCP=$PS_HELPERS/pstcp
 
+# portshim finds the preload library of its own build tree; make check
+# names it anyway, so that the library under test is never another one.
+if [ -n "${PORTSHIM_LIB:-}" ] && [ -z "${PORTSHIM_LIBRARY:-}" ]; then
+    PORTSHIM_LIBRARY=$PORTSHIM_LIB
+    export PORTSHIM_LIBRARY
+fi
+
 # Variables of an enclosing portshim group must not leak into the test:
 # the test makes its own groups.
 unset PORTSHIM_PORTS PORTSHIM_GROUP PORTSHIM_GROUP_FROM PORTSHIM_MAP_FILE \
@@ -320,5 +327,6 @@ with opener.open(sys.argv[1], timeout=10) as r:
     sys.stdout.write(r.read().decode())
 '
 
-[ -x "$PSTCP" ] || bail_out "helper $PSTCP is missing (run through make check)"
-[ -x "$PORTSHIM_BIN" ] || bail_out "$PORTSHIM_BIN is missing (run through make check)"
+[ -x "$PSTCP" ] || bail_out "$PSTCP is missing (run through make check)"
+[ -x "$PORTSHIM_BIN" ] ||
+    bail_out "$PORTSHIM_BIN is missing (run through make check)"
