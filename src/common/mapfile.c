@@ -1,2 +1,377 @@
-/* placeholder */
-typedef int ps_placeholder_mapfile;
+/*
+ * mapfile.c - writing, reading and removing a group's mapping file.
+ *
+ * The writer runs inside host programs (the shim publishes the mapping
+ * after a bind), so it uses no stdio and no allocation: the text is built
+ * in a stack buffer and written in chunks to a temporary file in the same
+ * directory, which is then renamed over the final name. Readers see the
+ * old file or the new one, never a part of either.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>	/* renameat only; no stdio streams here */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "mapfile.h"
+#include "statedir.h"
+
+#define MAP_HEADER "# portshim map v1 group="
+
+/* Longest line the reader accepts; ours are at most 24 + 63 + 1 bytes. */
+#define MAP_LINE_MAX 128
+
+/* Longest entry line: "tcp 65535 65535 4294967295\n". */
+#define MAP_ENTRY_MAX 32
+
+/* Temp names taken (EEXIST) before we give up. */
+#define TMP_TRIES 16
+
+/*
+ * Makes temp names unique between threads of one process; the pid in the
+ * name separates processes. A leftover temp of a dead process with the
+ * same pid only costs one more try.
+ */
+static unsigned tmp_counter;
+
+/* Writes the decimal form of v at buf; returns the number of bytes. */
+static size_t put_u32(char *buf, uint32_t v)
+{
+	char tmp[10];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* Copies s at buf; returns the number of bytes. */
+static size_t put_str(char *buf, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(buf, s, n);
+	return n;
+}
+
+/* Writes all of buf, resuming after short writes and EINTR. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t rc;
+
+	while (len > 0) {
+		rc = write(fd, buf, len);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -errno;
+		if (rc == 0)
+			return -EIO;
+		buf += rc;
+		len -= (size_t)rc;
+	}
+	return 0;
+}
+
+/* Builds ".<base>.tmp.<pid>.<counter>" into name (NAME_MAX + 1 bytes). */
+static int tmp_name(char *name, const char *base)
+{
+	char num[2 * 10 + 2];
+	size_t blen = strlen(base), nlen = 0;
+
+	nlen += put_u32(num, (uint32_t)getpid());
+	num[nlen++] = '.';
+	nlen += put_u32(num + nlen,
+			__atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
+	if (1 + blen + 5 + nlen > NAME_MAX)
+		return -ENAMETOOLONG;
+	name[0] = '.';
+	memcpy(name + 1, base, blen);
+	memcpy(name + 1 + blen, ".tmp.", 5);
+	memcpy(name + 1 + blen + 5, num, nlen);
+	name[1 + blen + 5 + nlen] = '\0';
+	return 0;
+}
+
+/* Writes the header and the entries to fd. */
+static int write_text(int fd, const char *group,
+		      const struct ps_map_entry *ents, size_t n)
+{
+	char buf[4096];
+	size_t off = 0, i;
+	int rc;
+
+	off += put_str(buf + off, MAP_HEADER);
+	off += put_str(buf + off, group);
+	buf[off++] = '\n';
+	for (i = 0; i < n; i++) {
+		if (off + MAP_ENTRY_MAX > sizeof(buf)) {
+			rc = write_all(fd, buf, off);
+			if (rc < 0)
+				return rc;
+			off = 0;
+		}
+		off += put_str(buf + off, ents[i].proto == PS_TCP ? "tcp " :
+								    "udp ");
+		off += put_u32(buf + off, ents[i].vport);
+		buf[off++] = ' ';
+		off += put_u32(buf + off, ents[i].real);
+		buf[off++] = ' ';
+		off += put_u32(buf + off, ents[i].pid);
+		buf[off++] = '\n';
+	}
+	return write_all(fd, buf, off);
+}
+
+int ps_mapfile_write(const char *path, const char *group,
+		     const struct ps_map_entry *ents, size_t n)
+{
+	char tmp[NAME_MAX + 1];
+	const char *base;
+	bool tmp_made = false;
+	int dirfd = -1, fd = -1, rc, tries;
+	size_t i;
+
+	if (group == NULL || !ps_group_valid(group) || (n > 0 && !ents))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if ((ents[i].proto != PS_TCP && ents[i].proto != PS_UDP) ||
+		    ents[i].vport == 0 || ents[i].real == 0)
+			return -EINVAL;
+	}
+
+	/*
+	 * Everything happens relative to the parent directory, so the temp
+	 * file and the rename target are in the same directory even if a
+	 * component of path is replaced meanwhile.
+	 */
+	rc = dirfd = ps_open_parent(path, &base);
+	if (rc < 0)
+		goto out;
+	for (tries = 0; tries < TMP_TRIES; tries++) {
+		rc = tmp_name(tmp, base);
+		if (rc < 0)
+			goto out;
+		/*
+		 * O_EXCL|O_NOFOLLOW: a file or symlink someone placed at the
+		 * name is never written through; we take another name.
+		 * 0644 (less the umask): other tools of the same user read
+		 * the file, and the directory decides who else can.
+		 */
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST && errno != EINTR) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	if (fd < 0) {
+		rc = -EEXIST;
+		goto out;
+	}
+	tmp_made = true;
+
+	/*
+	 * No fsync: the mapping describes live processes and is useless
+	 * after a crash, and readers only need the rename to be atomic.
+	 */
+	rc = write_text(fd, group, ents, n);
+	if (rc < 0)
+		goto out;
+	rc = close(fd);
+	fd = -1;
+	if (rc < 0 && errno != EINTR) {
+		rc = -errno;
+		goto out;
+	}
+	/* rename replaces a symlink at the final name; it never follows it. */
+	if (renameat(dirfd, tmp, dirfd, base) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	tmp_made = false;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp_made)
+		unlinkat(dirfd, tmp, 0);
+	if (dirfd >= 0)
+		close(dirfd);
+	return rc;
+}
+
+/* Splits s at the next space; returns the token or NULL if none. */
+static char *next_token(char **s)
+{
+	char *tok = *s, *sp;
+
+	if (tok == NULL)
+		return NULL;
+	sp = strchr(tok, ' ');
+	if (sp != NULL) {
+		*sp = '\0';
+		*s = sp + 1;
+	} else {
+		*s = NULL;
+	}
+	return tok;
+}
+
+/*
+ * Parses one entry line (without its newline): exactly four fields
+ * separated by single spaces.
+ */
+static int parse_entry(char *line, struct ps_map_entry *e)
+{
+	char *rest = line, *proto, *vport, *real, *pid;
+	unsigned long v, r, p;
+
+	proto = next_token(&rest);
+	vport = next_token(&rest);
+	real = next_token(&rest);
+	pid = next_token(&rest);
+	if (pid == NULL || rest != NULL)
+		return -EBADMSG;
+	if (strcmp(proto, "tcp") == 0)
+		e->proto = PS_TCP;
+	else if (strcmp(proto, "udp") == 0)
+		e->proto = PS_UDP;
+	else
+		return -EBADMSG;
+	if (ps_parse_uint(vport, 1, 65535, &v) < 0 ||
+	    ps_parse_uint(real, 1, 65535, &r) < 0 ||
+	    ps_parse_uint(pid, 0, UINT32_MAX, &p) < 0)
+		return -EBADMSG;
+	e->vport = (uint16_t)v;
+	e->real = (uint16_t)r;
+	e->pid = (uint32_t)p;
+	return 0;
+}
+
+/* What the reader has seen so far. */
+struct map_parse {
+	bool header;
+	char group[PS_GROUP_MAX + 1];
+	struct ps_map_entry *ents;
+	size_t max;
+	size_t count;
+};
+
+/* Parses one line (NUL-terminated, without its newline). */
+static int parse_line(struct map_parse *mp, char *line, size_t len)
+{
+	struct ps_map_entry e;
+	const size_t hlen = sizeof(MAP_HEADER) - 1;
+	int rc;
+
+	if (!mp->header) {
+		if (len <= hlen || memcmp(line, MAP_HEADER, hlen) != 0 ||
+		    !ps_group_valid(line + hlen))
+			return -EBADMSG;
+		memcpy(mp->group, line + hlen, len - hlen + 1);
+		mp->header = true;
+		return 0;
+	}
+	rc = parse_entry(line, &e);
+	if (rc < 0)
+		return rc;
+	if (mp->count < mp->max)
+		mp->ents[mp->count] = e;
+	mp->count++;
+	return 0;
+}
+
+int ps_mapfile_read(const char *path, char *group,
+		    struct ps_map_entry *ents, size_t max, size_t *n)
+{
+	struct map_parse mp = { .ents = ents, .max = ents ? max : 0 };
+	char chunk[4096], line[MAP_LINE_MAX + 1];
+	size_t llen = 0;
+	struct stat st;
+	ssize_t got, i;
+	int fd, rc;
+
+	if (n != NULL)
+		*n = 0;
+	/* O_NONBLOCK: a FIFO planted at the path must not hang the reader. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	for (;;) {
+		got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		for (i = 0; i < got; i++) {
+			if (chunk[i] != '\n') {
+				if (llen == MAP_LINE_MAX || chunk[i] == '\0') {
+					rc = -EBADMSG;
+					goto out;
+				}
+				line[llen++] = chunk[i];
+				continue;
+			}
+			line[llen] = '\0';
+			rc = parse_line(&mp, line, llen);
+			if (rc < 0)
+				goto out;
+			llen = 0;
+		}
+	}
+	/*
+	 * An empty file has no header, and a last line without its newline
+	 * means the file was cut: neither is a mapping file.
+	 */
+	if (!mp.header || llen != 0) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	if (group != NULL)
+		memcpy(group, mp.group, strlen(mp.group) + 1);
+	if (n != NULL)
+		*n = mp.count;
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+int ps_mapfile_remove(const char *path)
+{
+	const char *base;
+	int dirfd, rc = 0;
+
+	dirfd = ps_open_parent(path, &base);
+	if (dirfd < 0)
+		return dirfd;
+	/* Without AT_REMOVEDIR: a directory at the path is left alone. */
+	if (unlinkat(dirfd, base, 0) < 0)
+		rc = -errno;
+	close(dirfd);
+	return rc;
+}
