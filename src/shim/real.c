@@ -36,7 +36,7 @@ static int sys_getpeername(int fd, struct sockaddr *a, socklen_t *l)
  * that finds one of them is rejected.
  */
 
-static void *lookup(const char *name, void *ours, void *fallback)
+void *ps_real_lookup(const char *name, void *ours, void *fallback)
 {
 	void *p = dlsym(RTLD_NEXT, name);
 
@@ -47,12 +47,12 @@ static void resolve_once(void)
 {
 	struct ps_real r;
 
-	r.connect = lookup("connect", (void *)connect, (void *)sys_connect);
-	r.getsockname = lookup("getsockname", (void *)getsockname,
+	r.connect = ps_real_lookup("connect", (void *)connect, (void *)sys_connect);
+	r.getsockname = ps_real_lookup("getsockname", (void *)getsockname,
 			       (void *)sys_getsockname);
-	r.getpeername = lookup("getpeername", (void *)getpeername,
+	r.getpeername = ps_real_lookup("getpeername", (void *)getpeername,
 			       (void *)sys_getpeername);
-	r.bind = lookup("bind", (void *)bind, (void *)sys_bind);
+	r.bind = ps_real_lookup("bind", (void *)bind, (void *)sys_bind);
 	/*
 	 * bind is stored last: ps_real() tests it to decide whether the
 	 * table is complete, so it must not become visible before the rest.

@@ -23,6 +23,13 @@ struct ps_real {
 /* Filled by ps_real_resolve; read-only afterwards. */
 extern struct ps_real ps_real_fns;
 
+/*
+ * dlsym(RTLD_NEXT, name), rejecting a result equal to ours (our own
+ * interposed definition); returns fallback then. For files that keep
+ * their own small table of real symbols.
+ */
+void *ps_real_lookup(const char *name, void *ours, void *fallback);
+
 /* Resolves the table (idempotent, thread-safe). */
 void ps_real_resolve(void);
 
