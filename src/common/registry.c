@@ -255,6 +255,18 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 		return rc;
 	}
 	/*
+	 * A umask such as 0277 would leave the file without the owner's
+	 * write bit: usable through this descriptor, but every other
+	 * process of the user would then fail to open it. 0600 adds no
+	 * access for anyone else.
+	 */
+	if (fchmod(fd, 0600) != 0) {
+		rc = -errno;
+		seterr(err, "cannot chmod 600 a registry next to %s: %s",
+		       shown, strerror(-rc));
+		goto fail;
+	}
+	/*
 	 * posix_fallocate turns a later SIGBUS on a full tmpfs into ENOSPC
 	 * now, while nobody depends on the file yet.
 	 */
@@ -406,8 +418,11 @@ static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
 				      bootid[0] ? bootid : NULL,
 				      pidns_inode(), err);
 	if (rc) {
-		struct ps_reg_error why = *err;
+		struct ps_reg_error why = { "" };
 
+		/* err may be NULL: the reason is then computed and dropped. */
+		if (err != NULL)
+			why = *err;
 		seterr(err, "%s %s; run 'portshim gc --reset'", shown,
 		       why.msg);
 		/* Not locked, never will be: unmapping is safe. */
@@ -572,6 +587,8 @@ static void insert_lease(struct ps_registry *reg, uint32_t port,
 
 	tx_begin(reg, port);
 	*l = *tmpl;
+	/* tmpl may be a copy of a used lease: not committed until the end. */
+	l->state = PS_LEASE_FREE;
 	l->group[PS_GROUP_MAX] = '\0';
 	l->ghash = ps_group_hash(l->group);
 	if (l->created_ns == 0)
@@ -713,6 +730,24 @@ int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g)
 		goto fail;
 	}
 	rc = pthread_mutex_lock(&reg->hdr->lock.mutex);
+	if (rc != 0 && rc != EOWNERDEAD) {
+		rc = -rc;
+		goto fail;
+	}
+	/*
+	 * The wait may have been long: the size is checked again before the
+	 * table is touched. A table shrunk meanwhile cannot be repaired (that
+	 * would be the SIGBUS avoided here), but the mutex is still made
+	 * consistent rather than left to become ENOTRECOVERABLE; every
+	 * process refuses the short file from now on, here and when opening.
+	 */
+	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size) {
+		if (rc == EOWNERDEAD)
+			pthread_mutex_consistent(&reg->hdr->lock.mutex);
+		pthread_mutex_unlock(&reg->hdr->lock.mutex);
+		rc = -EIO;
+		goto fail;
+	}
 	if (rc == EOWNERDEAD) {
 		repair(reg);
 		rc = pthread_mutex_consistent(&reg->hdr->lock.mutex);
