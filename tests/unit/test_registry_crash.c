@@ -1,0 +1,755 @@
+/*
+ * test_registry_crash.c - a process killed while it holds the registry
+ * lock costs the others nothing but the lock's recovery.
+ *
+ * Deterministic cases: a child opens the registry (its own mapping, at
+ * another address than the parent's), takes the lock, leaves the table
+ * in a chosen half-changed state, tells the parent, and is SIGKILLed.
+ * Half-done transactions are made by writing the header's undo record
+ * exactly as the registry's tx_begin does (seq odd, the old lease copied
+ * to the undo slot, then undo_port published), then changing the lease.
+ * The parent's next lock must repair: roll the lease back, rebuild the
+ * chains, count the recovery, pass every invariant, and never report
+ * ENOTRECOVERABLE.
+ *
+ * Statistical case: pairs of children allocate, update and free leases
+ * in a loop through the real code and are SIGKILLed at random moments;
+ * after every round the parent locks and checks every invariant and that
+ * each lease still belongs to the child that made it. PS_CRASH_KILLS and
+ * PS_CRASH_SEED override the number of kills and the seed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+
+#define LO 20000
+#define HI 29999
+
+static struct {
+	char dir[64];
+	char path[128];
+	struct ps_registry reg;
+	struct ps_ident self;
+} fx;
+
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int setup(void **state)
+{
+	struct ps_reg_error err = { "" };
+	int rc;
+
+	(void)state;
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-crash.XXXXXX");
+	assert_non_null(mkdtemp(fx.dir));
+	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
+	rc = ps_registry_open(&fx.reg, fx.path, &err);
+	if (rc != 0)
+		fail_msg("ps_registry_open: %d %s", rc, err.msg);
+	assert_int_equal(ps_proc_self(&fx.self), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	munmap(fx.reg.hdr, fx.reg.size);
+	close(fx.reg.fd);
+	remove_dir(fx.dir);
+	return 0;
+}
+
+static struct ps_lease tmpl(const char *group, uint16_t vport,
+			    const struct ps_ident *holder)
+{
+	struct ps_lease t;
+
+	memset(&t, 0, sizeof(t));
+	t.kind = PS_KIND_GROUP;
+	t.vport = vport;
+	t.protos = (uint8_t)PS_PROTO_BIT(PS_TCP);
+	t.maker = *holder;
+	t.holder = *holder;
+	snprintf(t.group, sizeof(t.group), "%s", group);
+	return t;
+}
+
+static void assert_clean(void)
+{
+	struct ps_reg_error err = { "" };
+	int rc = ps_registry_check(&fx.reg, &err);
+
+	if (rc != 0)
+		fail_msg("ps_registry_check: %s", err.msg);
+}
+
+/* Allocates a few leases in the parent; returns the first one's port. */
+static uint16_t populate(void)
+{
+	struct ps_reg_guard g;
+	uint16_t first = 0, real;
+
+	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+	for (int i = 0; i < 10; i++) {
+		struct ps_lease t = tmpl(i % 2 ? "odd" : "even",
+					 (uint16_t)(8000 + i), &fx.self);
+
+		assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
+						   NULL, NULL, &real), 0);
+		if (i == 0)
+			first = real;
+	}
+	ps_registry_unlock(&fx.reg, &g);
+	return first;
+}
+
+/* ---------------------------------------------------- the dying child */
+
+/* What the child does while it holds the lock, before it is killed. */
+typedef void (*in_lock_fn)(struct ps_registry *reg, uint16_t port);
+
+/* The registry's tx_begin, step by step, as a dying writer leaves it. */
+static void sim_tx_begin(struct ps_registry *reg, uint32_t port)
+{
+	struct ps_reg_header *h = reg->hdr;
+
+	h->seq++;
+	memcpy(&h->undo, &reg->leases[port], sizeof(h->undo));
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&h->undo_port, port + 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Forks a child that opens the registry itself, locks it, runs fn and
+ * then waits to be killed; kills it with SIGKILL once it says it is
+ * ready. Returns the child's pid (reaped).
+ */
+static pid_t kill_in_lock(in_lock_fn fn, uint16_t port)
+{
+	int p[2], status;
+	char b = 0;
+	pid_t pid;
+
+	assert_return_code(pipe(p), errno);
+	pid = fork();
+	assert_return_code(pid, errno);
+	if (pid == 0) {
+		static struct ps_registry mine;
+		struct ps_reg_guard g;
+
+		close(p[0]);
+		if (ps_registry_open(&mine, fx.path, NULL) != 0)
+			_exit(2);
+		if (ps_registry_lock(&mine, &g) != 0)
+			_exit(3);
+		if (fn != NULL)
+			fn(&mine, port);
+		if (write(p[1], "x", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &b, 1), 1);
+	close(p[0]);
+	assert_return_code(kill(pid, SIGKILL), errno);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	return pid;
+}
+
+/*
+ * Takes the lock after a death: it must succeed (never ENOTRECOVERABLE),
+ * count exactly one recovery, and leave a table that passes every check.
+ */
+static void lock_after_death(struct ps_reg_guard *g)
+{
+	uint32_t rec = fx.reg.hdr->recoveries;
+	int rc = ps_registry_lock(&fx.reg, g);
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(fx.reg.hdr->recoveries, rec + 1);
+	assert_int_equal(fx.reg.hdr->undo_port, 0);
+	assert_int_equal(fx.reg.hdr->seq % 2, 0);
+	assert_clean();
+}
+
+/* The parts of a lease that recovery must bring back exactly. */
+static void assert_same_lease(const struct ps_lease *a,
+			      const struct ps_lease *b)
+{
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->vport, b->vport);
+	assert_int_equal(a->kind, b->kind);
+	assert_int_equal(a->protos, b->protos);
+	assert_int_equal(a->ghash, b->ghash);
+	assert_memory_equal(&a->maker, &b->maker, sizeof(a->maker));
+	assert_memory_equal(&a->holder, &b->holder, sizeof(a->holder));
+	assert_int_equal(a->created_ns, b->created_ns);
+	assert_int_equal(a->expires_ns, b->expires_ns);
+	assert_string_equal(a->group, b->group);
+}
+
+/* ------------------------------------------------ deterministic deaths */
+
+static void test_crash_plain_holder(void **state)
+{
+	static struct ps_lease before[PS_REG_NPORTS];
+	struct ps_reg_guard g;
+
+	(void)state;
+	populate();
+	memcpy(before, fx.reg.leases, sizeof(before));
+	kill_in_lock(NULL, 0);
+	lock_after_death(&g);
+	for (uint32_t p = LO; p <= HI; p++)
+		if (before[p].state == PS_LEASE_USED)
+			assert_same_lease(&fx.reg.leases[p], &before[p]);
+	assert_int_equal(fx.reg.hdr->nleases, 10);
+	assert_non_null(ps_registry_find(&fx.reg, "even", 8000));
+	ps_registry_unlock(&fx.reg, &g);
+
+	/* Recovered once; the next lock is an ordinary one. */
+	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+	ps_registry_unlock(&fx.reg, &g);
+	assert_int_equal(fx.reg.hdr->recoveries, 1);
+}
+
+/* Killed inside an insert: fields written, linked, counted, not ended. */
+static void half_insert(struct ps_registry *reg, uint16_t port)
+{
+	struct ps_lease *l = &reg->leases[port];
+
+	sim_tx_begin(reg, port);
+	l->kind = PS_KIND_GROUP;
+	l->vport = 9;
+	snprintf(l->group, sizeof(l->group), "ghost");
+	l->ghash = ps_group_hash("ghost");
+	l->hnext = reg->hbuckets[0];
+	reg->hbuckets[0] = port;
+	l->gnext = reg->gbuckets[0];
+	reg->gbuckets[0] = port;
+	reg->hdr->nleases++;
+	__atomic_store_n(&l->state, PS_LEASE_USED, __ATOMIC_RELEASE);
+}
+
+static void test_crash_mid_insert(void **state)
+{
+	struct ps_reg_guard g;
+	uint16_t port = HI - 5;
+
+	(void)state;
+	populate();
+	kill_in_lock(half_insert, port);
+	lock_after_death(&g);
+	assert_null(ps_registry_at(&fx.reg, port));
+	assert_null(ps_registry_find(&fx.reg, "ghost", 9));
+	assert_int_equal(ps_registry_each_group(&fx.reg, "ghost", NULL, NULL),
+			 0);
+	assert_int_equal(fx.reg.hdr->nleases, 10);
+	ps_registry_unlock(&fx.reg, &g);
+}
+
+/* Killed inside a free: half unlinked, half wiped. */
+static void half_free(struct ps_registry *reg, uint16_t port)
+{
+	struct ps_lease *l = &reg->leases[port];
+
+	sim_tx_begin(reg, port);
+	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
+		if (reg->hbuckets[b] == port) {
+			reg->hbuckets[b] = l->hnext;
+			break;
+		}
+	}
+	memset(l, 0, offsetof(struct ps_lease, holder));
+	reg->hdr->nleases--;
+}
+
+static void test_crash_mid_free(void **state)
+{
+	struct ps_lease before;
+	struct ps_reg_guard g;
+	uint16_t port;
+
+	(void)state;
+	port = populate();
+	before = fx.reg.leases[port];
+	kill_in_lock(half_free, port);
+	lock_after_death(&g);
+	assert_same_lease(&fx.reg.leases[port], &before);
+	assert_ptr_equal(ps_registry_find(&fx.reg, "even", 8000),
+			 &fx.reg.leases[port]);
+	assert_int_equal(ps_registry_each_group(&fx.reg, "even", NULL, NULL),
+			 5);
+	assert_int_equal(fx.reg.hdr->nleases, 10);
+	ps_registry_unlock(&fx.reg, &g);
+}
+
+/* Killed inside an update that moves the lease to another group. */
+static void half_update(struct ps_registry *reg, uint16_t port)
+{
+	struct ps_lease *l = &reg->leases[port];
+
+	sim_tx_begin(reg, port);
+	snprintf(l->group, sizeof(l->group), "elsewhere");
+	l->vport = 1;
+	/* ghash not yet updated: the lease is inconsistent on its own. */
+}
+
+static void test_crash_mid_update(void **state)
+{
+	struct ps_lease before;
+	struct ps_reg_guard g;
+	uint16_t port;
+
+	(void)state;
+	port = populate();
+	before = fx.reg.leases[port];
+	kill_in_lock(half_update, port);
+	lock_after_death(&g);
+	assert_same_lease(&fx.reg.leases[port], &before);
+	assert_null(ps_registry_find(&fx.reg, "elsewhere", 1));
+	assert_ptr_equal(ps_registry_find(&fx.reg, "even", 8000),
+			 &fx.reg.leases[port]);
+	ps_registry_unlock(&fx.reg, &g);
+}
+
+/*
+ * Killed after a free was complete and its undo record retired, but
+ * before the sequence word was made even: the change stands.
+ */
+static void free_then_die(struct ps_registry *reg, uint16_t port)
+{
+	struct ps_lease *l = &reg->leases[port];
+
+	sim_tx_begin(reg, port);
+	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
+		if (reg->hbuckets[b] == port) {
+			reg->hbuckets[b] = l->hnext;
+			break;
+		}
+	}
+	for (uint32_t b = 0; b < PS_REG_GBUCKETS; b++) {
+		uint32_t *link = &reg->gbuckets[b];
+
+		while (*link != 0 && *link != port)
+			link = &reg->leases[*link].gnext;
+		if (*link == port) {
+			*link = l->gnext;
+			break;
+		}
+	}
+	memset(l, 0, sizeof(*l));
+	reg->hdr->nleases--;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&reg->hdr->undo_port, 0, __ATOMIC_SEQ_CST);
+	/* seq stays odd */
+}
+
+static void test_crash_after_commit(void **state)
+{
+	struct ps_reg_guard g;
+	uint16_t port;
+
+	(void)state;
+	port = populate();
+	kill_in_lock(free_then_die, port);
+	lock_after_death(&g);
+	assert_null(ps_registry_at(&fx.reg, port));
+	assert_null(ps_registry_find(&fx.reg, "even", 8000));
+	assert_int_equal(fx.reg.hdr->nleases, 9);
+	ps_registry_unlock(&fx.reg, &g);
+}
+
+/*
+ * A writer that broke the protocol (garbage written outside any
+ * transaction) is cleaned up: invalid leases are discarded.
+ */
+static void scribble(struct ps_registry *reg, uint16_t port)
+{
+	reg->leases[port].state = 0xdeadbeef;
+	reg->leases[port + 1].state = PS_LEASE_USED;
+	reg->leases[port + 1].kind = PS_KIND_GROUP;
+	reg->leases[port + 1].vport = 5;
+	memcpy(reg->leases[port + 1].group, "bad/name", 9);
+	reg->leases[port + 2].state = PS_LEASE_USED;
+	reg->leases[port + 2].kind = 77;
+	reg->hdr->nleases = 123456;
+	reg->hbuckets[7] = 70000;	/* out of range */
+	reg->gbuckets[3] = port;	/* a chain into garbage */
+	reg->hdr->next_hint = 0xffffffff;
+}
+
+static void test_crash_garbage(void **state)
+{
+	struct ps_reg_guard g;
+	uint16_t port = HI - 10;
+
+	(void)state;
+	populate();
+	kill_in_lock(scribble, port);
+	lock_after_death(&g);
+	for (int i = 0; i < 3; i++)
+		assert_null(ps_registry_at(&fx.reg, (uint16_t)(port + i)));
+	assert_int_equal(fx.reg.hdr->nleases, 10);
+	assert_true(fx.reg.hdr->next_hint < PS_REG_NPORTS);
+	ps_registry_unlock(&fx.reg, &g);
+}
+
+/*
+ * The next owner dies too, in the middle of the repair (here: it took
+ * the lock, got EOWNERDEAD and had wiped the chains when it was killed).
+ * The lock stays recoverable and the third owner repairs fully.
+ */
+static void test_crash_during_repair(void **state)
+{
+	struct ps_reg_guard g;
+	uint32_t rec;
+	uint16_t port;
+	int p[2], status;
+	char b;
+	pid_t pid;
+
+	(void)state;
+	port = populate();
+	rec = fx.reg.hdr->recoveries;
+	kill_in_lock(half_free, port);
+
+	assert_return_code(pipe(p), errno);
+	pid = fork();
+	assert_return_code(pid, errno);
+	if (pid == 0) {
+		static struct ps_registry mine;
+		int rc;
+
+		close(p[0]);
+		if (ps_registry_open(&mine, fx.path, NULL) != 0)
+			_exit(2);
+		rc = pthread_mutex_lock(&mine.hdr->lock.mutex);
+		b = rc == EOWNERDEAD ? 'd' : 'n';
+		/* The first steps of a repair, then death. */
+		memset(mine.hbuckets, 0, PS_REG_HBUCKETS * sizeof(uint32_t));
+		memset(mine.gbuckets, 0, PS_REG_GBUCKETS * sizeof(uint32_t));
+		mine.hdr->nleases = 0;
+		if (write(p[1], &b, 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &b, 1), 1);
+	close(p[0]);
+	assert_int_equal(b, 'd');
+	assert_return_code(kill(pid, SIGKILL), errno);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+
+	lock_after_death(&g);
+	assert_int_equal(fx.reg.hdr->recoveries, rec + 1);
+	assert_ptr_equal(ps_registry_find(&fx.reg, "even", 8000),
+			 &fx.reg.leases[port]);
+	assert_int_equal(fx.reg.hdr->nleases, 10);
+	ps_registry_unlock(&fx.reg, &g);
+}
+
+/*
+ * PITFALLS 8: a process that execs while holding the lock gives the next
+ * locker EOWNERDEAD although it is alive. Recovery works the same, and
+ * the table never relied on it being dead.
+ */
+static void test_crash_exec_while_holding(void **state)
+{
+	struct ps_reg_guard g;
+	int p[2], status;
+	char b;
+	pid_t pid;
+
+	(void)state;
+	populate();
+	assert_return_code(pipe(p), errno);
+	pid = fork();
+	assert_return_code(pid, errno);
+	if (pid == 0) {
+		static struct ps_registry mine;
+		struct ps_reg_guard cg;
+
+		close(p[0]);
+		if (ps_registry_open(&mine, fx.path, NULL) != 0 ||
+		    ps_registry_lock(&mine, &cg) != 0)
+			_exit(2);
+		/* The pipe's write end is inherited by sleep; closing it
+		 * there would be as good as the byte. */
+		if (write(p[1], "x", 1) != 1)
+			_exit(3);
+		execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(4);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &b, 1), 1);
+	close(p[0]);
+	lock_after_death(&g);
+	assert_int_equal(kill(pid, 0), 0);	/* alive, in sleep */
+	assert_int_equal(fx.reg.hdr->nleases, 10);
+	ps_registry_unlock(&fx.reg, &g);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+/* ------------------------------------------------------ random deaths */
+
+#define RLO 20000
+#define RHI 20511	/* 512 ports: the range fills, gc runs under kills */
+
+static unsigned long env_ul(const char *name, unsigned long dflt)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v ? strtoul(v, NULL, 10) : dflt;
+}
+
+/* A child's endless work: allocations, updates, frees, a release. */
+static void churn(int idx, unsigned seed, int ready)
+{
+	static struct ps_registry mine;
+	struct ps_ident me;
+	char group[16];
+
+	if (ps_registry_open(&mine, fx.path, NULL) != 0 ||
+	    ps_proc_self(&me) != 0)
+		_exit(2);
+	snprintf(group, sizeof(group), "c%d", idx);
+	srandom(seed);
+	if (write(ready, "r", 1) != 1)
+		_exit(3);
+	for (;;) {
+		struct ps_reg_guard g;
+		int rc = ps_registry_lock(&mine, &g);
+
+		if (rc != 0)
+			_exit(10 + (rc == -ENOTRECOVERABLE));
+		for (int k = 0; k < 16; k++) {
+			long r = random();
+			uint16_t port = (uint16_t)(RLO + r % (RHI - RLO + 1));
+			struct ps_lease *l = ps_registry_at(&mine, port);
+			bool own = l != NULL && strcmp(l->group, group) == 0;
+
+			switch ((r >> 10) % 8) {
+			case 0:
+			case 1:
+				if (own)
+					ps_registry_free(&mine, l);
+				break;
+			case 2:
+				if (own) {
+					struct ps_lease nl = *l;
+
+					nl.protos ^= (uint8_t)PS_PROTO_BIT(
+						PS_UDP);
+					nl.vport = (uint16_t)(1 + (r >> 13) %
+							      5000);
+					if (ps_registry_find(&mine, group,
+							     nl.vport) == NULL)
+						ps_registry_update(&mine, l,
+								   &nl);
+				}
+				break;
+			case 3:
+				if ((r >> 13) % 64 == 0)
+					ps_registry_release_group(&mine,
+								  group);
+				break;
+			default: {
+				struct ps_lease t = tmpl(group,
+							 (uint16_t)(1 + (r >> 13) %
+								    5000),
+							 &me);
+				uint16_t real;
+
+				if (ps_registry_find(&mine, group, t.vport) ==
+				    NULL)
+					ps_registry_alloc(&mine, &t, RLO, RHI,
+							  NULL, NULL, NULL,
+							  &real);
+				break;
+			}
+			}
+		}
+		ps_registry_unlock(&mine, &g);
+		if (random() % 4 == 0)
+			usleep(20);
+	}
+}
+
+static pid_t start_churn(int idx, unsigned seed)
+{
+	int p[2];
+	char b;
+	pid_t pid;
+
+	assert_return_code(pipe(p), errno);
+	pid = fork();
+	assert_return_code(pid, errno);
+	if (pid == 0) {
+		close(p[0]);
+		churn(idx, seed, p[1]);
+		_exit(1);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &b, 1), 1);
+	close(p[0]);
+	return pid;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_crash_random_kills(void **state)
+{
+	static pid_t pids[100000];
+	unsigned long kills = env_ul("PS_CRASH_KILLS", 300);
+	unsigned seed = (unsigned)env_ul("PS_CRASH_SEED",
+					 (unsigned long)time(NULL));
+	unsigned long done = 0, in_lock = 0, in_tx = 0, odd = 0;
+	unsigned long max_leases = 0, gc_rounds = 0;
+	double t0 = now_s();
+	int idx = 0;
+
+	(void)state;
+	if (kills > 2 * 100000)
+		kills = 2 * 100000;
+	srandom(seed);
+	fprintf(stderr, "# random kills: seed %u (PS_CRASH_SEED)\n", seed);
+	while (done < kills) {
+		struct ps_reg_guard g;
+		uint32_t rec;
+		int a = idx++, b = idx++, status;
+
+		/* Two children at once, so that one may die in the middle
+		 * of the repair after the other's death. */
+		pids[a] = start_churn(a, seed + (unsigned)a);
+		pids[b] = start_churn(b, seed + (unsigned)b);
+		usleep((useconds_t)(random() % 3000));
+		assert_return_code(kill(pids[a], SIGKILL), errno);
+		usleep((useconds_t)(random() % 300));
+		assert_return_code(kill(pids[b], SIGKILL), errno);
+		for (int i = 0; i < 2; i++) {
+			pid_t pid = i ? pids[b] : pids[a];
+
+			assert_int_equal(waitpid(pid, &status, 0), pid);
+			if (!WIFSIGNALED(status))
+				fail_msg("child %d ended by itself with %d "
+					 "(10: lock failed, 11: "
+					 "ENOTRECOVERABLE)", i ? b : a,
+					 WEXITSTATUS(status));
+		}
+		done += 2;
+
+		/* Nobody else runs now: what the dead left is stable. */
+		if (fx.reg.hdr->undo_port != 0)
+			in_tx++;
+		if (fx.reg.hdr->seq & 1)
+			odd++;
+		rec = fx.reg.hdr->recoveries;
+		assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+		in_lock += fx.reg.hdr->recoveries - rec;
+		assert_clean();
+		if (fx.reg.hdr->nleases > max_leases)
+			max_leases = fx.reg.hdr->nleases;
+		if (fx.reg.hdr->nleases >= RHI - RLO + 1 - 16)
+			gc_rounds++;
+		/* Each lease belongs to the child that made it. */
+		for (uint32_t p = RLO; p <= RHI; p++) {
+			const struct ps_lease *l = ps_registry_at(&fx.reg,
+								  (uint16_t)p);
+			int owner;
+
+			if (l == NULL)
+				continue;
+			assert_int_equal(sscanf(l->group, "c%d", &owner), 1);
+			assert_in_range(owner, 0, idx - 1);
+			assert_int_equal(l->holder.pid, pids[owner]);
+			assert_int_equal(l->maker.pid, pids[owner]);
+			assert_ptr_equal(ps_registry_find(&fx.reg, l->group,
+							  l->vport), l);
+		}
+		ps_registry_unlock(&fx.reg, &g);
+	}
+	/* Every owner is dead now: gc takes everything back. */
+	{
+		struct ps_reg_guard g;
+		size_t n;
+
+		assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+		n = ps_registry_gc(&fx.reg, false, NULL, NULL);
+		assert_int_equal(fx.reg.hdr->nleases, 0);
+		assert_clean();
+		ps_registry_unlock(&fx.reg, &g);
+		fprintf(stderr,
+			"# random kills: %lu kills (%d children, 2 at a time)"
+			" in %.2f s; %lu recoveries (a child died holding the"
+			" lock), %lu deaths inside a transaction, %lu with the"
+			" sequence word odd; up to %lu leases, range full in"
+			" %lu rounds; final gc freed %zu; registry recoveries"
+			" %u\n", done, idx, now_s() - t0, in_lock, in_tx,
+			odd, max_leases, gc_rounds, n,
+			fx.reg.hdr->recoveries);
+	}
+	/* The deaths really happened inside the lock, and inside changes. */
+	assert_true(in_lock > done / 10);
+	assert_true(in_tx > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_crash_plain_holder),
+		T(test_crash_mid_insert),
+		T(test_crash_mid_free),
+		T(test_crash_mid_update),
+		T(test_crash_after_commit),
+		T(test_crash_garbage),
+		T(test_crash_during_repair),
+		T(test_crash_exec_while_holding),
+		T(test_crash_random_kills),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
