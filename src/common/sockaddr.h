@@ -40,6 +40,33 @@ void ps_sockaddr_copy_port(union ps_sockaddr *out, const struct sockaddr *sa,
 bool ps_sockaddr_is_local(const struct sockaddr *sa);
 
 /*
+ * True if the destination reaches this host: ps_sockaddr_is_local, or
+ * one of this host's interface addresses (IPv4, IPv6, or IPv4 written as
+ * ::ffff:a.b.c.d). sa must hold a whole sockaddr_in or sockaddr_in6.
+ *
+ * The interface addresses are kept in a fixed table read from the
+ * kernel over netlink with raw system calls into a static buffer: no
+ * allocation (getifaddrs would malloc), no blocking lock. So this is safe
+ * in a signal handler and in a child after fork(). The table is read at
+ * the first use and again, at most once a second, when an address is not
+ * found in it (an address added later is seen; one removed stays known
+ * until the next refresh, which is harmless: nothing answers there). If
+ * another thread, or the code this signal handler interrupted, is
+ * reading the table at the moment, the previous table is used.
+ * At most PS_SOCKADDR_HOST_MAX addresses are kept.
+ */
+bool ps_sockaddr_is_host(const struct sockaddr *sa);
+
+#define PS_SOCKADDR_HOST_MAX 256
+
+/*
+ * Reads the interface addresses now (unless another reader is at it).
+ * Returns the number of addresses kept, or -errno (the previous table is
+ * kept). Same safety as ps_sockaddr_is_host.
+ */
+int ps_sockaddr_host_refresh(void);
+
+/*
  * Patches the port of a reported address in a caller's buffer, only if
  * the buffer (bufsize bytes, as the caller gave it) holds the port field:
  * the kernel reports the full length even when it truncated.

@@ -31,10 +31,57 @@ static int sys_getpeername(int fd, struct sockaddr *a, socklen_t *l)
 	return (int)syscall(SYS_getpeername, fd, a, l);
 }
 
+/* accept4 with no flags is accept (and some ports have no SYS_accept). */
+static int sys_accept(int fd, struct sockaddr *a, socklen_t *l)
+{
+	return (int)syscall(SYS_accept4, fd, a, l, 0);
+}
+
+static int sys_accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
+{
+	return (int)syscall(SYS_accept4, fd, a, l, flags);
+}
+
+static ssize_t sys_sendto(int fd, const void *b, size_t n, int flags,
+			  const struct sockaddr *a, socklen_t l)
+{
+	return syscall(SYS_sendto, fd, b, n, flags, a, l);
+}
+
+static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+	return syscall(SYS_sendmsg, fd, m, flags);
+}
+
+static int sys_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
+{
+	return (int)syscall(SYS_sendmmsg, fd, v, n, flags);
+}
+
+static ssize_t sys_recvfrom(int fd, void *b, size_t n, int flags,
+			    struct sockaddr *a, socklen_t *l)
+{
+	return syscall(SYS_recvfrom, fd, b, n, flags, a, l);
+}
+
+static ssize_t sys_recvmsg(int fd, struct msghdr *m, int flags)
+{
+	return syscall(SYS_recvmsg, fd, m, flags);
+}
+
+static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
+			struct timespec *t)
+{
+	return (int)syscall(SYS_recvmmsg, fd, v, n, flags, t);
+}
+
 /*
- * Our own exported definitions (declared by <sys/socket.h>): a lookup
- * that finds one of them is rejected.
+ * Our own exported definitions (declared by <sys/socket.h>, and
+ * __recvfrom_chk, which glibc declares only under _FORTIFY_SOURCE): a
+ * lookup that finds one of them is rejected.
  */
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+		       __SOCKADDR_ARG addr, socklen_t *restrict len);
 
 void *ps_real_lookup(const char *name, void *ours, void *fallback)
 {
@@ -52,6 +99,24 @@ static void resolve_once(void)
 			       (void *)sys_getsockname);
 	r.getpeername = ps_real_lookup("getpeername", (void *)getpeername,
 			       (void *)sys_getpeername);
+	r.accept = ps_real_lookup("accept", (void *)accept,
+				  (void *)sys_accept);
+	r.accept4 = ps_real_lookup("accept4", (void *)accept4,
+				   (void *)sys_accept4);
+	r.sendto = ps_real_lookup("sendto", (void *)sendto,
+				  (void *)sys_sendto);
+	r.sendmsg = ps_real_lookup("sendmsg", (void *)sendmsg,
+				   (void *)sys_sendmsg);
+	r.sendmmsg = ps_real_lookup("sendmmsg", (void *)sendmmsg,
+				    (void *)sys_sendmmsg);
+	r.recvfrom = ps_real_lookup("recvfrom", (void *)recvfrom,
+				    (void *)sys_recvfrom);
+	r.recvmsg = ps_real_lookup("recvmsg", (void *)recvmsg,
+				   (void *)sys_recvmsg);
+	r.recvmmsg = ps_real_lookup("recvmmsg", (void *)recvmmsg,
+				    (void *)sys_recvmmsg);
+	r.recvfrom_chk = ps_real_lookup("__recvfrom_chk",
+					(void *)__recvfrom_chk, NULL);
 	r.bind = ps_real_lookup("bind", (void *)bind, (void *)sys_bind);
 	/*
 	 * bind is stored last: ps_real() tests it to decide whether the
@@ -60,6 +125,15 @@ static void resolve_once(void)
 	ps_real_fns.connect = r.connect;
 	ps_real_fns.getsockname = r.getsockname;
 	ps_real_fns.getpeername = r.getpeername;
+	ps_real_fns.accept = r.accept;
+	ps_real_fns.accept4 = r.accept4;
+	ps_real_fns.sendto = r.sendto;
+	ps_real_fns.sendmsg = r.sendmsg;
+	ps_real_fns.sendmmsg = r.sendmmsg;
+	ps_real_fns.recvfrom = r.recvfrom;
+	ps_real_fns.recvmsg = r.recvmsg;
+	ps_real_fns.recvmmsg = r.recvmmsg;
+	ps_real_fns.recvfrom_chk = r.recvfrom_chk;
 	__atomic_store_n(&ps_real_fns.bind, r.bind, __ATOMIC_RELEASE);
 }
 

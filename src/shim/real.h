@@ -12,12 +12,32 @@
 
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct ps_real {
 	int (*bind)(int, const struct sockaddr *, socklen_t);
 	int (*connect)(int, const struct sockaddr *, socklen_t);
 	int (*getsockname)(int, struct sockaddr *, socklen_t *);
 	int (*getpeername)(int, struct sockaddr *, socklen_t *);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	ssize_t (*sendto)(int, const void *, size_t, int,
+			  const struct sockaddr *, socklen_t);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+	ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *,
+			    socklen_t *);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int,
+			struct timespec *);
+	/*
+	 * glibc's _FORTIFY_SOURCE entry point for recvfrom: it calls the
+	 * real recvfrom internally, so programs built with fortification
+	 * (most distribution packages) never reach our recvfrom. NULL when
+	 * libc has none; the shim then checks the length itself.
+	 */
+	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int,
+				struct sockaddr *, socklen_t *);
 };
 
 /* Filled by ps_real_resolve; read-only afterwards. */

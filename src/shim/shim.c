@@ -10,7 +10,11 @@
  * the first intercepted call (the environment is read then, so runners
  * that set PORTSHIM_GROUP_FROM variables after exec are seen), and the
  * registry at the first call that needs it. A thread-local guard sends
- * calls made from inside the shim straight to libc.
+ * calls made during either stage straight to libc: a signal handler that
+ * interrupts the once-guarded code and calls connect() would otherwise
+ * wait for its own thread forever. Everything else the shim does is safe
+ * to re-enter from a signal handler and in a child after fork(): no
+ * allocation, no lock but the registry's (held with signals blocked).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,7 +36,7 @@
 
 struct ps_config ps_shim_cfg;
 struct ps_policy ps_shim_pol;
-__thread int ps_shim_depth;
+__thread int ps_shim_depth __attribute__((tls_model("initial-exec")));
 
 /* Short local names for the two globals of this file. */
 #define cfg ps_shim_cfg
@@ -40,6 +44,7 @@ __thread int ps_shim_depth;
 #define in_shim ps_shim_depth
 
 static bool active;		/* configuration says there is work to do */
+static bool configured;		/* load_config has run */
 static bool ready;		/* policy initialised for our group */
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
@@ -98,6 +103,11 @@ static void load_config(void)
 			 PS_GROUP_MAX, base);
 		snprintf(group, sizeof(group), "%s", base);
 	}
+	/*
+	 * Interface addresses are read now, while we are surely not in a
+	 * signal handler; later refreshes are safe anywhere anyway.
+	 */
+	ps_sockaddr_host_refresh();
 	if (cfg.map_file[0]) {
 		size_t n = strlen(base);
 
@@ -121,16 +131,35 @@ static void open_registry(void)
 	ready = true;
 }
 
+static void load_config_once(void)
+{
+	load_config();
+	__atomic_store_n(&configured, true, __ATOMIC_RELEASE);
+}
+
 bool ps_shim_active(void)
 {
-	pthread_once(&config_once, load_config);
+	if (!__atomic_load_n(&configured, __ATOMIC_ACQUIRE)) {
+		int saved = errno;
+
+		in_shim++;
+		pthread_once(&config_once, load_config_once);
+		in_shim--;
+		errno = saved;
+	}
 	return active;
 }
 
 void ps_shim_registry(void)
 {
-	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+		int saved = errno;
+
+		in_shim++;
 		pthread_once(&registry_once, open_registry);
+		in_shim--;
+		errno = saved;
+	}
 }
 
 int ps_shim_socket_proto(int fd)
@@ -152,14 +181,20 @@ static const char *proto_name(int proto)
 	return proto == PS_UDP ? "udp" : "tcp";
 }
 
+bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,
+		   uint16_t *vport)
+{
+	if (in_shim || !ps_sockaddr_port(addr, len, vport) || *vport == 0)
+		return false;
+	return ps_shim_active() && ps_portspec_maybe(&cfg.ports, *vport);
+}
+
 int ps_shim_tagged(int fd, const struct sockaddr *addr, socklen_t len,
 		  uint16_t *vport)
 {
 	int proto;
 
-	if (in_shim || !ps_sockaddr_port(addr, len, vport) || *vport == 0)
-		return -1;
-	if (!ps_shim_active() || !ps_portspec_maybe(&cfg.ports, *vport))
+	if (!ps_shim_maybe(addr, len, vport))
 		return -1;
 	proto = ps_shim_socket_proto(fd);
 	if (proto < 0 || !ps_portspec_has(&cfg.ports, proto, *vport))
@@ -195,16 +230,18 @@ static int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	int proto, rc;
 
 	proto = ps_shim_tagged(fd, addr, len, &vport);
-	if (proto < 0)
+	if (proto < 0) {
+		errno = saved;
 		return ps_real()->bind(fd, addr, len);
+	}
 	ps_shim_registry();
-	in_shim++;
 	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
 	ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
 	rc = ps_policy_bind(&pol, proto, vport, try_bind, &arg, &real, desc);
-	in_shim--;
-	if (rc == PS_PASS)
+	if (rc == PS_PASS) {
+		errno = saved;
 		return ps_real()->bind(fd, addr, len);
+	}
 	if (rc < 0) {
 		errno = -rc;
 		return -1;
@@ -215,41 +252,53 @@ static int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 
 /* ---------------------------------------------------------- connect */
 
-int ps_shim_destination(int fd, const struct sockaddr *addr, socklen_t len,
-			union ps_sockaddr *out)
+int ps_shim_redirect(int proto, uint16_t vport, const struct sockaddr *addr,
+		     socklen_t len, union ps_sockaddr *out)
 {
 	char desc[96] = "";
-	uint16_t vport, real;
-	int proto, rc;
+	uint16_t real;
+	int rc;
 
-	proto = ps_shim_tagged(fd, addr, len, &vport);
-	if (proto < 0 || !ps_sockaddr_is_local(addr))
+	/* "Local": loopback, unspecified, or an interface address. */
+	if (!ps_sockaddr_is_host(addr))
 		return PS_PASS;
 	ps_shim_registry();
-	in_shim++;
 	if (ps_log_level() >= PS_LOG_INFO) {
 		snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
 		ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
 	}
 	rc = ps_policy_connect(&pol, proto, vport, &real, desc);
-	in_shim--;
 	if (rc == 0)
 		ps_sockaddr_copy_port(out, addr, len, real);
 	return rc;
 }
 
+int ps_shim_destination(int fd, const struct sockaddr *addr, socklen_t len,
+			union ps_sockaddr *out)
+{
+	uint16_t vport;
+	int proto;
+
+	proto = ps_shim_tagged(fd, addr, len, &vport);
+	if (proto < 0)
+		return PS_PASS;
+	return ps_shim_redirect(proto, vport, addr, len, out);
+}
+
 static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	union ps_sockaddr copy;
+	int saved = errno;
 	int rc = ps_shim_destination(fd, addr, len, &copy);
 
-	if (rc == PS_PASS)
-		return ps_real()->connect(fd, addr, len);
 	if (rc < 0) {
 		errno = -rc;
 		return -1;
 	}
 	/* The real call sets errno (EINPROGRESS...) and the result. */
+	errno = saved;
+	if (rc == PS_PASS)
+		return ps_real()->connect(fd, addr, len);
 	return ps_real()->connect(fd, &copy.sa, len);
 }
 
@@ -265,12 +314,32 @@ void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
 	if (in_shim || !ps_sockaddr_port(addr, have, &port) || port == 0)
 		return;
 	if (!ps_shim_active() || port < cfg.range_lo || port > cfg.range_hi)
-		return;
+		goto out;
 	ps_shim_registry();
-	in_shim++;
 	if (ps_policy_reverse(&pol, port, &vport) == 0)
 		ps_sockaddr_patch_port(addr, bufsize, vport);
-	in_shim--;
+out:
+	errno = saved;
+}
+
+void ps_shim_reverse_peer(struct sockaddr *addr, socklen_t bufsize,
+			  socklen_t reported)
+{
+	int saved = errno;
+	uint16_t port;
+	socklen_t have = reported < bufsize ? reported : bufsize;
+
+	/*
+	 * The cheap tests first: most peers are at an ephemeral port,
+	 * outside PORTSHIM_RANGE, and need no locality test at all.
+	 */
+	if (in_shim || !ps_sockaddr_port(addr, have, &port) || port == 0)
+		return;
+	if (!ps_shim_active() || port < cfg.range_lo || port > cfg.range_hi)
+		goto out;
+	if (ps_sockaddr_is_host(addr))
+		ps_shim_reverse(addr, bufsize, reported);
+out:
 	errno = saved;
 }
 
@@ -292,7 +361,7 @@ static int ps_shim_getpeername(int fd, struct sockaddr *addr,
 	int rc = ps_real()->getpeername(fd, addr, len);
 
 	if (rc == 0)
-		ps_shim_reverse(addr, bufsize, *len);
+		ps_shim_reverse_peer(addr, bufsize, *len);
 	return rc;
 }
 

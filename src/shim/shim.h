@@ -30,8 +30,13 @@
 extern struct ps_config ps_shim_cfg;
 /* The policy of this process's group (valid when ps_shim_active()). */
 extern struct ps_policy ps_shim_pol;
-/* Non-zero while this thread is inside the shim: calls go to libc. */
-extern __thread int ps_shim_depth;
+/*
+ * Non-zero while this thread runs the shim's one-time initialisation:
+ * calls made then (from a signal handler, say) go straight to libc.
+ * initial-exec: a preloaded library's TLS is static, and reading it must
+ * not allocate (the general-dynamic model may, in a signal handler).
+ */
+extern __thread int ps_shim_depth __attribute__((tls_model("initial-exec")));
 
 /*
  * Loads the configuration once (first intercepted call); true if the shim
@@ -44,6 +49,14 @@ void ps_shim_registry(void);
 
 /* PS_TCP or PS_UDP for a socket, -1 for anything else. */
 int ps_shim_socket_proto(int fd);
+
+/*
+ * The first, system-call-free half of ps_shim_tagged: true if addr is
+ * AF_INET/AF_INET6 with a port that PORTSHIM_PORTS may tag for some
+ * protocol (stored in *vport) and the shim is active.
+ */
+bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,
+		   uint16_t *vport);
 
 /*
  * Decides whether a call on fd to addr concerns a tagged port: returns
@@ -62,11 +75,27 @@ int ps_shim_destination(int fd, const struct sockaddr *addr, socklen_t len,
 			union ps_sockaddr *out);
 
 /*
+ * The second half of ps_shim_destination, for a caller that already
+ * knows the socket's protocol and that vport is tagged for it: if addr
+ * reaches this host, applies the policy. Same returns.
+ */
+int ps_shim_redirect(int proto, uint16_t vport, const struct sockaddr *addr,
+		     socklen_t len, union ps_sockaddr *out);
+
+/*
  * Shows a real port of our group as its virtual port in an address that
  * the kernel reported into a caller's buffer of bufsize bytes (reported
  * is the length the kernel returned). Preserves errno.
  */
 void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
 		     socklen_t reported);
+
+/*
+ * ps_shim_reverse for a peer's address (getpeername, accept, recvfrom,
+ * recvmsg): only a peer on this host can be at one of our group's real
+ * ports; a remote peer's port is never changed. Preserves errno.
+ */
+void ps_shim_reverse_peer(struct sockaddr *addr, socklen_t bufsize,
+			  socklen_t reported);
 
 #endif
