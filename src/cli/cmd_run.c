@@ -425,7 +425,7 @@ static void run_forward(int sig, siginfo_t *si, void *uctx)
  */
 static pid_t run_spawn(char **cmd, int *exec_err)
 {
-	struct sigaction sa;
+	struct sigaction sa, cur;
 	sigset_t block, old;
 	int fds[2], err = 0;
 	size_t i;
@@ -465,8 +465,15 @@ static pid_t run_spawn(char **cmd, int *exec_err)
 	sa.sa_sigaction = run_forward;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigfillset(&sa.sa_mask);
-	for (i = 0; i < RUN_NSIGNALS; i++)
+	for (i = 0; i < RUN_NSIGNALS; i++) {
+		/* A signal ignored when we started (nohup, a background job
+		 * of a non-interactive shell) stays ignored, as CMD has it
+		 * ignored too. */
+		if (sigaction(run_signals[i], NULL, &cur) == 0 &&
+		    cur.sa_handler == SIG_IGN)
+			continue;
 		sigaction(run_signals[i], &sa, NULL);
+	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 
 	do
