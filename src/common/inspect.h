@@ -1,0 +1,135 @@
+/*
+ * inspect.h - can the preload library see a program? Looks at an
+ * executable before it runs and says whether LD_PRELOAD will reach it and
+ * whether its network calls go through libc.
+ *
+ * A program escapes the shim when the dynamic loader never runs (static
+ * binaries), when it is a loader that cannot load a glibc library (musl,
+ * another ELF class or machine), when the loader runs in secure mode and
+ * ignores LD_PRELOAD (setuid, setgid, file capabilities that raise
+ * privileges), or when the program makes its own system calls (Go, with or
+ * without cgo). Scripts ("#!") are judged by their interpreter, one level
+ * deep: an interpreter that is itself a script is not followed.
+ *
+ * Everything here reads the file through a descriptor with bounded
+ * pread()s into stack buffers: no allocation, no stdio, no global state.
+ * That makes it usable in the preload library's exec wrappers, including
+ * in the child of a vfork(), and in a seccomp supervisor.
+ */
+#ifndef PS_INSPECT_H
+#define PS_INSPECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+/* Why a program escapes the shim; the first that applies, in this order. */
+enum ps_inspect_verdict {
+	PS_INSPECT_VISIBLE = 0,	/* the shim sees it (or not an ELF at all) */
+	PS_INSPECT_SETID,	/* setuid/setgid that changes the ids */
+	PS_INSPECT_FILECAPS,	/* file capabilities that raise privileges */
+	PS_INSPECT_FOREIGN,	/* another ELF class or machine */
+	PS_INSPECT_MUSL,	/* musl's dynamic loader */
+	PS_INSPECT_GO,		/* a Go program */
+	PS_INSPECT_STATIC,	/* no PT_INTERP: no dynamic loader */
+};
+
+/* Facts found, whatever the verdict (ps_inspect.flags). */
+#define PS_INSPECT_F_ELF	0x001u	/* an ELF executable was examined */
+#define PS_INSPECT_F_DYNAMIC	0x002u	/* has PT_INTERP */
+#define PS_INSPECT_F_GO		0x004u	/* .go.buildinfo or a Go build id */
+#define PS_INSPECT_F_SETUID	0x008u	/* S_ISUID that changes the euid */
+#define PS_INSPECT_F_SETGID	0x010u	/* S_ISGID that changes the egid */
+#define PS_INSPECT_F_FILECAPS	0x020u	/* security.capability that counts */
+#define PS_INSPECT_F_MUSL	0x040u	/* PT_INTERP names ld-musl */
+#define PS_INSPECT_F_FOREIGN	0x080u	/* ELF class or machine not ours */
+#define PS_INSPECT_F_SCRIPT	0x100u	/* "#!": the facts are the interpreter's */
+#define PS_INSPECT_F_NOSUID	0x200u	/* on a nosuid mount: set-id ignored */
+
+#define PS_INSPECT_PATH_MAX 256		/* interpreter paths kept */
+#define PS_INSPECT_REASON_MAX 320
+
+/*
+ * The credentials that decide whether an exec raises privileges (the
+ * kernel's "secureexec", which makes the loader ignore LD_PRELOAD).
+ */
+struct ps_inspect_creds {
+	uid_t uid;		/* real uid */
+	gid_t gid;		/* real gid */
+	bool no_new_privs;	/* PR_GET_NO_NEW_PRIVS: set-id bits ignored */
+	uint64_t cap_inheritable;	/* the inheritable set */
+};
+
+struct ps_inspect {
+	enum ps_inspect_verdict verdict;
+	unsigned flags;			/* PS_INSPECT_F_* */
+	uint32_t setid_owner;		/* uid (setuid) or gid (setgid) */
+	uint16_t elf_machine;		/* e_machine, when F_ELF */
+	uint8_t elf_class;		/* ELFCLASS32/64, when F_ELF */
+	/* PT_INTERP of the examined ELF ("" if none or too long). */
+	char loader[PS_INSPECT_PATH_MAX];
+	/* The "#!" interpreter, when F_SCRIPT ("" otherwise). */
+	char interp[PS_INSPECT_PATH_MAX];
+	/*
+	 * Why, as a phrase that follows the program's name: "is statically
+	 * linked (...)". "" when the verdict is PS_INSPECT_VISIBLE.
+	 */
+	char reason[PS_INSPECT_REASON_MAX];
+};
+
+/*
+ * Fills cr with the calling process's real ids, no_new_privs flag and
+ * inheritable capabilities (system calls only: safe after vfork).
+ * Returns 0 or -errno (cr then holds the ids and no capability).
+ */
+int ps_inspect_creds_self(struct ps_inspect_creds *cr);
+
+/*
+ * Inspects the executable open on fd (any offset; pread only) as a
+ * process with credentials cr would run it. A "#!" script is judged by
+ * its interpreter, opened relative to the current directory when its path
+ * is relative, as the kernel does. Always fills out. Returns 0, or -errno
+ * if fd cannot be read (out then says VISIBLE: the exec itself will
+ * report the problem).
+ */
+int ps_inspect_fd(int fd, const struct ps_inspect_creds *cr,
+		  struct ps_inspect *out);
+
+/*
+ * ps_inspect_fd on path (opened O_RDONLY|O_CLOEXEC relative to dirfd,
+ * following symlinks as exec does), with the caller's credentials.
+ * Returns 0, or -errno if it cannot be opened (out says VISIBLE).
+ */
+int ps_inspect_path(int dirfd, const char *path, struct ps_inspect *out);
+
+/*
+ * Resolves a command name as execvp() does: a name containing '/' is
+ * copied as is; otherwise each entry of path_env (NULL: "/bin:/usr/bin",
+ * glibc's default; an empty entry is the current directory) is tried and
+ * the first regular file the caller may execute wins (a candidate too
+ * long for out is skipped). Returns 0 with the path in out (len bytes),
+ * -ENOENT if none, -EACCES if only files without execute permission were
+ * found, or -ENAMETOOLONG for a name with a '/' longer than out.
+ */
+int ps_inspect_which(const char *file, const char *path_env, char *out,
+		     size_t len);
+
+/*
+ * What a user can do about a verdict: a short imperative clause, e.g.
+ * "give it its ports by argument or configuration". "" for VISIBLE.
+ */
+const char *ps_inspect_advice(enum ps_inspect_verdict verdict);
+
+/*
+ * Formats the one-line message about prog that the exec wrappers and
+ * `portshim run` print, for PORTSHIM_BYPASS mode (warn, fail or
+ * supervise; nothing for ignore or a visible program: buf gets ""). No
+ * prefix, no newline. Returns the length written (truncated to len - 1).
+ */
+size_t ps_inspect_message(const struct ps_inspect *in, const char *prog,
+			  enum ps_bypass mode, char *buf, size_t len);
+
+#endif
