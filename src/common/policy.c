@@ -38,6 +38,35 @@ int ps_policy_map_path(const char *base_map, const char *suffix, char *out,
 	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
 }
 
+int ps_policy_setup(struct ps_policy *pol, const struct ps_config *cfg,
+		    ps_getenv_fn get, const char *base)
+{
+	char group[PS_GROUP_MAX + 1];
+	char map[PATH_MAX];
+	const char *map_file = NULL;
+
+	if (ps_config_group_resolve(cfg, get, base, group) != 0) {
+		PS_ERROR("PORTSHIM_GROUP_FROM: group '%s' plus worker suffix"
+			 " is longer than %d characters; using '%s'", base,
+			 PS_GROUP_MAX, base);
+		snprintf(group, sizeof(group), "%s", base);
+	}
+	if (cfg->map_file[0]) {
+		if (strcmp(group, base) == 0)
+			map_file = cfg->map_file;
+		else if (ps_policy_map_path(cfg->map_file,
+					    group + strlen(base), map,
+					    sizeof(map)) == 0)
+			map_file = map;
+	}
+	if (ps_policy_init(pol, cfg, group, map_file) != 0) {
+		PS_ERROR("group name '%s' is invalid; portshim is inactive",
+			 group);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int ensure_registry(struct ps_policy *pol)
 {
 	struct ps_reg_error err = { "" };
@@ -217,18 +246,30 @@ int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
 		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
 		   uint16_t *real, const char *sockdesc)
 {
+	struct ps_ident self;
+	int rc;
+
+	rc = ps_proc_self(&self);
+	if (rc)
+		return registry_failure(pol, rc);
+	return ps_policy_bind_as(pol, &self, proto, vport, try_bind, arg,
+				 real, sockdesc);
+}
+
+int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
+		      enum ps_proto proto, uint16_t vport,
+		      ps_try_bind_fn try_bind, void *arg, uint16_t *real,
+		      const char *sockdesc)
+{
 	const struct ps_config *cfg = pol->cfg;
 	struct ps_reg_guard g;
-	struct ps_ident self;
+	struct ps_ident self = *maker;
 	struct ps_lease tmpl;
 	struct ps_lease *l;
 	bool changed = false;
 	bool moved = false;
 	int rc;
 
-	rc = ps_proc_self(&self);
-	if (rc)
-		return registry_failure(pol, rc);
 	rc = lock(pol, &g);
 	if (rc)
 		return registry_failure(pol, rc);

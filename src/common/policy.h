@@ -41,6 +41,18 @@ int ps_policy_init(struct ps_policy *pol, const struct ps_config *cfg,
 		   const char *group, const char *map_file);
 
 /*
+ * What every front end does to find its group: resolves
+ * PORTSHIM_GROUP_FROM (values read through get) on top of base (the
+ * configured group, or a fresh name the front end made), derives the
+ * mapping file of a worker group with ps_policy_map_path, and calls
+ * ps_policy_init. Logs, as one line each, a suffix too long (base is then
+ * used) and an invalid group. Returns 0 or -EINVAL (portshim is inactive
+ * for the caller).
+ */
+int ps_policy_setup(struct ps_policy *pol, const struct ps_config *cfg,
+		    ps_getenv_fn get, const char *base);
+
+/*
  * Opens the registry if not yet done (idempotent; remembers a failure and
  * logs it once). Not thread-safe: a multi-threaded front end calls it
  * once, under its own once-guard, before the decision functions (which
@@ -59,6 +71,17 @@ int ps_policy_open(struct ps_policy *pol);
 int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
 		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
 		   uint16_t *real, const char *sockdesc);
+
+/*
+ * ps_policy_bind on behalf of another process: maker (pid and start
+ * time) is recorded as the lease's maker, and stands for the caller in
+ * the holder fallback and the "is the last binder alive" test. For a
+ * front end that binds a socket of another process (the supervisor).
+ */
+int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
+		      enum ps_proto proto, uint16_t vport,
+		      ps_try_bind_fn try_bind, void *arg, uint16_t *real,
+		      const char *sockdesc);
 
 /*
  * A connect (or sendto) to a local address and a tagged vport: stores the

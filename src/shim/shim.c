@@ -72,9 +72,6 @@ static void load_config(void)
 {
 	char errs[2048] = "";
 	char base[PS_GROUP_MAX + 1];
-	char group[PS_GROUP_MAX + 1];
-	char map[PATH_MAX];
-	const char *map_file = NULL;
 	int rc;
 
 	rc = ps_config_load(&cfg, env_secure, errs, sizeof(errs));
@@ -96,32 +93,14 @@ static void load_config(void)
 		snprintf(base, sizeof(base), "%s", cfg.group);
 	else
 		make_group(base, sizeof(base));
-	rc = ps_config_group_resolve(&cfg, env_secure, base, group);
-	if (rc) {
-		PS_ERROR("PORTSHIM_GROUP_FROM: group '%s' plus worker suffix"
-			 " is longer than %d characters; using '%s'", base,
-			 PS_GROUP_MAX, base);
-		snprintf(group, sizeof(group), "%s", base);
-	}
 	/*
 	 * Interface addresses are read now, while we are surely not in a
 	 * signal handler; later refreshes are safe anywhere anyway.
 	 */
 	ps_sockaddr_host_refresh();
-	if (cfg.map_file[0]) {
-		size_t n = strlen(base);
-
-		if (strcmp(group, base) == 0)
-			map_file = cfg.map_file;
-		else if (ps_policy_map_path(cfg.map_file, group + n, map,
-					    sizeof(map)) == 0)
-			map_file = map;
-	}
-	if (ps_policy_init(&pol, &cfg, group, map_file) != 0) {
-		PS_ERROR("group name '%s' is invalid; portshim is inactive",
-			 group);
+	/* The group and mapping file, as the supervisor resolves them. */
+	if (ps_policy_setup(&pol, &cfg, env_secure, base) != 0)
 		return;
-	}
 	active = true;
 }
 
@@ -221,7 +200,7 @@ static int try_bind(void *arg, uint16_t real)
 	return -errno;
 }
 
-static int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
+int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct bind_arg arg = { fd, addr, len };
 	int saved = errno;
