@@ -347,7 +347,11 @@ static void ls_print_json(const struct ls_rows *rows)
 		       r->real, l->maker.pid, l->holder.pid,
 		       r->alive ? "true" : "false",
 		       (unsigned long long)r->age_s);
-		ls_json_string(r->cmd);
+		/* null: the process that made the lease is gone. */
+		if (strcmp(r->cmd, "-") == 0)
+			fputs("null", stdout);
+		else
+			ls_json_string(r->cmd);
 		putchar('}');
 	}
 	printf("%s]}\n", rows->n ? "\n" : "");

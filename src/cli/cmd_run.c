@@ -502,6 +502,8 @@ static int run_wait(pid_t pid)
 			return PS_EXIT_RUN_FAILED;
 		}
 	}
+	/* The pid is free for reuse now: forward nothing more to it. */
+	run_child = 0;
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	if (WIFSIGNALED(st))
@@ -615,6 +617,10 @@ int ps_cli_run(int argc, char **argv)
 		run_print_config_errors(cfg_err);
 		return PS_EXIT_USAGE;
 	}
+	/* A program the shim cannot see: say so (PORTSHIM_BYPASS). */
+	rc = ps_cli_bypass_check(argv[optind], cfg.bypass);
+	if (rc != 0)
+		return rc;
 
 	rc = ps_registry_open(&reg, cfg.registry[0] != '\0' ?
 			      cfg.registry : NULL, &rerr);
@@ -683,4 +689,9 @@ int ps_cli_run(int argc, char **argv)
 	if (map[0] != '\0')
 		run_remove_maps(map, group);
 	return status;
+}
+
+int ps_cli_library(char *out, size_t len)
+{
+	return run_library(out, len);
 }

@@ -29,7 +29,9 @@ static const char main_help[] =
 "  gc [--dry-run] [--reset]\n"
 "                    reclaim the leases of dead groups; --reset rebuilds\n"
 "                    a registry that is refused\n"
-"  help              show this help\n"
+"  doctor [CMD]      check whether portshim can see CMD, the registry's\n"
+"                    health and the port ranges\n"
+"  help [COMMAND]    show this help, or COMMAND's\n"
 "\n"
 "Options:\n"
 "  -h, --help        show this help (or COMMAND --help for a command)\n"
@@ -54,6 +56,7 @@ static const struct cli_command commands[] = {
 	{ "port", ps_cli_port },
 	{ "ls", ps_cli_ls },
 	{ "gc", ps_cli_gc },
+	{ "doctor", ps_cli_doctor },
 };
 
 void ps_cli_error(const char *fmt, ...)
@@ -192,6 +195,8 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static char help_opt[] = "--help";
+	char *help_argv[3] = { NULL, help_opt, NULL };
 	const char *name;
 	size_t i;
 	int c;
@@ -211,8 +216,23 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return ps_cli_usage_error("missing command");
 	name = argv[optind];
-	if (strcmp(name, "help") == 0)
-		return cli_finish(ps_cli_help(main_help));
+	if (strcmp(name, "help") == 0) {
+		/* "portshim help CMD" is "portshim CMD --help". */
+		if (optind + 1 >= argc)
+			return cli_finish(ps_cli_help(main_help));
+		if (optind + 2 < argc)
+			return ps_cli_usage_error("help: unexpected argument "
+						  "'%s'", argv[optind + 2]);
+		name = argv[optind + 1];
+		for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+			if (strcmp(name, commands[i].name) != 0)
+				continue;
+			help_argv[0] = argv[optind + 1];
+			optind = 0;
+			return cli_finish(commands[i].fn(2, help_argv));
+		}
+		return ps_cli_usage_error("unknown command '%s'", name);
+	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (strcmp(name, commands[i].name) != 0)
 			continue;

@@ -47,6 +47,8 @@ check "--help prints the usage to stdout" grep -q '^Usage: portshim' "$T/out"
 is "$(wc -c <"$T/err" | tr -d ' ')" 0 "--help writes nothing to stderr"
 is "$(st "$PORTSHIM" help)" 0 "help exits 0"
 check "help prints the usage" grep -q '^Usage: portshim' "$T/out"
+is "$(st "$PORTSHIM" help gc)" 0 "help gc exits 0"
+check "help gc prints the usage of gc" grep -q '^Usage: portshim gc' "$T/out"
 for cmd in run port ls gc; do
     is "$(st "$PORTSHIM" "$cmd" --help)" 0 "$cmd --help exits 0"
     check "$cmd --help prints its usage" \
