@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,8 +155,9 @@ void ps_sockaddr_format(const struct sockaddr *sa, uint16_t port, char *buf,
  *   (another of its threads was refreshing when it forked): the child
  *   takes the job over.
  *
- * The system calls are raw (syscall(2)) so that they never reach the
- * shim's own sendto/recvfrom in the same library.
+ * Only socket, send, recv and close are used: calls the shim does not
+ * interpose (a netlink socket's unaddressed send goes to the kernel), so
+ * they never come back into it. Not syscall(): the shim interposes that.
  */
 struct host_addr {
 	uint8_t family;		/* AF_INET or AF_INET6 */
@@ -285,9 +285,10 @@ static void host_add(struct host_table *t, const struct nlmsghdr *nh)
 
 /*
  * Reads every interface address into t. The socket is non-blocking: the
- * kernel queues the first part of a dump during sendto and each next
- * part during the recvfrom that takes the previous one, so a reply is
- * always waiting and EAGAIN means something went wrong.
+ * kernel queues the first part of a dump during send and each next part
+ * during the recv that takes the previous one, so a reply is always
+ * waiting and EAGAIN means something went wrong. An unconnected netlink
+ * socket sends to the kernel.
  * Returns 0 or -errno.
  */
 static int host_read(struct host_table *t)
@@ -296,13 +297,11 @@ static int host_read(struct host_table *t)
 		struct nlmsghdr nh;
 		struct ifaddrmsg ifa;
 	} req;
-	struct sockaddr_nl kernel;
 	int fd, rc = -EIO;
 
 	t->n = 0;
-	fd = (int)syscall(SYS_socket, AF_NETLINK,
-			  SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			  NETLINK_ROUTE);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    NETLINK_ROUTE);
 	if (fd < 0)
 		return -errno;
 	memset(&req, 0, sizeof(req));
@@ -311,20 +310,16 @@ static int host_read(struct host_table *t)
 	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	req.nh.nlmsg_seq = 1;
 	req.ifa.ifa_family = AF_UNSPEC;
-	memset(&kernel, 0, sizeof(kernel));
-	kernel.nl_family = AF_NETLINK;
-	if (syscall(SYS_sendto, fd, &req, sizeof(req), 0, &kernel,
-		    sizeof(kernel)) < 0) {
+	if (send(fd, &req, sizeof(req), 0) < 0) {
 		rc = -errno;
 		goto out;
 	}
 	for (int replies = 0; replies < HOST_MAX_REPLIES; replies++) {
 		const struct nlmsghdr *nh;
-		long got;
+		ssize_t got;
 		int left;
 
-		got = syscall(SYS_recvfrom, fd, host_buf, sizeof(host_buf), 0,
-			      NULL, NULL);
+		got = recv(fd, host_buf, sizeof(host_buf), 0);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {

@@ -45,7 +45,7 @@ bool ps_sockaddr_is_local(const struct sockaddr *sa);
  * ::ffff:a.b.c.d). sa must hold a whole sockaddr_in or sockaddr_in6.
  *
  * The interface addresses are kept in a fixed table read from the
- * kernel over netlink with raw system calls into a static buffer: no
+ * kernel over netlink (socket, send, recv) into a static buffer: no
  * allocation (getifaddrs would malloc), no blocking lock. So this is safe
  * in a signal handler and in a child after fork(). The table is read at
  * the first use and again, at most once a second, when an address is not
