@@ -182,7 +182,13 @@ int ps_registry_check_header(const void *image, size_t len,
 		       (unsigned long long)FILE_SIZE);
 		return -EUCLEAN;
 	}
-	if (memchr(h.boot_id, '\0', sizeof(h.boot_id)) == NULL) {
+	/*
+	 * The boot id is quoted in the message below: only what the kernel
+	 * writes there (hex digits and dashes) may reach a log line, never
+	 * a newline or a terminal escape from a crafted file.
+	 */
+	if (memchr(h.boot_id, '\0', sizeof(h.boot_id)) == NULL ||
+	    strspn(h.boot_id, "0123456789abcdef-") != strlen(h.boot_id)) {
 		seterr(err, "has a malformed boot id");
 		return -EUCLEAN;
 	}
