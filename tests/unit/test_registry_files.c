@@ -774,6 +774,13 @@ static void test_files_check_header(void **state)
 	memset(h->boot_id, 'a', sizeof(h->boot_id));	/* no NUL */
 	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size, NULL,
 						  0, &err), -EUCLEAN);
+	/* A crafted boot id must not put a newline into the one line. */
+	memcpy(bad, img, sizeof(bad));
+	memcpy(h->boot_id, "evil\nline\033[2J", 14);
+	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size,
+						  "other", 0, &err), -EUCLEAN);
+	assert_null(strchr(err.msg, '\n'));
+	assert_null(strchr(err.msg, '\033'));
 	memcpy(bad, img, sizeof(bad));
 	h->leases_off += 8;
 	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size, NULL,
