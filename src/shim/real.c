@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "real.h"
+#include "supervised.h"
 
 struct ps_real ps_real_fns;
 
@@ -118,6 +119,8 @@ static void resolve_once(void)
 	r.recvfrom_chk = ps_real_lookup("__recvfrom_chk",
 					(void *)__recvfrom_chk, NULL);
 	r.bind = ps_real_lookup("bind", (void *)bind, (void *)sys_bind);
+	/* Under --supervise, our own calls carry the supervisor's cookie. */
+	ps_real_supervised(&r);
 	/*
 	 * bind is stored last: ps_real() tests it to decide whether the
 	 * table is complete, so it must not become visible before the rest.

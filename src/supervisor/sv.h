@@ -1,0 +1,126 @@
+/*
+ * sv.h - what the files of the supervisor share: the supervisor itself,
+ * one intercepted call, and the two halves of handling it.
+ *
+ * Each notification is handled in two steps:
+ *
+ *   classify (notification loop): reads what the call names from the
+ *   target (the address, the message header), decides with cheap tests
+ *   whether portshim has anything to do with it (a tagged port of an
+ *   enabled environment, a local destination, a TCP or UDP socket), and
+ *   answers "run it as it is" at once when not. It never blocks: no
+ *   registry lock, no connect, no send.
+ *
+ *   act (a worker thread): applies the policy (which takes the registry
+ *   lock), performs the rewritten call on a copy of the target's socket
+ *   descriptor, and answers with its result.
+ *
+ * So a blocking connect, or a registry lock held by a process that
+ * itself waits for one of our answers, never stalls the other
+ * notifications.
+ */
+#ifndef PS_SV_SV_H
+#define PS_SV_SV_H
+
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "filter.h"
+#include "portspec.h"
+#include "sockaddr.h"
+#include "target.h"
+
+/* A call performed for a thread whose answer could not be delivered. */
+struct ps_sv_record {
+	bool used;
+	pid_t tid;
+	uint64_t start;		/* the process's start time */
+	int nr;
+	uint64_t args[6];
+	int64_t val;
+	int err;
+	uint64_t expires_ns;	/* CLOCK_MONOTONIC */
+};
+
+#define PS_SV_RECORDS 32
+
+struct ps_sv_call;
+
+struct ps_supervisor {
+	uint64_t cookie;
+	struct ps_sv_filter filter;
+	int listener;
+	int up[2];		/* child -> parent: listener number or -errno */
+	int down[2];		/* parent -> child: listener taken */
+	int stop[2];		/* wakes the notification loop to stop */
+	size_t notif_size;	/* what the kernel says the structures are */
+	size_t resp_size;
+	pthread_t loop;
+	bool loop_running;
+	struct ps_sv_targets targets;	/* notification loop only */
+
+	/* The worker threads and their queue. */
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;		/* a call was queued, or stop */
+	pthread_cond_t idle_cv;		/* a worker finished a call */
+	struct ps_sv_call *head, *tail;
+	unsigned nthreads, nidle, nbusy;
+	bool stopping;
+
+	/* Answers that could not be delivered (see handlers.c). */
+	pthread_mutex_t rec_mu;
+	struct ps_sv_record recs[PS_SV_RECORDS];
+};
+
+/* One intercepted call. */
+struct ps_sv_call {
+	struct ps_sv_call *next;	/* in the work queue */
+	uint64_t id;
+	pid_t tid;
+	int nr;
+	uint64_t args[6];
+	struct ps_sv_task *task;	/* referenced */
+	int fd;			/* copy of the target's socket, or -1 */
+	enum ps_proto proto;
+	int socktype;
+	union ps_sockaddr addr;	/* the address the call names/reports */
+	socklen_t addrlen;
+	uint16_t port;		/* its port */
+	struct msghdr msg;	/* sendmsg: the target's header */
+};
+
+/* What classify decided. */
+enum ps_sv_verdict {
+	PS_SV_CONTINUE,		/* run the call as it is */
+	PS_SV_ANSWER,		/* answer with val/err (filled in) */
+	PS_SV_DROP,		/* the notification went away: no answer */
+	PS_SV_WORK,		/* hand it to a worker */
+};
+
+/*
+ * Classifies call c (id, tid, nr and args filled in; task NULL, fd -1).
+ * On PS_SV_ANSWER stores the answer in *val / *err. Notification loop
+ * only.
+ */
+enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
+				  struct ps_sv_call *c, int64_t *val,
+				  int *err);
+
+/* Performs a call that classify handed over, and answers it. Workers. */
+void ps_sv_act(struct ps_supervisor *sv, struct ps_sv_call *c);
+
+/*
+ * Answers notification id: with CONTINUE (the kernel runs the call as
+ * it is), or with val (err 0) or -err. Returns 0, or -ENOENT when the
+ * call is gone (its thread was interrupted or killed), or -errno.
+ */
+int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont,
+		 int64_t val, int err);
+
+/* Releases what c holds (task reference, descriptor) and frees it. */
+void ps_sv_call_free(struct ps_sv_call *c);
+
+#endif

@@ -1,0 +1,550 @@
+/*
+ * target.c - the supervised threads, their environments and policies,
+ * and access to their memory and descriptors (see target.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "target.h"
+
+/* /proc/PID/environ can be as large as the exec limit allows. */
+#define ENVIRON_MAX (64u << 20)
+
+/* Beyond this many cached threads, dead ones are swept out. */
+#define TASKS_SWEEP 1024u
+
+int ps_sv_targets_init(struct ps_sv_targets *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->sweep_at = TASKS_SWEEP;
+	t->scratch = malloc(sizeof(*t->scratch));
+	return t->scratch == NULL ? -ENOMEM : 0;
+}
+
+bool ps_sv_notif_valid(int listener, uint64_t id)
+{
+	return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+int ps_sv_mem_read(pid_t tid, uint64_t addr, void *buf, size_t len)
+{
+	struct iovec local = { buf, len };
+	struct iovec remote = { (void *)(uintptr_t)addr, len };
+	ssize_t n;
+
+	if (len == 0)
+		return 0;
+	n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+int ps_sv_mem_write(pid_t tid, uint64_t addr, const void *buf, size_t len)
+{
+	struct iovec local = { (void *)buf, len };
+	struct iovec remote = { (void *)(uintptr_t)addr, len };
+	ssize_t n;
+
+	if (len == 0)
+		return 0;
+	n = process_vm_writev(tid, &local, 1, &remote, 1, 0);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+int ps_sv_task_fd(const struct ps_sv_task *task, int fd)
+{
+	long rc;
+
+	if (task->pidfd < 0)
+		return -ESRCH;
+	rc = syscall(SYS_pidfd_getfd, task->pidfd, fd, 0);
+	return rc < 0 ? -errno : (int)rc;
+}
+
+bool ps_sv_lock_held_by(const struct ps_sv_env *env, pid_t tid)
+{
+	const int *word;
+
+	if (!env->pol.reg_ready)
+		return false;
+	/*
+	 * glibc keeps the futex word first in pthread_mutex_t, and for a
+	 * robust mutex the kernel's protocol puts the owner's thread id in
+	 * its low bits. The registry refuses processes of another PID
+	 * namespace, so the id is comparable with the notification's.
+	 */
+	word = (const int *)(const void *)&env->pol.reg.hdr->lock.mutex;
+	return ((unsigned)__atomic_load_n(word, __ATOMIC_RELAXED) &
+		FUTEX_TID_MASK) == (unsigned)tid;
+}
+
+/* ------------------------------------------------------------ /proc */
+
+/*
+ * Reads the whole of a /proc file relative to dirfd into a new buffer
+ * (NUL-terminated; *len excludes the NUL). Returns 0 or -errno.
+ */
+static int read_all(int dirfd, const char *name, char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = NULL, *nb;
+	ssize_t r;
+	int fd, rc = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		if (buf == NULL || n + 1 >= cap) {
+			if (buf != NULL)
+				cap *= 2;
+			if (cap > ENVIRON_MAX) {
+				rc = -E2BIG;
+				goto out;
+			}
+			nb = realloc(buf, cap);
+			if (nb == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+/* The Tgid of the thread whose /proc directory is dirfd. */
+static int read_tgid(int dirfd, pid_t *tgid)
+{
+	char *buf, *p;
+	size_t len;
+	long v;
+	int rc;
+
+	rc = read_all(dirfd, "status", &buf, &len);
+	if (rc)
+		return rc;
+	p = strstr(buf, "\nTgid:");
+	rc = -EIO;
+	if (p != NULL) {
+		v = strtol(p + 6, NULL, 10);
+		if (v > 0) {
+			*tgid = (pid_t)v;
+			rc = 0;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+/* ------------------------------------------------------ environments */
+
+/*
+ * The environment being looked at, for env_get: ps_config_load and
+ * ps_policy_setup take a getter without a context argument. Only the
+ * notification loop parses environments.
+ */
+static const char *cur_env;
+static size_t cur_env_len;
+
+static const char *env_get(const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = cur_env, *end = cur_env + cur_env_len;
+
+	while (p < end) {
+		size_t l = strlen(p);
+
+		if (l > n && memcmp(p, name, n) == 0 && p[n] == '=')
+			return p + n + 1;
+		p += l + 1;
+	}
+	return NULL;
+}
+
+/* Appends s and its NUL to the key being built. Returns 0 or -ENOMEM. */
+static int key_add(char **key, size_t *len, size_t *cap, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *nk;
+
+	if (*len + n > *cap) {
+		size_t nc = (*cap ? *cap * 2 : 1024) + n;
+
+		nk = realloc(*key, nc);
+		if (nk == NULL)
+			return -ENOMEM;
+		*key = nk;
+		*cap = nc;
+	}
+	memcpy(*key + *len, s, n);
+	*len += n;
+	return 0;
+}
+
+/*
+ * The key of the current environment: its PORTSHIM_* variables, the
+ * variables PORTSHIM_GROUP_FROM names (cfg parsed from it), and, when no
+ * group is set, the process (each such process gets a group of its own,
+ * as under the preload).
+ */
+static int make_key(const struct ps_config *cfg, pid_t tgid, char **key,
+		    size_t *len)
+{
+	const char *p = cur_env, *end = cur_env + cur_env_len;
+	size_t cap = 0;
+	char tmp[PS_ENV_NAME_MAX + 32];
+	int rc = 0;
+
+	*key = NULL;
+	*len = 0;
+	while (p < end && rc == 0) {
+		if (strncmp(p, "PORTSHIM_", 9) == 0)
+			rc = key_add(key, len, &cap, p);
+		p += strlen(p) + 1;
+	}
+	for (unsigned i = 0; i < cfg->n_group_from && rc == 0; i++) {
+		const char *v = env_get(cfg->group_from[i]);
+
+		if (v == NULL)
+			continue;
+		rc = key_add(key, len, &cap, "\001");
+		if (rc == 0)
+			rc = key_add(key, len, &cap, cfg->group_from[i]);
+		if (rc == 0)
+			rc = key_add(key, len, &cap, v);
+	}
+	if (rc == 0 && cfg->enabled && cfg->group[0] == '\0') {
+		snprintf(tmp, sizeof(tmp), "\002%d", (int)tgid);
+		rc = key_add(key, len, &cap, tmp);
+	}
+	if (rc == 0 && *key == NULL)
+		rc = key_add(key, len, &cap, "");
+	if (rc) {
+		free(*key);
+		*key = NULL;
+	}
+	return rc;
+}
+
+/* Logs the configuration errors of a new environment, one line each. */
+static void log_config_errors(char *errs, pid_t tgid)
+{
+	for (char *line = errs, *nl; *line != '\0'; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl == NULL)
+			nl = line + strlen(line) - 1;
+		else
+			*nl = '\0';
+		if (*line != '\0')
+			PS_ERROR("%s (supervised pid %d)", line, (int)tgid);
+	}
+}
+
+/*
+ * Opens env's registry, or shares the mapping of another environment
+ * with the same registry file (and its failure, so that it is reported
+ * once).
+ */
+static void open_registry(struct ps_sv_targets *t, struct ps_sv_env *env)
+{
+	for (struct ps_sv_env *o = t->envs; o != NULL; o = o->next) {
+		if (!o->active || strcmp(o->cfg.registry, env->cfg.registry))
+			continue;
+		if (!o->pol.reg_ready && o->pol.reg_errno == 0)
+			continue;
+		/*
+		 * struct ps_policy's registry fields are public for this:
+		 * the mapping is process-wide and never unmapped, so two
+		 * policies may point at it.
+		 */
+		env->pol.reg = o->pol.reg;
+		env->pol.reg_ready = o->pol.reg_ready;
+		env->pol.reg_errno = o->pol.reg_errno;
+		memcpy(env->pol.reserved, o->pol.reserved,
+		       sizeof(env->pol.reserved));
+		return;
+	}
+	ps_policy_open(&env->pol);
+}
+
+/* Makes the environment of a new key (cfg is t->scratch). */
+static struct ps_sv_env *new_env(struct ps_sv_targets *t, char *key,
+				 size_t keylen, pid_t tgid, char *errs)
+{
+	struct ps_sv_env *env;
+	char base[PS_GROUP_MAX + 1];
+	uint32_t r = 0;
+
+	env = calloc(1, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	env->key = key;
+	env->keylen = keylen;
+	memcpy(&env->cfg, t->scratch, sizeof(env->cfg));
+	log_config_errors(errs, tgid);
+	if (env->cfg.enabled) {
+		if (env->cfg.group[0] != '\0') {
+			snprintf(base, sizeof(base), "%s", env->cfg.group);
+		} else {
+			/* As the preload names a group it was not given. */
+			if (getrandom(&r, sizeof(r), GRND_NONBLOCK) !=
+			    (ssize_t)sizeof(r))
+				r = (uint32_t)tgid * 2654435761u;
+			snprintf(base, sizeof(base), "ps-%d-%08x", (int)tgid,
+				 (unsigned)r);
+		}
+		if (ps_policy_setup(&env->pol, &env->cfg, env_get, base) == 0)
+			env->active = true;
+	}
+	if (env->active)
+		open_registry(t, env);
+	env->next = t->envs;
+	t->envs = env;
+	return env;
+}
+
+/* The environment of the process whose environ is in cur_env. */
+static int find_env(struct ps_sv_targets *t, pid_t tgid,
+		    struct ps_sv_env **out)
+{
+	char errs[2048] = "";
+	struct ps_sv_env *env;
+	char *key;
+	size_t keylen;
+	int rc;
+
+	ps_config_load(t->scratch, env_get, errs, sizeof(errs));
+	rc = make_key(t->scratch, tgid, &key, &keylen);
+	if (rc)
+		return rc;
+	for (env = t->envs; env != NULL; env = env->next) {
+		if (env->keylen == keylen &&
+		    memcmp(env->key, key, keylen) == 0) {
+			free(key);
+			*out = env;
+			return 0;
+		}
+	}
+	env = new_env(t, key, keylen, tgid, errs);
+	if (env == NULL) {
+		free(key);
+		return -ENOMEM;
+	}
+	*out = env;
+	return 0;
+}
+
+/* ------------------------------------------------------------ tasks */
+
+static unsigned bucket(pid_t tid)
+{
+	return (unsigned)tid * 2654435761u % PS_SV_TASK_BUCKETS;
+}
+
+void ps_sv_task_hold(struct ps_sv_task *task)
+{
+	__atomic_add_fetch(&task->refs, 1, __ATOMIC_RELAXED);
+}
+
+void ps_sv_task_put(struct ps_sv_task *task)
+{
+	if (task == NULL ||
+	    __atomic_sub_fetch(&task->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (task->procfd >= 0)
+		close(task->procfd);
+	if (task->pidfd >= 0)
+		close(task->pidfd);
+	free(task);
+}
+
+/* True while the thread the entry was made for lives (not a reuse). */
+static bool task_alive(const struct ps_sv_task *task)
+{
+	/*
+	 * A /proc/TID directory opened earlier stays bound to that thread:
+	 * once it has exited, lookups in it fail, even if the number has
+	 * been given to a new thread since.
+	 */
+	return faccessat(task->procfd, "stat", F_OK, 0) == 0;
+}
+
+static void unlink_task(struct ps_sv_targets *t, struct ps_sv_task **link)
+{
+	struct ps_sv_task *task = *link;
+
+	*link = task->next;
+	t->ntasks--;
+	ps_sv_task_put(task);
+}
+
+static void sweep(struct ps_sv_targets *t)
+{
+	for (unsigned b = 0; b < PS_SV_TASK_BUCKETS; b++) {
+		struct ps_sv_task **link = &t->buckets[b];
+
+		while (*link != NULL) {
+			if (task_alive(*link))
+				link = &(*link)->next;
+			else
+				unlink_task(t, link);
+		}
+	}
+}
+
+void ps_sv_targets_clear(struct ps_sv_targets *t)
+{
+	for (unsigned b = 0; b < PS_SV_TASK_BUCKETS; b++)
+		while (t->buckets[b] != NULL)
+			unlink_task(t, &t->buckets[b]);
+}
+
+void ps_sv_task_forget(struct ps_sv_targets *t, pid_t tid)
+{
+	pid_t tgid = 0;
+
+	for (struct ps_sv_task *k = t->buckets[bucket(tid)]; k; k = k->next)
+		if (k->tid == tid)
+			tgid = k->tgid;
+	if (tgid == 0)
+		return;
+	for (unsigned b = 0; b < PS_SV_TASK_BUCKETS; b++) {
+		struct ps_sv_task **link = &t->buckets[b];
+
+		while (*link != NULL) {
+			if ((*link)->tgid == tgid)
+				unlink_task(t, link);
+			else
+				link = &(*link)->next;
+		}
+	}
+}
+
+static int new_task(struct ps_sv_targets *t, pid_t tid, int listener,
+		    uint64_t id, struct ps_sv_task **out)
+{
+	struct ps_sv_task *task;
+	char path[32];
+	char *environ_buf = NULL;
+	size_t environ_len = 0;
+	int rc;
+
+	task = calloc(1, sizeof(*task));
+	if (task == NULL)
+		return -ENOMEM;
+	task->refs = 1;
+	task->tid = tid;
+	task->pidfd = -1;
+	snprintf(path, sizeof(path), "/proc/%d", (int)tid);
+	task->procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (task->procfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = read_tgid(task->procfd, &task->tgid);
+	if (rc)
+		goto fail;
+	rc = ps_proc_ident(task->tgid, &task->ident);
+	if (rc)
+		goto fail;
+	task->pidfd = (int)syscall(SYS_pidfd_open, task->tgid, 0);
+	if (task->pidfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = read_all(task->procfd, "environ", &environ_buf, &environ_len);
+	if (rc)
+		goto fail;
+	/*
+	 * Everything above was opened or read while the thread waited in
+	 * this notification, so it is the thread's own, not a successor's
+	 * with a reused number: if the notification is still pending now,
+	 * the thread has not left the call in between.
+	 */
+	if (!ps_sv_notif_valid(listener, id)) {
+		rc = -ENOENT;
+		goto fail;
+	}
+	cur_env = environ_buf;
+	cur_env_len = environ_len;
+	rc = find_env(t, task->tgid, &task->env);
+	cur_env = NULL;
+	cur_env_len = 0;
+	if (rc)
+		goto fail;
+	free(environ_buf);
+	*out = task;
+	return 0;
+fail:
+	free(environ_buf);
+	ps_sv_task_put(task);
+	return rc;
+}
+
+int ps_sv_task_get(struct ps_sv_targets *t, pid_t tid, int listener,
+		   uint64_t id, struct ps_sv_task **out)
+{
+	struct ps_sv_task **link = &t->buckets[bucket(tid)];
+	struct ps_sv_task *task = NULL;
+	int rc;
+
+	for (; *link != NULL; link = &(*link)->next) {
+		if ((*link)->tid != tid)
+			continue;
+		if (task_alive(*link)) {
+			ps_sv_task_hold(*link);
+			*out = *link;
+			return 0;
+		}
+		unlink_task(t, link);
+		break;
+	}
+	if (t->ntasks >= t->sweep_at) {
+		/* Amortised: a table of live threads is not swept again
+		 * until it has doubled. */
+		sweep(t);
+		t->sweep_at = t->ntasks * 2 > TASKS_SWEEP ? t->ntasks * 2 :
+			      TASKS_SWEEP;
+	}
+	rc = new_task(t, tid, listener, id, &task);
+	if (rc)
+		return rc;
+	task->next = t->buckets[bucket(tid)];
+	t->buckets[bucket(tid)] = task;
+	t->ntasks++;
+	ps_sv_task_hold(task);
+	*out = task;
+	return 0;
+}
