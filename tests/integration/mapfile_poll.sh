@@ -27,6 +27,7 @@ t0=$(date +%s)
 status=0
 timeout 120 env LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASANOPTS" \
     PORTSHIM_PORTS="$VBASE-$((VBASE + N - 1))" PORTSHIM_GROUP=poll \
+    PORTSHIM_RANGE=17000-17999 \
     PORTSHIM_MAP_FILE="$MAP" \
     "$PSSTRESS" churn "$N" "$VBASE" >"$T/writer.log" 2>&1 || status=$?
 t1=$(date +%s)
