@@ -224,6 +224,36 @@ is "$(st "$PORTSHIM" port --group life 8080)" 1 \
     "the lease is released after the run"
 diag_file "$T/life.err"
 
+# A second run joining the group (a client, say) must not take the first
+# run's leases or mapping file away when it ends.
+bg "$T/share.log" "$PORTSHIM" run --ports 8080 --group share \
+    --map "$T/share.map" -- "$PY" -c '
+import os, socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 8080))
+s.listen()
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+' "$T/share.stop"
+sharepid=$ps_last_pid
+if wait_for_map "$T/share.map" 8080 20; then
+    real=$(map_real "$T/share.map" tcp 8080)
+    is "$(st "$PORTSHIM" run --group share --map "$T/share.map" true)" 0 \
+        "a second run joins the group"
+    is "$(map_real "$T/share.map" tcp 8080)" "$real" \
+        "the first run's mapping file is intact after it ends"
+    is "$("$PORTSHIM" port --group share 8080 2>&1)" "$real" \
+        "and so is its lease"
+else
+    not_ok "the server in group share binds within 20 s"
+    diag_file "$T/share.log"
+fi
+: >"$T/share.stop"
+if wait "$sharepid"; then got=0; else got=$?; fi
+is "$got" 0 "the first run ends with its server"
+check "then its mapping file is gone" test ! -e "$T/share.map"
+is "$(st "$PORTSHIM" port --group share 8080)" 1 "and its lease too"
+
 # --------------------------------------------------------- refused registry
 mkdir -m 700 "$T/bad"
 head -c 5000 /dev/zero >"$T/bad/registry"
