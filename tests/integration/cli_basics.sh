@@ -168,15 +168,15 @@ check "PORTSHIM_GROUP_OWNER is PID:START" \
 group=$(sed -n 1p "$T/env2.out")
 check "without --group the group is a fresh ps-PID-HEX name" \
     expr "X$group" : 'Xps-[0-9][0-9]*-[0-9a-f]\{8\}$'
+desc="without --map the mapping file is <state dir>/<group>.map"
 case $(sed -n 2p "$T/env2.out") in
-*/"$group.map") ok "without --map the mapping file is <state dir>/<group>.map" ;;
-*) not_ok "without --map the mapping file is <state dir>/<group>.map"
-   diag_file "$T/env2.out" ;;
+*/"$group.map") ok "$desc" ;;
+*) not_ok "$desc"; diag_file "$T/env2.out" ;;
 esac
+desc="the build tree's shim is found and ends LD_PRELOAD"
 case $(sed -n 3p "$T/env2.out") in
-*libportshim.so) ok "without LD_PRELOAD, LD_PRELOAD is the shim" ;;
-*) not_ok "without LD_PRELOAD, LD_PRELOAD is the shim"
-   diag_file "$T/env2.out" ;;
+*/src/shim/.libs/libportshim.so) ok "$desc" ;;
+*) not_ok "$desc"; diag_file "$T/env2.out" ;;
 esac
 
 # --------------------------------------------------------- port, ls, gc
