@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "config.h"
 #include "mapfile.h"
+#include "policy.h"
 #include "portspec.h"
 #include "proc.h"
 #include "registry.h"
@@ -281,19 +282,91 @@ static bool run_group_match(const char *group, const char *g)
 	       (group[len] == '\0' || group[len] == '.');
 }
 
-/*
- * Frees the leases of group and of the worker groups derived from it
- * (PORTSHIM_GROUP_FROM appends ".<value>"). The derived names are not
- * known here, so every lease is looked at: 65536 slots once per run,
- * which costs a few milliseconds under the lock. The run owns these
- * groups (DESIGN.md "Lease lifetime"), so leases are freed whoever made
- * them. Returns 0 or -errno.
- */
-static int run_release(struct ps_registry *reg, const char *group)
+/* One group met while releasing: the run's own group or a derived one. */
+struct run_group {
+	char name[PS_GROUP_MAX + 1];
+	bool freed;	/* we freed some of its leases */
+	bool kept;	/* another live holder still has leases in it */
+};
+
+struct run_groups {
+	struct run_group *v;
+	size_t n, cap;
+};
+
+/* The entry of name, added if new; NULL if out of memory. */
+static struct run_group *run_groups_get(struct run_groups *gs,
+					const char *name)
 {
+	struct run_group *v;
+	size_t i, cap;
+
+	for (i = 0; i < gs->n; i++)
+		if (strcmp(gs->v[i].name, name) == 0)
+			return &gs->v[i];
+	if (gs->n == gs->cap) {
+		cap = gs->cap ? gs->cap * 2 : 16;
+		v = realloc(gs->v, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		gs->v = v;
+		gs->cap = cap;
+	}
+	v = &gs->v[gs->n++];
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	return v;
+}
+
+/* True if the named group is in gs and kept. */
+static bool run_groups_kept(const struct run_groups *gs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		if (strcmp(gs->v[i].name, name) == 0)
+			return gs->v[i].kept;
+	return false;
+}
+
+/* The mapping file of group (the run's or a derived one) into out. */
+static int run_map_of(const char *map, const char *base, const char *group,
+		      char *out, size_t len)
+{
+	if (strcmp(group, base) == 0) {
+		if ((size_t)snprintf(out, len, "%s", map) >= len)
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	return ps_policy_map_path(map, group + strlen(base), out, len);
+}
+
+/*
+ * Releases what the run owns in group and in the worker groups derived
+ * from it (PORTSHIM_GROUP_FROM appends ".<value>"): the leases whose
+ * holder is this process (PORTSHIM_GROUP_OWNER), and those whose holder is
+ * gone anyway. A lease of a live other holder stays: a second run given
+ * the same --group (a client joining a server's group, say) must not take
+ * the group's mapping away from the first. The derived names are not
+ * known here, so every lease is looked at: 65536 slots once per run, a
+ * few milliseconds under the lock.
+ *
+ * A group that keeps leases but lost some gets its mapping file rewritten
+ * (under the lock, as the shim does), so it lists only what is left.
+ * Fills gs with the groups met. Returns 0 or -errno.
+ */
+static int run_release(struct ps_registry *reg, const struct ps_config *cfg,
+		       const struct ps_ident *self, const char *group,
+		       const char *map, struct run_groups *gs)
+{
+	static struct ps_policy pol;
+	char path[PATH_MAX];
 	struct ps_reg_guard guard;
 	struct ps_lease *l;
+	struct run_group *g;
+	uint64_t now = ps_now_ns();
 	uint32_t port;
+	size_t i;
 	int rc;
 
 	rc = ps_registry_lock(reg, &guard);
@@ -301,8 +374,30 @@ static int run_release(struct ps_registry *reg, const char *group)
 		return rc;
 	for (port = 1; port < PS_REG_NPORTS; port++) {
 		l = ps_registry_at(reg, (uint16_t)port);
-		if (l != NULL && run_group_match(l->group, group))
+		if (l == NULL || !run_group_match(l->group, group))
+			continue;
+		g = run_groups_get(gs, l->group);
+		if ((l->holder.pid == self->pid &&
+		     l->holder.start == self->start) ||
+		    ps_lease_dead(l, now)) {
 			ps_registry_free(reg, l);
+			if (g != NULL)
+				g->freed = true;
+		} else if (g != NULL) {
+			g->kept = true;
+		}
+	}
+	for (i = 0; map[0] != '\0' && i < gs->n; i++) {
+		g = &gs->v[i];
+		if (!g->kept || !g->freed ||
+		    run_map_of(map, group, g->name, path, sizeof(path)) < 0 ||
+		    ps_policy_init(&pol, cfg, g->name, path) < 0)
+			continue;
+		/* The policy works on our mapping of the registry, whose
+		 * lock we hold. */
+		pol.reg = *reg;
+		pol.reg_ready = true;
+		ps_policy_publish(&pol);
 	}
 	ps_registry_unlock(reg, &guard);
 	return 0;
@@ -324,13 +419,16 @@ static bool run_suffix_valid(const char *s, size_t n)
 }
 
 /*
- * Removes the mapping file and those of the derived worker groups, which
- * ps_policy_map_path names "<stem>.<suffix>.map" next to it (or
- * "<file>.<suffix>" when the file does not end in ".map"). To stay safe
- * in a shared folder, a candidate is removed only if it is a regular file
- * of ours whose header names a group derived from ours.
+ * Removes the mapping files of the groups that no other run keeps (gs
+ * from run_release): the run's own, and those of the derived worker
+ * groups, which ps_policy_map_path names "<stem>.<suffix>.map" next to it
+ * (or "<file>.<suffix>" when the file does not end in ".map"). The folder
+ * is searched for them, since a worker's group may have no lease left.
+ * To stay safe in a shared folder, a candidate is removed only if it is
+ * a regular file of ours whose header names a group derived from ours.
  */
-static void run_remove_maps(const char *map, const char *group)
+static void run_remove_maps(const char *map, const char *group,
+			    const struct run_groups *gs)
 {
 	char dir[PATH_MAX], path[PATH_MAX], fgroup[PS_GROUP_MAX + 1];
 	struct ps_map_entry ent;
@@ -341,9 +439,12 @@ static void run_remove_maps(const char *map, const char *group)
 	DIR *d;
 	int dirfd, rc;
 
-	rc = ps_mapfile_remove(map);
-	if (rc < 0 && rc != -ENOENT)
-		ps_cli_error("cannot remove %s: %s", map, strerror(-rc));
+	if (!run_groups_kept(gs, group)) {
+		rc = ps_mapfile_remove(map);
+		if (rc < 0 && rc != -ENOENT)
+			ps_cli_error("cannot remove %s: %s", map,
+				     strerror(-rc));
+	}
 
 	dirfd = ps_open_parent(map, &base);
 	if (dirfd < 0)
@@ -381,7 +482,8 @@ static void run_remove_maps(const char *map, const char *group)
 			continue;
 		if (ps_mapfile_read(path, fgroup, &ent, 1, &n) < 0 ||
 		    strcmp(fgroup, group) == 0 ||
-		    !run_group_match(fgroup, group))
+		    !run_group_match(fgroup, group) ||
+		    run_groups_kept(gs, fgroup))
 			continue;
 		unlinkat(dirfd, name, 0);
 	}
@@ -562,6 +664,7 @@ int ps_cli_run(int argc, char **argv)
 	char group[PS_GROUP_MAX + 1] = "", owner[64], err[256];
 	const char *ports = "all", *map_opt = NULL, *range = NULL;
 	struct ps_reg_error rerr = { "" };
+	struct run_groups groups = { NULL, 0, 0 };
 	struct ps_registry reg;
 	struct ps_ident self;
 	bool supervise = false, have_reg = false;
@@ -713,13 +816,17 @@ int ps_cli_run(int argc, char **argv)
 
 release:
 	if (have_reg) {
-		rc = run_release(&reg, group);
-		if (rc < 0)
+		rc = run_release(&reg, &cfg, &self, group, map, &groups);
+		if (rc < 0) {
 			ps_cli_error("cannot release group %s in %s: %s",
 				     group, reg.path, strerror(-rc));
+			/* Unsure who holds what: leave the files alone. */
+			map[0] = '\0';
+		}
 	}
 	if (map[0] != '\0')
-		run_remove_maps(map, group);
+		run_remove_maps(map, group, &groups);
+	free(groups.v);
 	return status;
 }
 
