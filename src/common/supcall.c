@@ -1,7 +1,10 @@
 /*
  * supcall.c - socket system calls carrying the supervisor's cookie.
  */
+#include <linux/seccomp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -33,6 +36,14 @@ bool ps_supcall_parse(const char *text, uint64_t *cookie)
 		return false;
 	*cookie = v;
 	return true;
+}
+
+bool ps_supcall_supervised(void)
+{
+	uint64_t cookie;
+
+	return ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &cookie) &&
+	       prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == SECCOMP_MODE_FILTER;
 }
 
 void ps_supcall_format(uint64_t cookie, char out[PS_SUPCALL_COOKIE_LEN + 1])

@@ -46,6 +46,14 @@
  */
 bool ps_supcall_parse(const char *text, uint64_t *cookie);
 
+/*
+ * True if this process runs under a portshim supervisor: PORTSHIM_SUPERVISED
+ * holds a cookie (read with secure_getenv) and a seccomp filter is in
+ * force. Then static, Go and musl programs it execs are seen too (and,
+ * under no_new_privs, set-id bits and file capabilities do not apply).
+ */
+bool ps_supcall_supervised(void);
+
 /* Formats cookie as 16 lower-case hexadecimal digits and a NUL. */
 void ps_supcall_format(uint64_t cookie, char out[PS_SUPCALL_COOKIE_LEN + 1]);
 

@@ -1,0 +1,434 @@
+#!/bin/sh
+# supervise.sh - `portshim run --supervise`: programs that no preload can
+# see (a statically linked C server and client, a real Go program, raw
+# system calls) run as 4 concurrent copies on one port, each reaching its
+# own copy; a supervised Go server and a preloaded Python client share a
+# group; UDP sends, non-blocking connects, a blocking connect that must
+# not stall the others, io_uring, an ordinary file workload and exit
+# statuses; and the clear failure when the kernel lacks what is needed.
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+VPORT=8080
+N=4
+CC=${CC:-cc}
+
+if ! "$PORTSHIM" run --supervise -- true 2>"$T/probe.err"; then
+    skip_all "--supervise cannot run here: $(head -n 1 "$T/probe.err")"
+fi
+
+PSSV=$T/pssv
+if ! "$CC" -static -O2 -o "$PSSV" "$PS_SRCDIR/tests/helpers/pssv.c" \
+    2>"$T/cc.err"; then
+    skip_all "cannot link a static program ($CC -static): \
+$(head -n 1 "$T/cc.err")"
+fi
+
+# copy.sh NAME READY CLIENT SERVER [ARG]...: what one copy of a test suite
+# does: start SERVER, wait until its output shows READY, run the shell
+# command CLIENT (its output and status kept), then keep the server up
+# until the test has looked at the mapping file ($T/stop).
+cat >"$T/copy.sh" <<'EOF'
+#!/bin/sh
+d=$COPY_DIR
+name=$1 ready=$2 client=$3
+shift 3
+"$@" >"$d/$name.server" 2>&1 &
+server=$!
+i=0
+until grep -q "$ready" "$d/$name.server" 2>/dev/null; do
+    i=$((i + 1))
+    [ "$i" -gt 300 ] && break
+    sleep 0.1
+done
+eval "$client" >"$d/$name.client" 2>&1
+echo $? >"$d/$name.rc"
+while [ ! -e "$d/stop" ]; do
+    sleep 0.1
+done
+kill "$server" 2>/dev/null
+wait "$server" 2>/dev/null
+exit 0
+EOF
+COPY_DIR=$T
+export COPY_DIR
+
+# start_copy NAME READY CLIENT SERVER [ARG]...: one copy under its own
+# `portshim run --supervise`, in group NAME, mapping file $T/NAME.map.
+start_copy() {
+    sc_name=$1
+    shift
+    bg "$T/$sc_name.log" "$PORTSHIM" run --supervise --ports "$VPORT" \
+        --group "$sc_name" --map "$T/$sc_name.map" -- \
+        sh "$T/copy.sh" "$sc_name" "$@"
+    eval "run_$sc_name=\$ps_last_pid"
+}
+
+# wait_clients NAME...: waits (bounded) until each copy's clients are done.
+wait_clients() {
+    for wc_name in "$@"; do
+        wc_n=600
+        while [ ! -s "$T/$wc_name.rc" ] && [ "$wc_n" -gt 0 ]; do
+            sleep 0.1
+            wc_n=$((wc_n - 1))
+        done
+    done
+}
+
+# check_copies WHAT COMM WANT_SERVER NAME...: the checks of a set of
+# concurrent copies: each mapping file shows the virtual port on its own
+# real port made by the server process (COMM), each server saw its
+# virtual port, each client reached its own copy. WANT_SERVER is the line
+# the server prints; a client's expected output is in $T/NAME.want.
+check_copies() {
+    cc_what=$1 cc_comm=$2 cc_server=$3
+    shift 3
+    cc_reals=""
+    for cc_name in "$@"; do
+        cc_real=$(map_real "$T/$cc_name.map" tcp "$VPORT")
+        cc_pid=$(awk -v v="$VPORT" '$1 == "tcp" && $2 == v { print $4 }' \
+            "$T/$cc_name.map" 2>/dev/null)
+        cc_reals="$cc_reals $cc_real"
+        cc_seen=$(cat "/proc/$cc_pid/comm" 2>/dev/null || true)
+        if [ -n "$cc_real" ] && [ "$cc_real" -ge 20000 ] &&
+            [ "$cc_real" -le 32767 ] && [ "$cc_seen" = "$cc_comm" ] &&
+            listening "$cc_real"; then
+            ok "$cc_what $cc_name: the mapping file shows tcp $VPORT ->" \
+                "$cc_real, made by the server (pid $cc_pid, $cc_comm)," \
+                "which listens there"
+        else
+            not_ok "$cc_what $cc_name: mapping file right"
+            diag "real='$cc_real' pid='$cc_pid' comm='$cc_seen'"
+            diag_file "$T/$cc_name.map"
+            diag_file "$T/$cc_name.log"
+            diag_file "$T/$cc_name.server"
+        fi
+        is "$(cat "$T/$cc_name.server" 2>/dev/null)" "$cc_server" \
+            "$cc_what $cc_name: the server sees its virtual port"
+        is "$(cat "$T/$cc_name.rc" 2>/dev/null):$(cat "$T/$cc_name.client" \
+            2>/dev/null)" "0:$(cat "$T/$cc_name.want")" \
+            "$cc_what $cc_name: its clients reach their own copy"
+    done
+    # shellcheck disable=SC2086 # word splitting of the port list is wanted
+    cc_distinct=$(printf '%s\n' $cc_reals | sort -u | grep -c . || true)
+    is "$cc_distinct" "$#" \
+        "$cc_what: $# copies got $# distinct real ports:$cc_reals"
+}
+
+# stop_copies NAME...: ends the copies; each run must exit with status 0
+# and remove its mapping file.
+stop_copies() {
+    touch "$T/stop"
+    sp_bad=""
+    for sp_name in "$@"; do
+        eval "sp_pid=\$run_$sp_name"
+        # shellcheck disable=SC2154 # set by start_copy through eval
+        if wait "$sp_pid"; then
+            [ -e "$T/$sp_name.map" ] && sp_bad="$sp_bad $sp_name(map left)"
+        else
+            sp_bad="$sp_bad $sp_name(status $?)"
+        fi
+    done
+    rm -f "$T/stop"
+    is "$sp_bad" "" "$* end with status 0 and remove their mapping files"
+}
+
+# ------------------------------------------ a static C server and client
+diag "$N copies of a static server on port $VPORT, each under --supervise"
+names=""
+i=1
+while [ "$i" -le "$N" ]; do
+    g=s$i
+    names="$names $g"
+    printf '%s\npeer=%s\n%s\npeer=%s' "$g" "$VPORT" "$g" "$VPORT" \
+        >"$T/$g.want"
+    # A blocking connect, then a non-blocking one (EINPROGRESS, poll)
+    # with raw system calls; both print the peer's port (getpeername).
+    start_copy "$g" "port=" \
+        "\"$PSSV\" get $VPORT && \"$PSSV\" get -r -n $VPORT" \
+        "$PSSV" serve -r "$VPORT" "$g"
+    i=$((i + 1))
+done
+# shellcheck disable=SC2086 # word splitting of the names is wanted
+wait_clients $names
+# shellcheck disable=SC2086
+check_copies static pssv "port=$VPORT" $names
+# shellcheck disable=SC2086
+stop_copies $names
+
+# ------------------------------------------------ a real Go program
+GO=$(command -v go || true)
+GOSV=$T/gosv
+go_ok=false
+if [ -z "$GO" ]; then
+    go_why="Debian's golang-go is not installed (no 'go' on PATH)"
+else
+    mkdir -p "$T/gosrc"
+    cat >"$T/gosrc/main.go" <<'EOF'
+// A Go server on a hard-coded port and its HTTP client: Go's net package
+// makes its own system calls, with or without cgo.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+)
+
+func main() {
+	if len(os.Args) > 2 && os.Args[1] == "serve" {
+		id := os.Args[2]
+		l, err := net.Listen("tcp", ":8080")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "listen:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("listening on %s\n", l.Addr())
+		http.Serve(l, http.HandlerFunc(
+			func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "%s\n", id)
+			}))
+		return
+	}
+	resp, err := http.Get("http://127.0.0.1:8080/")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "get:", err)
+		os.Exit(1)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Print(string(b))
+}
+EOF
+    printf 'module portshimtest\n\ngo 1.18\n' >"$T/gosrc/go.mod"
+    # Offline, in the test's own folders: no network, no module cache.
+    if (cd "$T/gosrc" &&
+        env GOPATH="$T/gopath" GOCACHE="$T/gocache" GOFLAGS=-buildvcs=false \
+            GOPROXY=off GOTOOLCHAIN=local HOME="$T" \
+            "$GO" build -o "$GOSV" .) >"$T/gobuild.log" 2>&1; then
+        go_ok=true
+    else
+        go_why="go build failed: $(head -n 1 "$T/gobuild.log")"
+    fi
+fi
+
+if $go_ok; then
+    diag "$N copies of a Go net.Listen(\":$VPORT\") server, each with its" \
+        "Go HTTP client"
+    names=""
+    i=1
+    while [ "$i" -le "$N" ]; do
+        g=go$i
+        names="$names $g"
+        printf '%s' "$g" >"$T/$g.want"
+        start_copy "$g" "listening" "\"$GOSV\" get" "$GOSV" serve "$g"
+        i=$((i + 1))
+    done
+    # shellcheck disable=SC2086
+    wait_clients $names
+    # shellcheck disable=SC2086
+    check_copies go gosv "listening on [::]:$VPORT" $names
+    # shellcheck disable=SC2086
+    stop_copies $names
+
+    # ---------------------------------------- mixed: supervised Go server,
+    # preloaded Python client, one group
+    printf '%s\n' "$HTTP_GET" >"$T/get.py"
+    printf 'mixed' >"$T/mixed.want"
+    PORTSHIM_LOG=info
+    export PORTSHIM_LOG
+    start_copy mixed "listening" \
+        "\"$PY\" \"$T/get.py\" http://127.0.0.1:$VPORT/" "$GOSV" serve mixed
+    unset PORTSHIM_LOG
+    wait_clients mixed
+    real=$(map_real "$T/mixed.map" tcp "$VPORT")
+    is "$(cat "$T/mixed.rc"):$(grep -v '^portshim\[' "$T/mixed.client")" \
+        "0:mixed" \
+        "mixed: the preloaded Python client reaches its group's Go server"
+    # The supervisor logs the Go server's bind; the preload in Python logs
+    # the client's connect (into the client's output): two front ends, one
+    # group, one real port.
+    if [ -n "$real" ] &&
+        grep -q "bind tcp \[::\]:$VPORT -> $real group=mixed" \
+            "$T/mixed.log" &&
+        grep -q "connect tcp 127.0.0.1:$VPORT -> $real group=mixed" \
+            "$T/mixed.client"; then
+        ok "mixed: the supervisor bound the Go server to $real, the" \
+            "Python client's preload sent its connect there"
+    else
+        not_ok "mixed: both front ends used real port '$real'"
+        diag_file "$T/mixed.log"
+        diag_file "$T/mixed.client"
+    fi
+    stop_copies mixed
+else
+    skip "$go_why" "go: $N concurrent copies of a Go server"
+    skip "$go_why" "mixed: supervised Go server, preloaded Python client"
+fi
+
+# ------------------------------------------ raw system calls, dynamic,
+# PORTSHIM_PORTS=all: the preload's syscall() and the supervisor together
+PSSVD=$T/pssv-dyn
+if "$CC" -O2 -o "$PSSVD" "$PS_SRCDIR/tests/helpers/pssv.c" 2>"$T/cc2.err"
+then
+    printf 'raw\npeer=%s\nraw\npeer=%s' "$VPORT" "$VPORT" >"$T/raw.want"
+    bg "$T/raw.log" "$PORTSHIM" run --supervise --ports all --group raw \
+        --map "$T/raw.map" -- sh "$T/copy.sh" raw "port=" \
+        "\"$PSSVD\" get -r $VPORT && \"$PSSVD\" get -r -n $VPORT" \
+        "$PSSVD" serve -r "$VPORT" raw
+    # shellcheck disable=SC2034 # read by stop_copies through eval
+    run_raw=$ps_last_pid
+    wait_clients raw
+    check_copies "raw syscall(), --ports all:" pssv-dyn "port=$VPORT" raw
+    is "$(grep -c . "$T/raw.map" 2>/dev/null)" 2 \
+        "raw: one lease only (no port rewritten twice)"
+    stop_copies raw
+else
+    skip "cannot build pssv dynamically" "raw syscall() under --supervise"
+fi
+
+# ------------------------------------------------------------------ UDP
+diag "UDP: sendto, sendmsg, sendmmsg and connect+send to a tagged port"
+UPORT=5353
+cat >"$T/udp.sh" <<EOF
+"$PSSV" udp-serve $UPORT dns-copy >"$T/udp.server" 2>&1 &
+i=0
+until grep -q port= "$T/udp.server"; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+for mode in sendto sendmsg sendmmsg connect; do
+    printf '%s:' "\$mode"
+    "$PSSV" udp-get "\$mode" $UPORT
+done
+kill \$!
+EOF
+got=$("$PORTSHIM" run --supervise --ports "udp:$UPORT" --map "$T/udp.map" \
+    -- sh "$T/udp.sh" 2>"$T/udp.err" | tr '\n' ' ')
+is "$got" "sendto:dns-copy sendmsg:dns-copy sendmmsg:dns-copy \
+connect:dns-copy " "udp: every way of sending reaches the supervised server"
+is "$(cat "$T/udp.server")" "port=$UPORT" \
+    "udp: the UDP server sees its virtual port"
+
+# ------------------------------------ a blocking connect stalls nothing
+# A listener with a backlog of 0 that never accepts: a second connect to
+# it waits for the SYN to be retried, for minutes. While the supervisor
+# performs that connect, another copy's bind, connect and getsockname
+# must still be answered.
+HPORT=9000
+cat >"$T/block.sh" <<EOF
+"$PSSV" hold $HPORT >"$T/hold.out" 2>&1 &
+i=0
+until grep -q port= "$T/hold.out"; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+for c in 1 2 3; do
+    "$PSSV" get $HPORT >/dev/null 2>&1 &
+    echo \$! >>"$T/blocked.pids"
+done
+sleep 1
+start=\$(date +%s)
+"$PSSV" serve 9001 quick 1 >"$T/quick.server" 2>&1 &
+sleep 0.3
+"$PSSV" get 9001 >"$T/quick.client" 2>&1
+echo \$((\$(date +%s) - start)) >"$T/quick.secs"
+alive=0
+for p in \$(cat "$T/blocked.pids"); do
+    [ -d /proc/\$p ] && alive=\$((alive + 1))
+done
+echo \$alive >"$T/blocked.alive"
+EOF
+timeout 60 "$PORTSHIM" run --supervise --ports "$HPORT,9001" -- \
+    sh "$T/block.sh" >"$T/block.log" 2>&1 || true
+secs=$(cat "$T/quick.secs" 2>/dev/null || echo none)
+if [ "$(head -n 1 "$T/quick.client" 2>/dev/null)" = quick ] &&
+    [ "$secs" != none ] && [ "$secs" -le 10 ] &&
+    [ "$(cat "$T/blocked.alive" 2>/dev/null || echo 0)" -ge 1 ]; then
+    ok "a connect blocked in the supervisor does not stall another" \
+        "copy's bind and connect (done in ${secs}s while" \
+        "$(cat "$T/blocked.alive") connect(s) still waited)"
+else
+    not_ok "a blocked connect does not stall the others"
+    diag "quick client: '$(cat "$T/quick.client" 2>/dev/null)'," \
+        "seconds: $secs, still blocked: $(cat "$T/blocked.alive" \
+        2>/dev/null)"
+    diag_file "$T/block.log"
+fi
+if [ -r "$T/blocked.pids" ]; then
+    while read -r p; do
+        kill "$p" 2>/dev/null || true
+    done <"$T/blocked.pids"
+fi
+
+# -------------------------------------------------------- io_uring
+is "$("$PORTSHIM" run --supervise -- "$PSSV" uring 2>"$T/uring.err")" \
+    ENOSYS "io_uring_setup fails with ENOSYS under --supervise"
+
+# ------------------------------------ other system calls run untouched
+mkdir "$T/files"
+"$PORTSHIM" run --supervise -- "$PSSV" files "$T/files" 2000 7 \
+    >"$T/files.out" 2>&1 && st=0 || st=$?
+is "$st" 7 "a static program's 2000-file workload runs without an error" \
+    "and its status (7) passes through"
+is "$(find "$T/files" -type f | wc -l | tr -d ' ')" 0 \
+    "the workload left no file behind"
+
+mkdir "$T/shfiles"
+# shellcheck disable=SC2016 # the inner shell expands them
+"$PORTSHIM" run --supervise -- sh -c '
+    cd "$1" || exit 99
+    i=0
+    while [ $i -lt 300 ]; do
+        echo "$i" >"f$i" && cat "f$i" >/dev/null || exit 98
+        i=$((i + 1))
+    done
+    mkdir d && cp f* d/ && ls d | wc -l >count && rm -r d f* || exit 97
+    exit 5' sh "$T/shfiles" >"$T/shfiles.out" 2>&1 && st=0 || st=$?
+is "$st:$(tr -d ' ' <"$T/shfiles/count" 2>/dev/null)" "5:300" \
+    "a shell workload (300 files, cp, ls, rm) runs and its status passes"
+
+"$PORTSHIM" run --supervise -- sh -c 'kill -KILL $$' 2>/dev/null &&
+    st=0 || st=$?
+is "$st" 137 "a supervised program killed by SIGKILL gives status 137"
+
+# --------------------------------------- PORTSHIM_BYPASS=supervise
+PORTSHIM_BYPASS=supervise
+export PORTSHIM_BYPASS
+bg "$T/bypass.log" "$PORTSHIM" run --ports "$VPORT" --map "$T/bypass.map" \
+    -- "$PSSV" serve "$VPORT" bypass
+bypass_pid=$ps_last_pid
+unset PORTSHIM_BYPASS
+if wait_for_map "$T/bypass.map" "$VPORT" 20; then
+    real=$(map_real "$T/bypass.map" tcp "$VPORT")
+    wait_tcp 127.0.0.1 "$real" 10 || true
+    is "$("$PSTCP" connect 127.0.0.1 "$real" 2>/dev/null | head -n 1)" \
+        "ok bypass" "PORTSHIM_BYPASS=supervise: a static CMD is supervised" \
+        "(its port moved to $real) without --supervise"
+else
+    not_ok "PORTSHIM_BYPASS=supervise: a static CMD is supervised"
+    diag_file "$T/bypass.log"
+fi
+kill_tree "$bypass_pid"
+if grep -q "cannot move its ports" "$T/bypass.log"; then
+    not_ok "PORTSHIM_BYPASS=supervise: no bypass warning for it"
+    diag_file "$T/bypass.log"
+else
+    ok "PORTSHIM_BYPASS=supervise: no bypass warning for it"
+fi
+
+# ------------------------------- a kernel without what --supervise needs
+for call in seccomp pidfd_getfd; do
+    "$PSSV" deny "$call" "$PORTSHIM_BIN" run --supervise -- true \
+        >"$T/deny.out" 2>"$T/deny.err" && st=0 || st=$?
+    if [ "$st" = 125 ] && grep -q "^portshim: --supervise: .*$call" \
+        "$T/deny.err"; then
+        ok "without $call, --supervise fails (125) with a clear message"
+    else
+        not_ok "without $call, --supervise fails (125) with a message"
+        diag "status $st"
+        diag_file "$T/deny.err"
+    fi
+done
+
+done_testing
