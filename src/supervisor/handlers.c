@@ -32,6 +32,7 @@
  * from the same thread gets that result instead.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -294,6 +295,17 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	    !ps_portspec_has(&env->cfg.ports, (enum ps_proto)proto, c->port))
 		return PS_SV_CONTINUE;
 	c->proto = (enum ps_proto)proto;
+	/* A connect or send on a blocking socket may wait: not in the loop. */
+	if (c->nr != SYS_bind)
+		c->may_block = !(fcntl(c->fd, F_GETFL) & O_NONBLOCK) &&
+			       !(c->nr == SYS_connect &&
+				 c->socktype == SOCK_DGRAM) &&
+			       !(c->nr == SYS_sendto &&
+				 (c->args[3] & MSG_DONTWAIT)) &&
+			       !((c->nr == SYS_sendmsg ||
+				  c->nr == SYS_sendmmsg) &&
+				 (c->args[2 + (c->nr == SYS_sendmmsg)] &
+				  MSG_DONTWAIT));
 	/* What was read is the thread's, and the descriptor its own. */
 	if (!ps_sv_notif_valid(sv->listener, c->id))
 		return PS_SV_DROP;

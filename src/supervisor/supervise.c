@@ -294,8 +294,12 @@ static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req)
 	case PS_SV_DROP:
 		break;
 	case PS_SV_WORK:
-		submit(sv, c);
-		return;
+		if (c->may_block) {
+			submit(sv, c);
+			return;
+		}
+		ps_sv_act(sv, c);
+		break;
 	}
 	ps_sv_call_free(c);
 }

@@ -11,13 +11,18 @@
  *   answers "run it as it is" at once when not. It never blocks: no
  *   registry lock, no connect, no send.
  *
- *   act (a worker thread): applies the policy (which takes the registry
- *   lock), performs the rewritten call on a copy of the target's socket
- *   descriptor, and answers with its result.
+ *   act: applies the policy (which takes the registry lock), performs
+ *   the rewritten call on a copy of the target's socket descriptor, and
+ *   answers with its result. A call that could wait for long (a connect
+ *   or a send on a blocking socket) is acted on by a worker thread, so
+ *   that it never stalls the other notifications; the others (bind,
+ *   getsockname, anything on a non-blocking socket) are acted on at once
+ *   in the loop: handing them to a thread would cost more than the call.
  *
- * So a blocking connect, or a registry lock held by a process that
- * itself waits for one of our answers, never stalls the other
- * notifications.
+ * The registry lock is taken in the loop only after making sure the
+ * calling thread does not hold it (ps_sv_lock_held_by), and every other
+ * holder is in portshim's own code, whose calls carry the cookie and are
+ * never stopped by the filter: so a holder never waits for the loop.
  */
 #ifndef PS_SV_SV_H
 #define PS_SV_SV_H
@@ -86,6 +91,7 @@ struct ps_sv_call {
 	int fd;			/* copy of the target's socket, or -1 */
 	enum ps_proto proto;
 	int socktype;
+	bool may_block;		/* could wait long: needs a worker thread */
 	union ps_sockaddr addr;	/* the address the call names/reports */
 	socklen_t addrlen;
 	uint16_t port;		/* its port */
@@ -109,7 +115,10 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 				  struct ps_sv_call *c, int64_t *val,
 				  int *err);
 
-/* Performs a call that classify handed over, and answers it. Workers. */
+/*
+ * Performs a call that classify handed over, and answers it: in the
+ * notification loop, or in a worker thread when c->may_block.
+ */
 void ps_sv_act(struct ps_supervisor *sv, struct ps_sv_call *c);
 
 /*
