@@ -41,7 +41,9 @@ static const char run_help[] =
 "\n"
 "  -p, --ports SPEC  the virtual ports, e.g. 8080,9000-9010,udp:5353,\n"
 "                    or all (the default)\n"
-"  -g, --group G     the group's name (default: a fresh unique name)\n"
+"  -g, --group G     the group's name (default: a fresh unique name); a\n"
+"                    group that another live run owns is joined: its\n"
+"                    leases stay when this run ends\n"
 "  -m, --map FILE    the mapping file (default: <state dir>/<group>.map)\n"
 "  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
 "                    or 20000-32767)\n"
@@ -52,7 +54,10 @@ static const char run_help[] =
 "  -h, --help        show this help\n"
 "\n"
 "CMD sees PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_MAP_FILE,\n"
-"PORTSHIM_GROUP_OWNER, PORTSHIM_RANGE (with --range) and LD_PRELOAD.\n"
+"PORTSHIM_GROUP_OWNER, PORTSHIM_RANGE (with --range) and LD_PRELOAD,\n"
+"and PORTSHIM_GROUP_FROM=PYTEST_XDIST_WORKER,PARALLEL_SEQ unless that is\n"
+"set already (even empty): each pytest-xdist worker and each GNU\n"
+"parallel job gets a group of its own.\n"
 "\n"
 "Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
 "usage or environment; 125 portshim failed before starting CMD; 126 CMD\n"
@@ -403,6 +408,40 @@ static int run_release(struct ps_registry *reg, const struct ps_config *cfg,
 	return 0;
 }
 
+/*
+ * The live holder of a lease of group, or of a worker group derived from
+ * it, other than self: the owner of a group that this run joins (a
+ * client started with --group G while G's server runs under another
+ * run). CMD then makes its leases for that owner, so that they live as
+ * long as the group and not only as long as this run. Returns true and
+ * the holder in *owner. Every lease is looked at, as in run_release.
+ */
+static bool run_find_owner(struct ps_registry *reg, const char *group,
+			   const struct ps_ident *self, struct ps_ident *owner)
+{
+	struct ps_reg_guard guard;
+	struct ps_lease *l;
+	uint64_t now = ps_now_ns();
+	uint32_t port;
+	bool found = false;
+
+	if (ps_registry_lock(reg, &guard) < 0)
+		return false;
+	for (port = 1; port < PS_REG_NPORTS && !found; port++) {
+		l = ps_registry_at(reg, (uint16_t)port);
+		if (l == NULL || l->kind != PS_KIND_GROUP ||
+		    !run_group_match(l->group, group) ||
+		    (l->holder.pid == self->pid &&
+		     l->holder.start == self->start) ||
+		    ps_lease_dead(l, now))
+			continue;
+		*owner = l->holder;
+		found = true;
+	}
+	ps_registry_unlock(reg, &guard);
+	return found;
+}
+
 /* True if every character of s[0..n) may appear in a group name. */
 static bool run_suffix_valid(const char *s, size_t n)
 {
@@ -662,12 +701,13 @@ int ps_cli_run(int argc, char **argv)
 	static struct ps_config cfg;
 	static char cfg_err[4096], map[PATH_MAX], lib[PATH_MAX];
 	char group[PS_GROUP_MAX + 1] = "", owner[64], err[256];
+	struct ps_ident joined;
 	const char *ports = "all", *map_opt = NULL, *range = NULL;
 	struct ps_reg_error rerr = { "" };
 	struct run_groups groups = { NULL, 0, 0 };
 	struct ps_registry reg;
 	struct ps_ident self;
-	bool supervise = false, have_reg = false;
+	bool supervise = false, have_reg = false, given = false;
 	int c, rc, exec_err, status;
 	pid_t pid;
 
@@ -682,6 +722,7 @@ int ps_cli_run(int argc, char **argv)
 			rc = ps_cli_parse_group("--group", optarg, group);
 			if (rc != 0)
 				return rc;
+			given = true;
 			break;
 		case 'm':
 			map_opt = optarg;
@@ -777,6 +818,25 @@ int ps_cli_run(int argc, char **argv)
 	rc = run_library(lib, sizeof(lib));
 	if (rc != 0)
 		return rc;
+
+	/* Joining a group that a live run owns: its leases are the owner's. */
+	if (given && have_reg && run_find_owner(&reg, group, &self, &joined))
+		ps_ident_format(&joined, owner, sizeof(owner));
+
+	/*
+	 * Runners that number their workers in the environment: each
+	 * worker gets a group of its own, resolved when it first binds or
+	 * connects (pytest-xdist sets PYTEST_XDIST_WORKER in the worker
+	 * after it started). A PORTSHIM_GROUP_FROM of the user's, even an
+	 * empty one (none), is kept.
+	 */
+	if (getenv("PORTSHIM_GROUP_FROM") == NULL &&
+	    setenv("PORTSHIM_GROUP_FROM", "PYTEST_XDIST_WORKER,PARALLEL_SEQ",
+		   1) < 0) {
+		ps_cli_error("cannot set the environment: %s",
+			     strerror(errno));
+		return PS_EXIT_RUN_FAILED;
+	}
 
 	if (setenv("PORTSHIM_PORTS", ports, 1) < 0 ||
 	    setenv("PORTSHIM_GROUP", group, 1) < 0 ||
