@@ -32,6 +32,9 @@ int ps_cli_run(int argc, char **argv);
 int ps_cli_port(int argc, char **argv);
 int ps_cli_ls(int argc, char **argv);
 int ps_cli_gc(int argc, char **argv);
+int ps_cli_pick(int argc, char **argv);
+int ps_cli_release(int argc, char **argv);
+int ps_cli_portserver(int argc, char **argv);
 
 /* Writes "portshim: <message>\n" to stderr. */
 void ps_cli_error(const char *fmt, ...)

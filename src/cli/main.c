@@ -31,6 +31,14 @@ static const char main_help[] =
 "                    a registry that is refused\n"
 "  doctor [CMD]      check whether portshim can see CMD, the registry's\n"
 "                    health and the port ranges\n"
+"  pick [--tcp|--udp] [--count N] [--group G] [--hold PID] [--for S]\n"
+"                    print free ports leased to a holder process (default:\n"
+"                    the parent) until it dies, --for ends, or release\n"
+"  release [--force] PORT...\n"
+"                    end leases made by pick\n"
+"  portserver [--address ADDR]\n"
+"                    serve portpicker's portserver protocol from the\n"
+"                    registry (PORTSERVER_ADDRESS=@unittest-portserver)\n"
 "  help [COMMAND]    show this help, or COMMAND's\n"
 "\n"
 "Options:\n"
@@ -57,6 +65,9 @@ static const struct cli_command commands[] = {
 	{ "ls", ps_cli_ls },
 	{ "gc", ps_cli_gc },
 	{ "doctor", ps_cli_doctor },
+	{ "pick", ps_cli_pick },
+	{ "release", ps_cli_release },
+	{ "portserver", ps_cli_portserver },
 };
 
 void ps_cli_error(const char *fmt, ...)
