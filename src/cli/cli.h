@@ -32,9 +32,21 @@ int ps_cli_run(int argc, char **argv);
 int ps_cli_port(int argc, char **argv);
 int ps_cli_ls(int argc, char **argv);
 int ps_cli_gc(int argc, char **argv);
-int ps_cli_pick(int argc, char **argv);
-int ps_cli_release(int argc, char **argv);
-int ps_cli_portserver(int argc, char **argv);
+int ps_cli_doctor(int argc, char **argv);
+
+/*
+ * Finds the preload library as `run` does ($PORTSHIM_LIBRARY, the build
+ * tree's, the installed one) into out. Returns 0, or an exit status after
+ * printing why.
+ */
+int ps_cli_library(char *out, size_t len);
+
+/*
+ * Inspects CMD (found through PATH) before `run` starts it: a program the
+ * shim cannot see gets one line on stderr per PORTSHIM_BYPASS mode.
+ * Returns 0 to go ahead, or PS_EXIT_CANNOT_EXEC for mode fail.
+ */
+int ps_cli_bypass_check(const char *cmd, enum ps_bypass mode);
 
 /* Writes "portshim: <message>\n" to stderr. */
 void ps_cli_error(const char *fmt, ...)

@@ -433,10 +433,10 @@ static void decide(struct ps_inspect *out)
 		out->verdict = PS_INSPECT_VISIBLE;
 }
 
-/* Writes the phrase for the verdict (after "PROG " or "which "). */
-static void explain(const struct ps_inspect *in, char *buf, size_t len)
+void ps_inspect_phrase(const struct ps_inspect *in,
+		       enum ps_inspect_verdict verdict, char *buf, size_t len)
 {
-	switch (in->verdict) {
+	switch (verdict) {
 	case PS_INSPECT_SETID:
 		snprintf(buf, len, "is %s (runs as %s %u), so the dynamic "
 			 "loader ignores LD_PRELOAD",
@@ -541,7 +541,7 @@ int ps_inspect_fd(int fd, const struct ps_inspect_creds *cr,
 	}
 out:
 	decide(out);
-	explain(out, phrase, sizeof(phrase));
+	ps_inspect_phrase(out, out->verdict, phrase, sizeof(phrase));
 	if (out->verdict != PS_INSPECT_VISIBLE &&
 	    (out->flags & PS_INSPECT_F_SCRIPT)) {
 		/* A very long interpreter path shortens the reason; the
@@ -631,19 +631,19 @@ const char *ps_inspect_advice(enum ps_inspect_verdict verdict)
 	switch (verdict) {
 	case PS_INSPECT_SETID:
 	case PS_INSPECT_FILECAPS:
-		return "run an unprivileged copy of it";
+		/* Under the supervisor, no_new_privs voids set-id bits and
+		 * file capabilities: the preload reaches the program. */
+		return "Run an unprivileged copy of it, or run it under "
+		       "'portshim run --supervise'";
 	case PS_INSPECT_FOREIGN:
-		return "run a build of it for this machine, or give it "
-		       "free ports yourself";
+		return "Run a build of it for this machine or give it free "
+		       "ports yourself";
 	case PS_INSPECT_MUSL:
-		return "run a glibc build of it, or give it free ports "
-		       "yourself";
 	case PS_INSPECT_GO:
-		return "give it free ports yourself (by flag or "
-		       "configuration)";
 	case PS_INSPECT_STATIC:
-		return "run a dynamically linked build of it, or give it "
-		       "free ports yourself";
+		return "Run it under 'portshim run --supervise' "
+		       "(PORTSHIM_BYPASS=supervise) or give it free ports "
+		       "yourself";
 	case PS_INSPECT_VISIBLE:
 	default:
 		return "";
@@ -661,19 +661,16 @@ size_t ps_inspect_message(const struct ps_inspect *in, const char *prog,
 	if (in->verdict == PS_INSPECT_VISIBLE || mode == PS_BYPASS_IGNORE)
 		return 0;
 	if (mode == PS_BYPASS_FAIL)
-		n = snprintf(buf, len, "refusing to run %s: it %s, so its "
-			     "ports would not be moved "
-			     "(PORTSHIM_BYPASS=fail); %s, or set "
-			     "PORTSHIM_BYPASS=warn to run it anyway", prog,
+		n = snprintf(buf, len, "refusing to run %s "
+			     "(PORTSHIM_BYPASS=fail): it %s, and portshim "
+			     "could not move its ports. %s "
+			     "(PORTSHIM_BYPASS=warn runs it anyway)", prog,
 			     in->reason, ps_inspect_advice(in->verdict));
 	else
 		n = snprintf(buf, len, "warning: %s %s: portshim cannot move "
-			     "its ports, it binds them as asked; %s, or set "
-			     "PORTSHIM_BYPASS=ignore to silence this%s", prog,
-			     in->reason, ps_inspect_advice(in->verdict),
-			     mode == PS_BYPASS_SUPERVISE ?
-			     " (PORTSHIM_BYPASS=supervise: no supervisor in "
-			     "this version, so only this warning)" : "");
+			     "its ports, it binds them as asked. %s "
+			     "(PORTSHIM_BYPASS=ignore silences this)", prog,
+			     in->reason, ps_inspect_advice(in->verdict));
 	if (n < 0) {
 		buf[0] = '\0';
 		return 0;

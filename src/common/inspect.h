@@ -118,16 +118,28 @@ int ps_inspect_which(const char *file, const char *path_env, char *out,
 		     size_t len);
 
 /*
- * What a user can do about a verdict: a short imperative clause, e.g.
- * "give it its ports by argument or configuration". "" for VISIBLE.
+ * Writes the phrase that explains verdict (which need not be in->verdict:
+ * `portshim doctor` words each check) for the facts in in, as it follows
+ * a program's name: "is statically linked, so no dynamic loader runs to
+ * preload the library". "" for PS_INSPECT_VISIBLE.
+ */
+void ps_inspect_phrase(const struct ps_inspect *in,
+		       enum ps_inspect_verdict verdict, char *buf, size_t len);
+
+/*
+ * What a user can do about a verdict: a short imperative sentence
+ * without its period, e.g. "Run an unprivileged copy of it". "" for
+ * VISIBLE.
  */
 const char *ps_inspect_advice(enum ps_inspect_verdict verdict);
 
 /*
  * Formats the one-line message about prog that the exec wrappers and
- * `portshim run` print, for PORTSHIM_BYPASS mode (warn, fail or
- * supervise; nothing for ignore or a visible program: buf gets ""). No
- * prefix, no newline. Returns the length written (truncated to len - 1).
+ * `portshim run` print, for PORTSHIM_BYPASS mode (warn, fail, or
+ * supervise, which reads as warn: the message is for a program that no
+ * supervisor watches; nothing for ignore or a visible program: buf gets
+ * ""). No prefix, no newline. Returns the length written (truncated to
+ * len - 1).
  */
 size_t ps_inspect_message(const struct ps_inspect *in, const char *prog,
 			  enum ps_bypass mode, char *buf, size_t len);

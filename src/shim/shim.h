@@ -67,6 +67,13 @@ int ps_shim_tagged(int fd, const struct sockaddr *addr, socklen_t len,
 		   uint16_t *vport);
 
 /*
+ * bind() through the policy, with bind()'s own result convention (0, or
+ * -1 and errno): what the exported bind does, for other entry points
+ * (syscall(SYS_bind, ...)).
+ */
+int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len);
+
+/*
  * Rewrites a destination: if addr is local and its port tagged for fd's
  * protocol, applies the policy. Returns PS_PASS (use addr as is), 0 (use
  * *out, which holds the rewritten copy) or -errno (fail the call).

@@ -680,7 +680,7 @@ static void test_inspect_which(void **state)
 static void test_inspect_messages(void **state)
 {
 	struct ps_inspect in;
-	char buf[PS_LOG_LINE_MAX];
+	char buf[PS_LOG_LINE_MAX], warn[PS_LOG_LINE_MAX];
 	size_t n;
 
 	inspect(P.gosect, &in);
@@ -693,13 +693,17 @@ static void test_inspect_messages(void **state)
 	assert_null(strchr(buf, '\n'));
 
 	ps_inspect_message(&in, "./srv", PS_BYPASS_FAIL, buf, sizeof(buf));
-	assert_non_null(strstr(buf, "refusing to run ./srv: it is a Go"));
+	assert_non_null(strstr(buf, "refusing to run ./srv "
+				   "(PORTSHIM_BYPASS=fail): it is a Go"));
 	assert_non_null(strstr(buf, "PORTSHIM_BYPASS=fail"));
 
+	/* supervise reads as warn: the message is for a program that no
+	 * supervisor watches, and the advice names the way to one. */
 	ps_inspect_message(&in, "./srv", PS_BYPASS_SUPERVISE, buf,
 			   sizeof(buf));
-	assert_non_null(strstr(buf, "warning: ./srv"));
-	assert_non_null(strstr(buf, "supervise"));
+	ps_inspect_message(&in, "./srv", PS_BYPASS_WARN, warn, sizeof(warn));
+	assert_string_equal(buf, warn);
+	assert_non_null(strstr(buf, "portshim run --supervise"));
 
 	assert_int_equal(ps_inspect_message(&in, "./srv", PS_BYPASS_IGNORE,
 					    buf, sizeof(buf)), 0);

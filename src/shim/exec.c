@@ -1,0 +1,872 @@
+/*
+ * exec.c - the exec*() and posix_spawn*() wrappers of libportshim.so:
+ * never let a program escape the shim silently.
+ *
+ * Before a wrapped process runs a program, two things are checked:
+ *
+ *   - the program itself (inspect.h): a static, Go, musl, foreign-ELF,
+ *     setuid/setgid or file-capability program cannot be seen by a preload
+ *     library, whatever its environment;
+ *   - its environment: a new environment that lacks the portshim entry of
+ *     LD_PRELOAD, or PORTSHIM_* variables this process was started with
+ *     (env -i, sudo, some test runners), takes the child out of the shim
+ *     or out of the group.
+ *
+ * PORTSHIM_BYPASS says what happens then: warn (one log line at the error
+ * level, so it shows with the default PORTSHIM_LOG), fail (the exec fails
+ * with EPERM, after a log line; posix_spawn returns EPERM), ignore, or
+ * supervise (as warn: only `portshim run` can start a supervisor, and the
+ * line says how). PORTSHIM_KEEP_ENV=1 puts the missing variables back
+ * instead of warning about the environment.
+ *
+ * Under a supervisor (`portshim run --supervise`, or PORTSHIM_BYPASS=
+ * supervise on a CMD that needed it), every descendant inherits the
+ * seccomp filter: static, Go and musl programs are seen by the supervisor,
+ * and so is a child whose environment lost the preload. Only what the
+ * filter lets through (another ELF class) and a child that keeps the
+ * preload but loses the supervisor's cookie (its calls would be decided
+ * twice) are reported then. EPERM was chosen over ENOEXEC (shells
+ * and execvp() would then run the file as a shell script) and EACCES
+ * (execvp() would go on searching PATH): "Operation not permitted" is what
+ * a policy refusal looks like elsewhere (seccomp, LSMs), and shells report
+ * it with status 126.
+ *
+ * glibc's exec functions call its internal __execve without the PLT, so
+ * every public variant is wrapped: execve, execv, execvp, execvpe, execl,
+ * execle, execlp, fexecve, execveat, posix_spawn and posix_spawnp. Each
+ * decides and then calls the real function with the same arguments (or
+ * the restored environment), so glibc's own semantics (PATH search,
+ * ENOEXEC scripts, error codes) are kept.
+ *
+ * vfork(): the child of vfork() (Python's subprocess, for one) runs exec
+ * in the parent's memory, on the parent's stack. So everything here is
+ * read-only shared state plus the stack: the configuration and the
+ * snapshot of the environment are taken once, in the library constructor,
+ * before the program runs; the decision uses only system calls, pread
+ * into stack buffers and snprintf; no lock, no malloc, no lazy dlsym in
+ * the normal case (the real functions are resolved in the constructor
+ * too). A rebuilt environment lives in a bounded stack area; one that
+ * does not fit (thousands of variables: scrubbed environments are small)
+ * goes to an mmap that is released if the exec fails, and that, after a
+ * successful exec from a vfork child, stays in the parent as a small leak
+ * rather than a shared-heap corruption.
+ *
+ * The snapshot is taken at start because `env -i` and friends clear the
+ * process's own environment before they exec: what "this process has" is
+ * what it was started with. A group name that the shim makes later for a
+ * process started without one is not restored (the child makes its own).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "inspect.h"
+#include "log.h"
+#include "real.h"
+#include "shim.h"
+#include "supcall.h"
+
+/* Variables kept from the start of the process (those the shim reads). */
+static const char *const kept_names[] = {
+	"PORTSHIM_PORTS", "PORTSHIM_GROUP", "PORTSHIM_GROUP_FROM",
+	"PORTSHIM_MAP_FILE", "PORTSHIM_RANGE", "PORTSHIM_REGISTRY",
+	"PORTSHIM_UNMAPPED", "PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
+	"PORTSHIM_LOG_FILE", "PORTSHIM_BYPASS", "PORTSHIM_KEEP_ENV",
+	"PORTSHIM_GROUP_OWNER", PS_SUPCALL_ENV,
+};
+#define NKEPT (sizeof(kept_names) / sizeof(kept_names[0]))
+
+/* The snapshot's storage: "NAME=value" strings, NUL-separated. */
+#define SNAP_BUF 16384
+/* Bytes of stack for a rebuilt environment (pointers and LD_PRELOAD). */
+#define ENV_AREA 4096
+/* execl*() arguments gathered on the stack before mmap is needed. */
+#define ARGV_STACK 256
+/* The list of dropped names in a message. */
+#define NAMES_MAX 200
+
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+typedef int (*execveat_fn)(int, const char *, char *const[], char *const[],
+			   int);
+typedef int (*spawn_fn)(pid_t *, const char *,
+			const posix_spawn_file_actions_t *,
+			const posix_spawnattr_t *, char *const[],
+			char *const[]);
+
+/* Written once by the constructor; read-only afterwards. */
+static struct {
+	execve_fn execve;
+	execve_fn execvpe;
+	fexecve_fn fexecve;
+	execveat_fn execveat;
+	spawn_fn posix_spawn;
+	spawn_fn posix_spawnp;
+} real_exec;
+
+static bool exec_enabled;		/* PORTSHIM_PORTS was valid at start */
+static enum ps_bypass exec_bypass;
+static bool exec_supervised;	/* a seccomp supervisor sees our children */
+static bool exec_keep_env;
+static char snap_buf[SNAP_BUF];
+static char *snap_vars[NKEPT];		/* "NAME=value", or NULL */
+static char *snap_preload;		/* "LD_PRELOAD=...", or NULL */
+static char self_entry[PATH_MAX];	/* our LD_PRELOAD entry, or "" */
+static const char *self_base;		/* its last component */
+
+/* ------------------------------------------------- real functions */
+
+/* Used only when dlsym cannot give us libc's: the raw system calls. */
+static int sys_execve(const char *path, char *const argv[],
+		      char *const envp[])
+{
+	return (int)syscall(SYS_execve, path, argv, envp);
+}
+
+static int sys_execveat(int dirfd, const char *path, char *const argv[],
+			char *const envp[], int flags)
+{
+	return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+
+static int no_execvpe(const char *file, char *const argv[],
+		      char *const envp[])
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+static int no_fexecve(int fd, char *const argv[], char *const envp[])
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+static int no_spawn(pid_t *pid, const char *path,
+		    const posix_spawn_file_actions_t *fa,
+		    const posix_spawnattr_t *attr, char *const argv[],
+		    char *const envp[])
+{
+	return ENOSYS;
+}
+
+/*
+ * Resolves the real functions. Idempotent and race-free in effect: every
+ * caller stores the same values. Normally done by the constructor, so
+ * that no dlsym (which may allocate) happens in a vfork child.
+ */
+static void exec_resolve(void)
+{
+	if (__atomic_load_n(&real_exec.execve, __ATOMIC_ACQUIRE) != NULL)
+		return;
+	real_exec.execvpe = (execve_fn)ps_real_lookup(
+		"execvpe", (void *)execvpe, (void *)no_execvpe);
+	real_exec.fexecve = (fexecve_fn)ps_real_lookup(
+		"fexecve", (void *)fexecve, (void *)no_fexecve);
+	real_exec.execveat = (execveat_fn)ps_real_lookup(
+		"execveat", NULL, (void *)sys_execveat);
+	real_exec.posix_spawn = (spawn_fn)ps_real_lookup(
+		"posix_spawn", (void *)posix_spawn, (void *)no_spawn);
+	real_exec.posix_spawnp = (spawn_fn)ps_real_lookup(
+		"posix_spawnp", (void *)posix_spawnp, (void *)no_spawn);
+	/* execve last: it tells the others are there. */
+	__atomic_store_n(&real_exec.execve, (execve_fn)ps_real_lookup(
+		"execve", (void *)execve, (void *)sys_execve),
+		__ATOMIC_RELEASE);
+}
+
+/* ----------------------------------------------------------- snapshot */
+
+static const char *env_secure(const char *name)
+{
+	return secure_getenv(name);
+}
+
+/* Length of the name part of "NAME=value" (the whole string if no '='). */
+static size_t name_len(const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+
+	return eq != NULL ? (size_t)(eq - entry) : strlen(entry);
+}
+
+/* Index of entry's name in kept_names, or -1. */
+static int kept_index(const char *entry)
+{
+	size_t n = name_len(entry), i;
+
+	if (n < 9 || memcmp(entry, "PORTSHIM_", 9) != 0)
+		return -1;
+	for (i = 0; i < NKEPT; i++)
+		if (strlen(kept_names[i]) == n &&
+		    memcmp(entry, kept_names[i], n) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Copies s into the snapshot buffer; returns the copy or NULL if full. */
+static char *snap_copy(const char *s, size_t *used)
+{
+	size_t n = strlen(s) + 1;
+	char *p;
+
+	if (n > sizeof(snap_buf) - *used)
+		return NULL;
+	p = snap_buf + *used;
+	memcpy(p, s, n);
+	*used += n;
+	return p;
+}
+
+/* The last component of a path. */
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash != NULL ? slash + 1 : path;
+}
+
+/*
+ * Finds our own entry in the LD_PRELOAD value (after "LD_PRELOAD="): the
+ * one naming the file this library was loaded from, or failing that one
+ * with the same last component.
+ */
+static void find_self_entry(const char *list)
+{
+	Dl_info info;
+	const char *p = list, *me, *mebase;
+	size_t n;
+
+	if (dladdr((void *)find_self_entry, &info) == 0 ||
+	    info.dli_fname == NULL)
+		return;
+	me = info.dli_fname;
+	mebase = base_name(me);
+	while (*p != '\0') {
+		p += strspn(p, " :");
+		n = strcspn(p, " :");
+		if (n == 0)
+			break;
+		if (n < sizeof(self_entry) &&
+		    ((strlen(me) == n && memcmp(p, me, n) == 0) ||
+		     (n >= strlen(mebase) &&
+		      memcmp(p + n - strlen(mebase), mebase,
+			     strlen(mebase)) == 0 &&
+		      (n == strlen(mebase) || p[n - strlen(mebase) - 1] ==
+		       '/')))) {
+			memcpy(self_entry, p, n);
+			self_entry[n] = '\0';
+			self_base = base_name(self_entry);
+			return;
+		}
+		p += n;
+	}
+}
+
+/* Takes the snapshot of the variables this process was started with. */
+static void snapshot(void)
+{
+	size_t used = 0;
+	char **e;
+	int i;
+
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+
+		/* An empty value counts as unset (config.c). */
+		if (eq == NULL || eq[1] == '\0')
+			continue;
+		if (strncmp(*e, "LD_PRELOAD=", 11) == 0) {
+			snap_preload = snap_copy(*e, &used);
+			continue;
+		}
+		i = kept_index(*e);
+		if (i >= 0 && snap_vars[i] == NULL)
+			snap_vars[i] = snap_copy(*e, &used);
+	}
+	if (snap_preload != NULL)
+		find_self_entry(snap_preload + 11);
+}
+
+__attribute__((constructor)) static void exec_init(void)
+{
+	static struct ps_config cfg;
+
+	exec_resolve();
+	/* The loader runs setuid programs in secure mode without us; a
+	 * secure process that has us anyway (a system preload) stays inert
+	 * here, as config.c makes the rest of the shim. */
+	if (getauxval(AT_SECURE) != 0)
+		return;
+	ps_config_load(&cfg, env_secure, NULL, 0);
+	if (!cfg.enabled)
+		return;
+	/* The shim proper sets the log up again, identically, at its first
+	 * intercepted call; a process that only execs needs it now. */
+	ps_log_setup(cfg.log_level, cfg.log_file);
+	exec_bypass = cfg.bypass;
+	/* Under `portshim run --supervise` the supervisor sees them all. */
+	if (ps_supcall_supervised())
+		exec_supervised = true;
+	exec_keep_env = cfg.keep_env;
+	snapshot();
+	exec_enabled = true;
+}
+
+/* ------------------------------------------------------ environment */
+
+/* What a new environment lacks, compared with the snapshot. */
+struct env_scan {
+	size_t count;			/* entries in envp */
+	bool missing[NKEPT];
+	size_t nmissing;
+	bool preload_missing;		/* our entry is not in LD_PRELOAD */
+	char *const *preload;		/* envp's LD_PRELOAD slot, or NULL */
+};
+
+/* True if the LD_PRELOAD list (after '=') has our entry. */
+static bool preload_has_self(const char *list)
+{
+	const char *p = list;
+	size_t n, blen = strlen(self_base), elen = strlen(self_entry);
+
+	while (*p != '\0') {
+		p += strspn(p, " :");
+		n = strcspn(p, " :");
+		if (n == 0)
+			break;
+		if (n == elen && memcmp(p, self_entry, n) == 0)
+			return true;
+		/* Another copy of the library counts: it is portshim too. */
+		if (n >= blen && memcmp(p + n - blen, self_base, blen) == 0 &&
+		    (n == blen || p[n - blen - 1] == '/'))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+static void env_scan(char *const envp[], struct env_scan *sc)
+{
+	bool seen[NKEPT] = { false };
+	size_t i;
+	int k;
+
+	memset(sc, 0, sizeof(*sc));
+	for (i = 0; envp != NULL && envp[i] != NULL; i++) {
+		if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
+			sc->preload = &envp[i];
+			continue;
+		}
+		k = kept_index(envp[i]);
+		if (k >= 0)
+			seen[k] = true;
+	}
+	sc->count = i;
+	for (i = 0; i < NKEPT; i++) {
+		if (snap_vars[i] != NULL && !seen[i]) {
+			sc->missing[i] = true;
+			sc->nmissing++;
+		}
+	}
+	if (self_entry[0] != '\0')
+		sc->preload_missing = sc->preload == NULL ||
+				      !preload_has_self(*sc->preload + 11);
+}
+
+/* Appends s to the names list (buf of NAMES_MAX bytes), ", "-separated. */
+static void names_add(char *buf, const char *s)
+{
+	size_t used = strlen(buf);
+
+	if (used + 2 + strlen(s) + 4 >= NAMES_MAX) {
+		if (used + 4 < NAMES_MAX && strcmp(buf + used - 3, "...") != 0)
+			memcpy(buf + used, "...", 4);
+		return;
+	}
+	if (used > 0) {
+		memcpy(buf + used, ", ", 2);
+		used += 2;
+	}
+	memcpy(buf + used, s, strlen(s) + 1);
+}
+
+/* The dropped names, for a message: "LD_PRELOAD, PORTSHIM_PORTS". */
+static void env_names(const struct env_scan *sc, char *buf)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	if (sc->preload_missing)
+		names_add(buf, sc->preload == NULL ? "LD_PRELOAD" :
+			  "the portshim entry of LD_PRELOAD");
+	for (i = 0; i < NKEPT; i++)
+		if (sc->missing[i])
+			names_add(buf, kept_names[i]);
+}
+
+/* Where a rebuilt environment lives (see the top of the file). */
+struct exec_env {
+	char *const *envp;		/* the environment to pass on */
+	void *map;			/* mmap'd storage, or NULL */
+	size_t maplen;
+	union {
+		char *ptrs[ENV_AREA / sizeof(char *)];
+		char bytes[ENV_AREA];
+	} area;
+};
+
+/* Releases a rebuilt environment's mapping (after a failed exec). */
+static void exec_env_done(struct exec_env *xe)
+{
+	int saved = errno;
+
+	if (xe->map != NULL)
+		munmap(xe->map, xe->maplen);
+	xe->map = NULL;
+	errno = saved;
+}
+
+/*
+ * Builds envp plus the missing variables in xe: the entries of envp in
+ * order (an LD_PRELOAD without our entry gets it appended), then the
+ * missing ones from the snapshot. Returns 0 or -errno (nothing changed).
+ */
+static int env_restore(char *const envp[], const struct env_scan *sc,
+		       struct exec_env *xe)
+{
+	size_t nptr = sc->count + sc->nmissing + 2, plen = 0, need, i, o = 0;
+	char **ptrs, *preload = NULL;
+	bool fix_preload = sc->preload_missing && sc->preload != NULL;
+
+	if (fix_preload)
+		plen = strlen(*sc->preload) + 1 + strlen(self_entry) + 1;
+	if (nptr > (SIZE_MAX - plen) / sizeof(char *))
+		return -E2BIG;
+	need = nptr * sizeof(char *) + plen;
+	if (need <= sizeof(xe->area)) {
+		ptrs = xe->area.ptrs;
+	} else {
+		void *m = mmap(NULL, need, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			return -errno;
+		xe->map = m;
+		xe->maplen = need;
+		ptrs = m;
+	}
+	if (fix_preload) {
+		/* The user's entries keep their place, before ours. */
+		preload = (char *)(ptrs + nptr);
+		snprintf(preload, plen, "%s %s", *sc->preload, self_entry);
+	}
+	for (i = 0; i < sc->count; i++)
+		ptrs[o++] = &envp[i] == sc->preload && preload != NULL ?
+			    preload : envp[i];
+	if (sc->preload_missing && sc->preload == NULL)
+		ptrs[o++] = snap_preload;
+	for (i = 0; i < NKEPT; i++)
+		if (sc->missing[i])
+			ptrs[o++] = snap_vars[i];
+	ptrs[o] = NULL;
+	xe->envp = ptrs;
+	return 0;
+}
+
+/*
+ * The environment check: returns 0 (xe->envp is what to pass on) or
+ * -EPERM (PORTSHIM_BYPASS=fail).
+ */
+static int env_check(const char *prog, char *const envp[],
+		     struct exec_env *xe)
+{
+	char names[NAMES_MAX];
+	struct env_scan sc;
+	bool escapes;
+	int rc;
+
+	env_scan(envp, &sc);
+	if (sc.nmissing == 0 && !sc.preload_missing)
+		return 0;
+	/* Without the preload, a supervised child is the supervisor's. */
+	if (exec_supervised && sc.preload_missing && !exec_keep_env)
+		return 0;
+	env_names(&sc, names);
+	if (exec_keep_env) {
+		rc = env_restore(envp, &sc, xe);
+		if (rc == 0) {
+			PS_INFO("put %s back for %s (PORTSHIM_KEEP_ENV=1)",
+				names, prog);
+			return 0;
+		}
+		PS_ERROR("cannot put %s back for %s: %s", names, prog,
+			 strerrordesc_np(-rc));
+	}
+	if (exec_bypass == PS_BYPASS_IGNORE)
+		return 0;
+	escapes = sc.preload_missing || sc.missing[0];	/* PORTSHIM_PORTS */
+	if (exec_bypass == PS_BYPASS_FAIL) {
+		PS_ERROR("refusing to run %s (PORTSHIM_BYPASS=fail): its "
+			 "environment drops %s, so %s. Set PORTSHIM_KEEP_ENV=1 "
+			 "to put them back (PORTSHIM_BYPASS=warn runs it "
+			 "anyway)", prog, names, escapes ?
+			 "portshim would not be active in it" :
+			 "it would run outside this group's settings");
+		return -EPERM;
+	}
+	PS_ERROR("warning: %s is started with an environment that drops %s: "
+		 "%s. Set PORTSHIM_KEEP_ENV=1 to put them back "
+		 "(PORTSHIM_BYPASS=ignore silences this)", prog, names,
+		 escapes ? "portshim is not active in it, it binds its ports "
+		 "as asked" : "it runs outside this group's settings");
+	return 0;
+}
+
+/* --------------------------------------------------------- decision */
+
+/*
+ * Decides an exec of prog (for messages) whose file is path relative to
+ * dirfd, or the open descriptor fd when path is NULL, with environment
+ * envp. Returns 0 (go ahead with xe->envp) or -EPERM. Preserves errno.
+ */
+static int exec_check(const char *prog, int dirfd, const char *path, int fd,
+		      char *const envp[], struct exec_env *xe)
+{
+	char msg[PS_LOG_LINE_MAX];
+	struct ps_inspect_creds cr;
+	struct ps_inspect in;
+	int saved = errno, rc = 0;
+
+	xe->envp = envp;
+	xe->map = NULL;
+	if (!exec_enabled)
+		return 0;
+	if (exec_bypass != PS_BYPASS_IGNORE) {
+		if (path != NULL) {
+			rc = ps_inspect_path(dirfd, path, &in);
+		} else {
+			ps_inspect_creds_self(&cr);
+			rc = ps_inspect_fd(fd, &cr, &in);
+		}
+		/* No such program: the exec fails, nothing runs. */
+		if (rc == -ENOENT || rc == -ENOTDIR) {
+			rc = 0;
+			goto out;
+		}
+		rc = 0;
+		if (in.verdict != PS_INSPECT_VISIBLE &&
+		    !(exec_supervised && in.verdict != PS_INSPECT_FOREIGN)) {
+			ps_inspect_message(&in, prog, exec_bypass, msg,
+					   sizeof(msg));
+			PS_ERROR("%s", msg);
+			/* Its environment does not matter: the shim cannot
+			 * act in it either way. */
+			rc = exec_bypass == PS_BYPASS_FAIL ? -EPERM : 0;
+			goto out;
+		}
+	}
+	rc = env_check(prog, envp, xe);
+out:
+	errno = saved;
+	return rc;
+}
+
+/* The p-variants: the file execvp() would run, for the check. */
+static int exec_check_p(const char *file, char *const envp[],
+			struct exec_env *xe)
+{
+	char path[PATH_MAX];
+
+	xe->envp = envp;
+	xe->map = NULL;
+	if (!exec_enabled)
+		return 0;
+	/* Not found: the real call fails the same way; nothing to say. */
+	if (ps_inspect_which(file, getenv("PATH"), path, sizeof(path)) < 0)
+		return 0;
+	return exec_check(path, AT_FDCWD, path, -1, envp, xe);
+}
+
+/* ------------------------------------------------------- wrappers */
+
+static int ps_exec_execve(const char *path, char *const argv[],
+			  char *const envp[])
+{
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	rc = exec_check(path, AT_FDCWD, path, -1, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.execve(path, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_execvpe(const char *file, char *const argv[],
+			   char *const envp[])
+{
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	rc = exec_check_p(file, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.execvpe(file, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_fexecve(int fd, char *const argv[], char *const envp[])
+{
+	char prog[64];
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	snprintf(prog, sizeof(prog), "/proc/self/fd/%d", fd);
+	rc = exec_check(prog, AT_FDCWD, NULL, fd, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.fexecve(fd, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_execveat(int dirfd, const char *path, char *const argv[],
+			    char *const envp[], int flags)
+{
+	struct exec_env xe;
+	bool self = (flags & AT_EMPTY_PATH) && path != NULL &&
+		    path[0] == '\0';
+	int rc;
+
+	exec_resolve();
+	rc = exec_check(self ? "(descriptor)" : path, dirfd,
+			self ? NULL : path, dirfd, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.execveat(dirfd, path, argv, xe.envp, flags);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_spawn(bool search, pid_t *pid, const char *file,
+			 const posix_spawn_file_actions_t *fa,
+			 const posix_spawnattr_t *attr, char *const argv[],
+			 char *const envp[])
+{
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	/* Decided here, in the parent: glibc's child runs its internal
+	 * __execve on a small private stack that we never see. */
+	if (search)
+		rc = exec_check_p(file, envp, &xe);
+	else
+		rc = exec_check(file, AT_FDCWD, file, -1, envp, &xe);
+	if (rc < 0)
+		return -rc;
+	rc = (search ? real_exec.posix_spawnp : real_exec.posix_spawn)(
+		pid, file, fa, attr, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+/*
+ * The argument list of an execl*() call: on the stack up to ARGV_STACK
+ * entries, in an anonymous mapping beyond (released if the exec fails).
+ */
+struct arglist {
+	char **argv;
+	void *map;
+	size_t maplen;
+	char *stack[ARGV_STACK];
+};
+
+/*
+ * Gathers arg0 and the arguments in ap up to the terminating NULL; with
+ * want_envp, reads the environment that follows it into *envp. Returns 0
+ * or -errno.
+ */
+static int args_gather(struct arglist *al, const char *arg0, va_list ap,
+		       bool want_envp, char *const **envp)
+{
+	va_list count;
+	size_t n = 1, i;
+
+	al->map = NULL;
+	va_copy(count, ap);
+	if (arg0 != NULL)
+		while (va_arg(count, char *) != NULL)
+			n++;
+	va_end(count);
+	if (arg0 == NULL)
+		n = 0;
+	if (n + 1 <= ARGV_STACK) {
+		al->argv = al->stack;
+	} else {
+		if (n + 1 > SIZE_MAX / sizeof(char *))
+			return -E2BIG;
+		al->maplen = (n + 1) * sizeof(char *);
+		al->map = mmap(NULL, al->maplen, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (al->map == MAP_FAILED) {
+			al->map = NULL;
+			return -errno;
+		}
+		al->argv = al->map;
+	}
+	if (n > 0) {
+		al->argv[0] = (char *)arg0;
+		for (i = 1; i < n; i++)
+			al->argv[i] = va_arg(ap, char *);
+		/* The terminating NULL. */
+		(void)va_arg(ap, char *);
+	}
+	al->argv[n] = NULL;
+	if (want_envp)
+		*envp = va_arg(ap, char *const *);
+	return 0;
+}
+
+static void args_done(struct arglist *al)
+{
+	int saved = errno;
+
+	if (al->map != NULL)
+		munmap(al->map, al->maplen);
+	errno = saved;
+}
+
+/* execl, execle (with_env) and execlp (search). */
+static int ps_exec_list(bool search, bool with_env, const char *path,
+			const char *arg0, va_list ap)
+{
+	struct arglist al;
+	char *const *envp = environ;
+	int rc;
+
+	rc = args_gather(&al, arg0, ap, with_env, &envp);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	if (search)
+		rc = ps_exec_execvpe(path, al.argv, envp);
+	else
+		rc = ps_exec_execve(path, al.argv, envp);
+	args_done(&al);
+	return rc;
+}
+
+/* ------------------------------------------------------ trampolines */
+
+PS_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	return ps_exec_execve(path, argv, envp);
+}
+
+PS_EXPORT int execv(const char *path, char *const argv[])
+{
+	return ps_exec_execve(path, argv, environ);
+}
+
+PS_EXPORT int execvpe(const char *file, char *const argv[],
+		      char *const envp[])
+{
+	return ps_exec_execvpe(file, argv, envp);
+}
+
+PS_EXPORT int execvp(const char *file, char *const argv[])
+{
+	return ps_exec_execvpe(file, argv, environ);
+}
+
+PS_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	return ps_exec_fexecve(fd, argv, envp);
+}
+
+/* glibc declares execveat from 2.34 on; older ones have only the call. */
+PS_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
+		       char *const envp[], int flags);
+PS_EXPORT int execveat(int dirfd, const char *path, char *const argv[],
+		       char *const envp[], int flags)
+{
+	return ps_exec_execveat(dirfd, path, argv, envp, flags);
+}
+
+PS_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, arg);
+	rc = ps_exec_list(false, false, path, arg, ap);
+	va_end(ap);
+	return rc;
+}
+
+PS_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, arg);
+	rc = ps_exec_list(false, true, path, arg, ap);
+	va_end(ap);
+	return rc;
+}
+
+PS_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, arg);
+	rc = ps_exec_list(true, false, file, arg, ap);
+	va_end(ap);
+	return rc;
+}
+
+PS_EXPORT int posix_spawn(pid_t *restrict pid, const char *restrict path,
+			  const posix_spawn_file_actions_t *fa,
+			  const posix_spawnattr_t *restrict attr,
+			  char *const argv[restrict],
+			  char *const envp[restrict])
+{
+	return ps_exec_spawn(false, pid, path, fa, attr, argv, envp);
+}
+
+PS_EXPORT int posix_spawnp(pid_t *pid, const char *file,
+			   const posix_spawn_file_actions_t *fa,
+			   const posix_spawnattr_t *attr,
+			   char *const argv[], char *const envp[])
+{
+	return ps_exec_spawn(true, pid, file, fa, attr, argv, envp);
+}

@@ -1,0 +1,286 @@
+/*
+ * syscall.c - libc's syscall() for the socket calls that carry a port.
+ *
+ * A program that calls syscall(SYS_bind, ...) (or SYS_connect, SYS_sendto,
+ * or SYS_socketcall where that exists) would otherwise go around the
+ * shim. Those numbers are routed through the same logic as the libc
+ * functions: bind through ps_shim_bind, destinations through
+ * ps_shim_destination. Every other number goes to libc's syscall()
+ * untouched, with the six arguments as given, getsockname and
+ * getpeername included: a raw getsockname is how a program (or a test)
+ * asks for the port a socket really has, and it keeps that meaning. The
+ * result convention is syscall()'s: -1 and errno on error.
+ *
+ * syscall() is variadic; like every implementation (glibc's reads six
+ * registers, musl's six va_args), ours reads six longs whatever the
+ * caller passed. Reading an argument that was not passed reads a
+ * register or the caller's stack: harmless, and never used.
+ *
+ * The shim's own calls: under `portshim run --supervise` the preload's
+ * real socket calls are syscall()s that carry the supervisor's cookie in
+ * their sixth argument (supcall.h), and they land here: a call carrying
+ * the cookie is passed on untouched, never decided a second time. The
+ * shim's fallbacks for a missing libc symbol (real.c) call syscall() too;
+ * a thread-local guard sends every call made while this file is already
+ * handling one straight on, so a fallback can never loop back into the
+ * policy.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "policy.h"
+#include "real.h"
+#include "shim.h"
+#include "sockaddr.h"
+#include "supcall.h"
+
+typedef long (*syscall_fn)(long, ...);
+
+static syscall_fn real_syscall;
+/* The supervisor's cookie (PORTSHIM_SUPERVISED), or 0; set with it. */
+static uint64_t sv_cookie;
+/* Non-zero while this thread is inside our syscall(). initial-exec: the
+ * TLS of a preloaded library is static, and reading it never allocates. */
+static __thread int in_raw __attribute__((tls_model("initial-exec")));
+
+/*
+ * The kernel's own system call, for the moment before libc's syscall()
+ * is known (a dlsym that allocates through a malloc that calls syscall()
+ * would otherwise recurse). Only where we know the calling convention;
+ * elsewhere that moment gets ENOSYS.
+ */
+static long raw_kernel(long nr, const long a[6])
+{
+	long ret;
+
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = a[3];
+	register long r8 __asm__("r8") = a[4];
+	register long r9 __asm__("r9") = a[5];
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]),
+			   "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a[0];
+	register long x1 __asm__("x1") = a[1];
+	register long x2 __asm__("x2") = a[2];
+	register long x3 __asm__("x3") = a[3];
+	register long x4 __asm__("x4") = a[4];
+	register long x5 __asm__("x5") = a[5];
+
+	__asm__ volatile("svc 0"
+			 : "+r"(x0)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4),
+			   "r"(x5)
+			 : "memory");
+	ret = x0;
+#else
+	(void)nr;
+	(void)a;
+	ret = -ENOSYS;
+#endif
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
+/*
+ * Resolves libc's syscall() and reads the supervisor's cookie (idempotent;
+ * every caller stores the same values).
+ */
+static void raw_resolve(void)
+{
+	syscall_fn fn;
+	uint64_t cookie;
+
+	if (ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &cookie))
+		__atomic_store_n(&sv_cookie, cookie, __ATOMIC_RELAXED);
+	in_raw++;
+	fn = (syscall_fn)ps_real_lookup("syscall", (void *)syscall, NULL);
+	in_raw--;
+	if (fn != NULL)
+		__atomic_store_n(&real_syscall, fn, __ATOMIC_RELEASE);
+}
+
+__attribute__((constructor)) static void raw_init(void)
+{
+	raw_resolve();
+}
+
+/* libc's syscall() with the six arguments as given. */
+static long raw_pass(long nr, const long a[6])
+{
+	syscall_fn fn = __atomic_load_n(&real_syscall, __ATOMIC_ACQUIRE);
+
+	if (fn == NULL)
+		return raw_kernel(nr, a);
+	return fn(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* ------------------------------------------------------ socket calls */
+
+static long raw_bind(long fd, long addr, long len)
+{
+	return ps_shim_bind((int)fd, (const struct sockaddr *)addr,
+			    (socklen_t)len);
+}
+
+/*
+ * connect, and sendto's destination: rewritten as the libc calls are.
+ * sendto on a TCP socket carries a destination only with MSG_FASTOPEN
+ * (otherwise the kernel ignores it), so only then does it count.
+ */
+static long raw_send(long nr, const long a[6])
+{
+	const struct sockaddr *addr;
+	union ps_sockaddr copy;
+	long b[6];
+	socklen_t len;
+	int saved = errno, rc, i;
+
+	if (nr == SYS_connect) {
+		addr = (const struct sockaddr *)a[1];
+		len = (socklen_t)a[2];
+	} else {
+		addr = (const struct sockaddr *)a[4];
+		len = (socklen_t)a[5];
+		if (addr == NULL ||
+		    (ps_shim_socket_proto((int)a[0]) == PS_TCP &&
+		     !((int)a[3] & MSG_FASTOPEN)))
+			return raw_pass(nr, a);
+	}
+	rc = ps_shim_destination((int)a[0], addr, len, &copy);
+	if (rc == PS_PASS) {
+		errno = saved;
+		return raw_pass(nr, a);
+	}
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	for (i = 0; i < 6; i++)
+		b[i] = a[i];
+	b[nr == SYS_connect ? 1 : 4] = (long)&copy.sa;
+	errno = saved;
+	return raw_pass(nr, b);
+}
+
+#ifdef SYS_socketcall
+/* socketcall(2)'s call numbers (<linux/net.h>). */
+#define SC_BIND 2
+#define SC_CONNECT 3
+#define SC_SENDTO 11
+
+/*
+ * socketcall(call, args): the 32-bit x86 (and a few others') single
+ * entry point for the socket calls; args points at unsigned longs. The
+ * decoded call is made with its own system call number where the kernel
+ * has one, else through socketcall with a rewritten copy of args.
+ */
+static long raw_socketcall(const long a[6])
+{
+	const unsigned long *args = (const unsigned long *)a[1];
+	long v[6] = { 0 };
+	int i, n;
+
+	switch ((int)a[0]) {
+	case SC_BIND:
+	case SC_CONNECT:
+		n = 3;
+		break;
+	case SC_SENDTO:
+		n = 6;
+		break;
+	default:
+		return raw_pass(SYS_socketcall, a);
+	}
+	if (args == NULL)
+		return raw_pass(SYS_socketcall, a);
+	for (i = 0; i < n; i++)
+		v[i] = (long)args[i];
+	switch ((int)a[0]) {
+	case SC_BIND:
+		return raw_bind(v[0], v[1], v[2]);
+#if defined(SYS_connect) && defined(SYS_sendto)
+	case SC_CONNECT:
+		return raw_send(SYS_connect, v);
+	case SC_SENDTO:
+		return raw_send(SYS_sendto, v);
+#endif
+	default:
+		/* No separate numbers: only bind is rewritten (through
+		 * libc's bind, which knows how to reach the kernel). */
+		return raw_pass(SYS_socketcall, a);
+	}
+}
+#endif
+
+/* Decides one call; the guard is held. */
+static long raw_dispatch(long nr, const long a[6])
+{
+	switch (nr) {
+#ifdef SYS_bind
+	case SYS_bind:
+		return raw_bind(a[0], a[1], a[2]);
+#endif
+#if defined(SYS_connect) && defined(SYS_sendto)
+	case SYS_connect:
+	case SYS_sendto:
+		return raw_send(nr, a);
+#endif
+#ifdef SYS_socketcall
+	case SYS_socketcall:
+		return raw_socketcall(a);
+#endif
+	default:
+		return raw_pass(nr, a);
+	}
+}
+
+static long ps_raw_syscall(long nr, const long a[6])
+{
+	long rc;
+
+	uint64_t cookie;
+
+	if (in_raw)
+		return raw_pass(nr, a);
+	/* Before the guard: calls made by dlsym meanwhile go raw. */
+	if (__atomic_load_n(&real_syscall, __ATOMIC_ACQUIRE) == NULL)
+		raw_resolve();
+	/* The preload's own call under a supervisor: already decided. */
+	cookie = __atomic_load_n(&sv_cookie, __ATOMIC_RELAXED);
+	if (cookie != 0 && (uint64_t)a[5] == cookie)
+		return raw_pass(nr, a);
+	in_raw++;
+	rc = raw_dispatch(nr, a);
+	in_raw--;
+	return rc;
+}
+
+/* ------------------------------------------------------ trampoline */
+
+PS_EXPORT long syscall(long number, ...)
+{
+	va_list ap;
+	long a[6];
+	int i;
+
+	va_start(ap, number);
+	for (i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	return ps_raw_syscall(number, a);
+}
