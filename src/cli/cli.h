@@ -33,6 +33,9 @@ int ps_cli_port(int argc, char **argv);
 int ps_cli_ls(int argc, char **argv);
 int ps_cli_gc(int argc, char **argv);
 int ps_cli_doctor(int argc, char **argv);
+int ps_cli_pick(int argc, char **argv);
+int ps_cli_release(int argc, char **argv);
+int ps_cli_portserver(int argc, char **argv);
 
 /*
  * Finds the preload library as `run` does ($PORTSHIM_LIBRARY, the build
