@@ -6,7 +6,8 @@
 # MSG_FASTOPEN, short lengths and buffers, AF_UNSPEC, read-only
 # addresses, interface addresses; IPv4, IPv6 V6ONLY and dual-stack
 # binds of one virtual port agree; SO_REUSEPORT threads share a port.
-# Each part runs at once, in a group of its own.
+# Each part runs at once, in a group of its own; the real ports come from
+# a range of this test's own, away from the tests running beside it.
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -19,7 +20,8 @@ PSAPI=$PS_HELPERS/psapi
 parts="udp tcp dual reuseport"
 for part in $parts; do
     checks_start "$part" "$PORTSHIM" run --ports 5300-5309,8080-8089 \
-        --group "api-$part" --map "$T/api-$part.map" -- "$PSAPI" "$part"
+        --range 18000-18199 --group "api-$part" --map "$T/api-$part.map" \
+        -- "$PSAPI" "$part"
 done
 for part in $parts; do
     checks_report "$part"
