@@ -1,8 +1,8 @@
-# The Makefile of a test suite (copied in as Makefile to run it) written
-# without parallel runs in mind: each test starts a
-# web server on the same hard-coded port, checks that it answers with
-# the test's own name, and stops it. `make -j4` runs the four at once
-# and they clash. Two ways to run it under portshim:
+# The Makefile of a test suite written without parallel runs in mind
+# (the test copies it in as Makefile): each test starts a web server on
+# the same hard-coded port, checks that it answers with the test's own
+# name, and stops it. `make -j4` runs the four at once and they clash.
+# Two ways to run it under portshim:
 #
 #   make -j4 RUN='portshim run --'
 #       each test under its own `portshim run`, in a group of its own
