@@ -22,6 +22,9 @@ static const char main_help[] =
 "  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--] CMD...\n"
 "                    run CMD with the shim preloaded, in a new group;\n"
 "                    exit with CMD's status and release the group\n"
+"  supervise [--] CMD...\n"
+"                    run CMD under the seccomp supervisor in the group\n"
+"                    of the environment (static and Go programs)\n"
 "  port [--group G] [--udp] VPORT\n"
 "                    print the real port of VPORT in the group\n"
 "  ls [--group G] [--json]\n"
@@ -61,6 +64,7 @@ struct cli_command {
 
 static const struct cli_command commands[] = {
 	{ "run", ps_cli_run },
+	{ "supervise", ps_cli_supervise },
 	{ "port", ps_cli_port },
 	{ "ls", ps_cli_ls },
 	{ "gc", ps_cli_gc },

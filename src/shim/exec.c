@@ -119,6 +119,7 @@ static struct {
 static bool exec_enabled;		/* PORTSHIM_PORTS was valid at start */
 static enum ps_bypass exec_bypass;
 static bool exec_supervised;	/* a seccomp supervisor sees our children */
+
 static bool exec_keep_env;
 static char snap_buf[SNAP_BUF];
 static char *snap_vars[NKEPT];		/* "NAME=value", or NULL */
@@ -487,6 +488,16 @@ static int env_restore(char *const envp[], const struct env_scan *sc,
 }
 
 /*
+ * Whether a supervisor sees our children: known at start, or become true
+ * since (portshim's own process that installs the filter just before it
+ * execs the command). System calls only: safe after vfork.
+ */
+static bool is_supervised(void)
+{
+	return exec_supervised || ps_supcall_supervised();
+}
+
+/*
  * The environment check: returns 0 (xe->envp is what to pass on) or
  * -EPERM (PORTSHIM_BYPASS=fail).
  */
@@ -502,7 +513,7 @@ static int env_check(const char *prog, char *const envp[],
 	if (sc.nmissing == 0 && !sc.preload_missing)
 		return 0;
 	/* Without the preload, a supervised child is the supervisor's. */
-	if (exec_supervised && sc.preload_missing && !exec_keep_env)
+	if (is_supervised() && sc.preload_missing && !exec_keep_env)
 		return 0;
 	env_names(&sc, names);
 	if (exec_keep_env) {
@@ -568,7 +579,7 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 		}
 		rc = 0;
 		if (in.verdict != PS_INSPECT_VISIBLE &&
-		    !(exec_supervised && in.verdict != PS_INSPECT_FOREIGN)) {
+		    !(is_supervised() && in.verdict != PS_INSPECT_FOREIGN)) {
 			ps_inspect_message(&in, prog, exec_bypass, msg,
 					   sizeof(msg));
 			PS_ERROR("%s", msg);
