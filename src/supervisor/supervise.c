@@ -214,6 +214,7 @@ static void *worker_main(void *arg)
 			break;
 		c = sv->head;
 		sv->head = c->next;
+		sv->nqueued--;
 		if (sv->head == NULL)
 			sv->tail = NULL;
 		sv->nbusy++;
@@ -244,7 +245,14 @@ static void submit(struct ps_supervisor *sv, struct ps_sv_call *c)
 	else
 		sv->head = c;
 	sv->tail = c;
-	if (sv->nidle == 0 && sv->nthreads < WORKERS_MAX) {
+	sv->nqueued++;
+	/*
+	 * One worker per queued call: an idle worker that has been signalled
+	 * but has not woken yet still counts as idle, so comparing with the
+	 * queue (not just nidle == 0) keeps a call from waiting behind a
+	 * connect that blocks for minutes.
+	 */
+	if (sv->nqueued > sv->nidle && sv->nthreads < WORKERS_MAX) {
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&t, &attr, worker_main, sv) == 0) {
@@ -252,6 +260,7 @@ static void submit(struct ps_supervisor *sv, struct ps_sv_call *c)
 		} else if (sv->nthreads == 0) {
 			/* No worker at all: do it here rather than never. */
 			sv->head = sv->tail = NULL;
+			sv->nqueued = 0;
 			inline_act = true;
 		}
 		pthread_attr_destroy(&attr);

@@ -73,6 +73,7 @@ struct ps_supervisor {
 	pthread_cond_t idle_cv;		/* a worker finished a call */
 	struct ps_sv_call *head, *tail;
 	unsigned nthreads, nidle, nbusy;
+	unsigned nqueued;		/* calls in the queue */
 	bool stopping;
 
 	/* Answers that could not be delivered (see handlers.c). */

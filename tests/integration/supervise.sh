@@ -417,6 +417,32 @@ else
     ok "PORTSHIM_BYPASS=supervise: no bypass warning for it"
 fi
 
+# ------------------------------------------------- portshim supervise
+# Inside a group that a plain `portshim run` made: the supervisor joins
+# the environment's group, and the run's mapping file shows the port.
+cat >"$T/join.sh" <<EOF
+"$PORTSHIM" supervise -- "$PSSV" serve $VPORT joined 1 >"$T/join.server" &
+i=0
+until [ -s "$T/join.map" ]; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+"$PORTSHIM" supervise -- "$PSSV" get -n $VPORT
+wait
+EOF
+got=$("$PORTSHIM" run --ports "$VPORT" --group join --map "$T/join.map" -- \
+    sh "$T/join.sh" 2>"$T/join.err" | head -n 1)
+is "$got" joined \
+    "portshim supervise: a static server and client in a plain run's group"
+"$PORTSHIM" supervise -- true 2>"$T/nogroup.err" && st=0 || st=$?
+is "$st" 2 "portshim supervise outside any group is a usage error"
+
+# PORTSHIM_BYPASS=fail must not refuse what the supervisor sees: a
+# wrapped shell starting a static program under --supervise.
+got=$(PORTSHIM_BYPASS=fail "$PORTSHIM" run --supervise --ports "$VPORT" -- \
+    sh -c "\"$PSSV\" uring" 2>"$T/fail.err") || true
+is "$got" ENOSYS \
+    "PORTSHIM_BYPASS=fail: a wrapped shell starts a static program under it"
+
 # ------------------------------- a kernel without what --supervise needs
 for call in seccomp pidfd_getfd; do
     "$PSSV" deny "$call" "$PORTSHIM_BIN" run --supervise -- true \
