@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "proc.h"
@@ -172,32 +173,86 @@ int ps_proc_ident(pid_t pid, struct ps_ident *out)
 }
 
 /*
- * The cache of ps_proc_self. cache_start is stored before cache_pid, and
- * cache_pid with release order, so a thread that sees its own pid in
- * cache_pid also sees the matching start time. After fork() the child's
- * pid differs from the cached one and the identity is recomputed; two
- * threads recomputing at once store the same values.
+ * The cache of ps_proc_self lives in a page of its own marked
+ * MADV_WIPEONFORK: a child made by fork() (or any clone without
+ * CLONE_VM) gets that page zeroed by the kernel, so a non-zero pid found
+ * there is always this process's own, and the shim's hot path makes no
+ * getpid() system call (glibc stopped caching the pid in 2.25, and one
+ * system call costs about as much as a bind() on some virtual machines).
+ * Only a child sharing our memory (vfork, clone with CLONE_VM) would see
+ * our pid; such a child may only exec or _exit, and never reaches here.
+ *
+ * Where the page cannot be had (MADV_WIPEONFORK needs Linux 4.14), the
+ * cache is in ordinary memory and keyed by getpid(), recomputed after
+ * fork. In both, start is stored before pid, and pid with release order,
+ * so a thread that sees a pid also sees the matching start time; two
+ * threads filling the cache at once store the same values.
  */
-static uint32_t cache_pid;
-static uint64_t cache_start;
+struct self_cache {
+	uint32_t pid;
+	uint32_t pad;
+	uint64_t start;
+};
+
+static struct self_cache self_plain;
+static struct self_cache *self_wiped;	/* NULL: not tried yet */
+static struct self_cache self_none;	/* self_wiped when unavailable */
+
+/* The wipe-on-fork page, or NULL where the kernel has none. */
+static struct self_cache *wiped_cache(void)
+{
+	struct self_cache *c = __atomic_load_n(&self_wiped, __ATOMIC_ACQUIRE);
+	struct self_cache *expected = NULL;
+	long page;
+	void *m;
+
+	if (c != NULL)
+		return c == &self_none ? NULL : c;
+	page = sysconf(_SC_PAGESIZE);
+	m = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m != MAP_FAILED && madvise(m, (size_t)page, MADV_WIPEONFORK)) {
+		munmap(m, (size_t)page);
+		m = MAP_FAILED;
+	}
+	c = m == MAP_FAILED ? &self_none : m;
+	/* A thread that lost the race drops its page, never used. */
+	if (!__atomic_compare_exchange_n(&self_wiped, &expected, c, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (m != MAP_FAILED)
+			munmap(m, (size_t)page);
+		c = expected;
+	}
+	return c == &self_none ? NULL : c;
+}
 
 int ps_proc_self(struct ps_ident *out)
 {
-	pid_t self = getpid();
+	struct self_cache *c = wiped_cache();
 	struct ps_ident id;
+	uint32_t pid;
+	pid_t self;
 	int rc;
 
-	if (__atomic_load_n(&cache_pid, __ATOMIC_ACQUIRE) == (uint32_t)self) {
-		out->pid = (uint32_t)self;
+	if (c != NULL) {
+		pid = __atomic_load_n(&c->pid, __ATOMIC_ACQUIRE);
+		self = pid != 0 ? (pid_t)pid : getpid();
+	} else {
+		c = &self_plain;
+		self = getpid();
+		pid = __atomic_load_n(&c->pid, __ATOMIC_ACQUIRE);
+	}
+	if (pid == (uint32_t)self) {
+		out->pid = pid;
 		out->pad = 0;
-		out->start = __atomic_load_n(&cache_start, __ATOMIC_RELAXED);
+		out->start = __atomic_load_n(&c->start, __ATOMIC_RELAXED);
 		return 0;
 	}
 	rc = ps_proc_ident(self, &id);
 	if (rc < 0)
 		return rc;
-	__atomic_store_n(&cache_start, id.start, __ATOMIC_RELAXED);
-	__atomic_store_n(&cache_pid, id.pid, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->start, id.start, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->pid, id.pid, __ATOMIC_RELEASE);
 	*out = id;
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,6 +149,41 @@ static void test_proc_self_after_fork(void **state)
 	assert_int_equal(child.pid, (uint32_t)pid);
 	assert_int_not_equal(child.pid, parent.pid);
 	assert_true(child.start >= parent.start);
+}
+
+/*
+ * A child made by the raw system call, which runs none of glibc's fork
+ * handlers, still gets its own identity rather than the cached one.
+ */
+static void test_proc_self_after_raw_fork(void **state)
+{
+	struct ps_ident parent, child;
+	int p[2], status;
+	long pid;
+
+	assert_int_equal(ps_proc_self(&parent), 0);
+	assert_return_code(pipe2(p, O_CLOEXEC), errno);
+	pid = syscall(SYS_fork);
+	assert_return_code(pid, errno);
+	if (pid == 0) {
+		struct ps_ident id;
+		int rc = ps_proc_self(&id);
+
+		if (rc != 0 || write(p[1], &id, sizeof(id)) != sizeof(id))
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &child, sizeof(child)), sizeof(child));
+	close(p[0]);
+	assert_int_equal(waitpid((pid_t)pid, &status, 0), (pid_t)pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(child.pid, (uint32_t)pid);
+	assert_true(child.start >= parent.start);
+
+	/* The parent's cache is untouched. */
+	assert_int_equal(ps_proc_self(&child), 0);
+	assert_memory_equal(&parent, &child, sizeof(parent));
 }
 
 static void test_proc_child_alive_then_dead(void **state)
@@ -348,6 +384,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proc_self),
 		cmocka_unit_test(test_proc_self_after_fork),
+		cmocka_unit_test(test_proc_self_after_raw_fork),
 		cmocka_unit_test(test_proc_child_alive_then_dead),
 		cmocka_unit_test(test_proc_zombie_is_dead),
 		cmocka_unit_test(test_proc_start_mismatch_is_dead),
