@@ -80,7 +80,8 @@ EOF
 
 STATIC=
 if "$CC" -static -o "$T/static" "$T/hello.c" 2>"$T/static.log" &&
-    "$CC" -static -o "$T/static-pstcp" "$PS_SRCDIR/tests/helpers/pstcp.c" \
+    "$CC" -static -D_GNU_SOURCE -o "$T/static-pstcp" \
+        "$PS_SRCDIR/tests/helpers/pstcp.c" \
         2>>"$T/static.log"; then
     STATIC=$T/static
 else
@@ -297,7 +298,22 @@ fi
 
 # ------------------------------------------------ scrubbed environments
 P=$(free_port 45000 45999)
-drop="LD_PRELOAD, PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_MAP_FILE, PORTSHIM_REGISTRY, PORTSHIM_GROUP_OWNER"
+
+# dropped ENVFILE: the names a scrubbed child loses, as the shim lists
+# them: LD_PRELOAD, then the variables it keeps that ENVFILE (the output
+# of env in a wrapped process) has with a value, in the shim's order.
+dropped() {
+    dr_list=LD_PRELOAD
+    for dr_v in PORTS GROUP GROUP_FROM MAP_FILE RANGE REGISTRY UNMAPPED \
+        ON_ERROR LOG LOG_FILE BYPASS KEEP_ENV GROUP_OWNER SUPERVISED; do
+        if grep -q "^PORTSHIM_$dr_v=." "$1"; then
+            dr_list="$dr_list, PORTSHIM_$dr_v"
+        fi
+    done
+    echo "$dr_list"
+}
+"$PORTSHIM" run --ports "$P" -- env >"$T/ev-env.txt"
+drop=$(dropped "$T/ev-env.txt")
 run_cmd ev1 "$PORTSHIM" run --ports "$P" -- sh -c "env -i \"$PSTCP\" bind 127.0.0.1 $P"
 is_file "$T/ev1.err" \
     "portshim[PID]: warning: $PSTCP is started with an environment that drops $drop: portshim is not active in it, it binds its ports as asked. Set PORTSHIM_KEEP_ENV=1 to put them back (PORTSHIM_BYPASS=ignore silences this)" \
@@ -329,13 +345,29 @@ is_file "$T/ev3.err" \
     "portshim[PID]: warning: $PSTCP is started with an environment that drops PORTSHIM_GROUP, PORTSHIM_MAP_FILE: it runs outside this group's settings. Set PORTSHIM_KEEP_ENV=1 to put them back (PORTSHIM_BYPASS=ignore silences this)" \
     "env -u: the dropped variables are named"
 
+PORTSHIM_BYPASS=fail "$PORTSHIM" run --ports "$P" -- env >"$T/ev-env.txt"
+drop=$(dropped "$T/ev-env.txt")
 run_cmd ev4 env PORTSHIM_BYPASS=fail "$PORTSHIM" run --ports "$P" -- \
     sh -c "env -i \"$PSTCP\" bind 127.0.0.1 $P; echo status \$?"
 is_file "$T/ev4.out" "status 126" \
     "PORTSHIM_BYPASS=fail: the scrubbed exec fails (env exits 126)"
 is "$(sed -n 1p "$T/ev4.err")" \
-    "portshim[PID]: refusing to run $PSTCP (PORTSHIM_BYPASS=fail): its environment drops ${drop%, *}, PORTSHIM_BYPASS, PORTSHIM_GROUP_OWNER, so portshim would not be active in it. Set PORTSHIM_KEEP_ENV=1 to put them back (PORTSHIM_BYPASS=warn runs it anyway)" \
+    "portshim[PID]: refusing to run $PSTCP (PORTSHIM_BYPASS=fail): its environment drops $drop, so portshim would not be active in it. Set PORTSHIM_KEEP_ENV=1 to put them back (PORTSHIM_BYPASS=warn runs it anyway)" \
     "PORTSHIM_BYPASS=fail: the refusal names the variables"
+
+# ------------------------------------------------ under the supervisor
+# Every descendant inherits the seccomp filter: the supervisor sees what
+# the preload cannot, so nothing is reported.
+if [ -n "$STATIC" ] &&
+    "$PORTSHIM" run --supervise -- true >/dev/null 2>&1; then
+    run_cmd sv1 "$PORTSHIM" run --supervise -- sh -c \
+        "\"$STATIC\"; \"$T/golike\"; env -i \"$PSTCP\" bind 127.0.0.1 0"
+    is "$(cat "$T/sv1.err")" "" \
+        "under --supervise: static, Go-like and env -i children are not reported"
+else
+    skip "no static C library, or no seccomp supervisor here" \
+        "under the supervisor"
+fi
 
 # ------------------------------------------------ raw system calls
 P=$(free_port 47000 47999)
