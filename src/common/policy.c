@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "mapfile.h"
+#include "netstat.h"
 #include "policy.h"
 
 int ps_policy_init(struct ps_policy *pol, const struct ps_config *cfg,
@@ -268,6 +269,7 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	struct ps_lease *l;
 	bool changed = false;
 	bool moved = false;
+	uint16_t busy = 0;
 	int rc;
 
 	rc = lock(pol, &g);
@@ -281,6 +283,7 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 			*real = ps_registry_port(&pol->reg, l);
 			goto out;
 		}
+		busy = ps_registry_port(&pol->reg, l);
 		if (rc != -EAGAIN)
 			goto out;
 		tmpl = *l;
@@ -315,12 +318,52 @@ out:
 			 (unsigned)cfg->range_lo, (unsigned)cfg->range_hi,
 			 pol->group);
 	} else if (rc == -EADDRINUSE) {
-		PS_INFO("bind %s failed: its real port is in use inside"
-			" group=%s", sockdesc, pol->group);
+		ps_policy_clash(pol, proto, busy, sockdesc);
 	} else {
 		PS_ERROR("bind %s failed: %s", sockdesc, strerror(-rc));
 	}
 	return rc;
+}
+
+void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
+		     uint16_t port, const char *sockdesc)
+{
+	struct ps_netstat_holder h;
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+	char who[320], lease[PS_GROUP_MAX + 48] = "";
+	int saved = errno;
+
+	if (ps_log_level() < PS_LOG_INFO)
+		return;
+	if (port == 0) {
+		PS_INFO("bind %s failed: Address already in use", sockdesc);
+		return;
+	}
+	ps_netstat_holder(proto, port, &h);
+	ps_netstat_describe(&h, who, sizeof(who));
+	/*
+	 * Only a registry that is already open is asked: opening one is
+	 * not worth it for a log line, and ps_policy_open is not safe to
+	 * call from here in a multi-threaded front end.
+	 */
+	if (pol != NULL && pol->reg_ready &&
+	    ps_registry_lock(&pol->reg, &g) == 0) {
+		l = ps_registry_at(&pol->reg, port);
+		if (l != NULL && l->kind == PS_KIND_GROUP)
+			snprintf(lease, sizeof(lease), " group=%s lease %u->%u",
+				 l->group, (unsigned)l->vport,
+				 (unsigned)port);
+		else if (l != NULL)
+			snprintf(lease, sizeof(lease), " pick lease %u of"
+				 " pid %u", (unsigned)port,
+				 (unsigned)l->holder.pid);
+		ps_registry_unlock(&pol->reg, &g);
+	}
+	/* strerror could allocate (translations): the text is spelled out. */
+	PS_INFO("bind %s failed: Address already in use; %s%s", sockdesc,
+		who, lease);
+	errno = saved;
 }
 
 /* ---------------------------------------------------------- connect */

@@ -84,6 +84,19 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 		      const char *sockdesc);
 
 /*
+ * The log line of a bind that failed with EADDRINUSE, at the info level
+ * (nothing below it): names who holds port (the real port bound) of
+ * proto, as ps_netstat_holder finds it, and its lease if pol (may be
+ * NULL) has its registry open and the port is leased:
+ *   bind tcp 0.0.0.0:8080 failed: Address already in use; held by pid
+ *   456 (nginx: master process) group=g2 lease 8080->24117
+ * For tagged binds ps_policy_bind calls it; a front end calls it for the
+ * binds it passes through. No allocation; errno preserved.
+ */
+void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
+		     uint16_t port, const char *sockdesc);
+
+/*
  * A connect (or sendto) to a local address and a tagged vport: stores the
  * group's real port in *real, or applies PORTSHIM_UNMAPPED (-ECONNREFUSED
  * or PS_PASS).

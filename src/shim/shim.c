@@ -200,6 +200,46 @@ static int try_bind(void *arg, uint16_t real)
 	return -errno;
 }
 
+/*
+ * A bind that portshim did not rewrite failed with EADDRINUSE: with
+ * PORTSHIM_LOG=info or debug, one line names who holds the port. Only
+ * this failure path pays for the /proc scan. errno is preserved.
+ */
+static void bind_clash(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int saved = errno;
+	char desc[96];
+	uint16_t port;
+	int proto;
+
+	if (in_shim || !ps_sockaddr_port(addr, len, &port) || port == 0)
+		goto out;
+	/* The log level is known once the configuration is loaded. */
+	ps_shim_active();
+	if (ps_log_level() < PS_LOG_INFO)
+		goto out;
+	proto = ps_shim_socket_proto(fd);
+	if (proto < 0)
+		goto out;
+	if (active)
+		ps_shim_registry();
+	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
+	ps_sockaddr_format(addr, port, desc + 4, sizeof(desc) - 4);
+	ps_policy_clash(active ? &pol : NULL, proto, port, desc);
+out:
+	errno = saved;
+}
+
+/* The real bind, with the diagnostic of a clash. */
+static int bind_untagged(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int rc = ps_real()->bind(fd, addr, len);
+
+	if (rc != 0 && errno == EADDRINUSE)
+		bind_clash(fd, addr, len);
+	return rc;
+}
+
 int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct bind_arg arg = { fd, addr, len };
@@ -211,7 +251,7 @@ int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	proto = ps_shim_tagged(fd, addr, len, &vport);
 	if (proto < 0) {
 		errno = saved;
-		return ps_real()->bind(fd, addr, len);
+		return bind_untagged(fd, addr, len);
 	}
 	ps_shim_registry();
 	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
@@ -219,7 +259,7 @@ int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	rc = ps_policy_bind(&pol, proto, vport, try_bind, &arg, &real, desc);
 	if (rc == PS_PASS) {
 		errno = saved;
-		return ps_real()->bind(fd, addr, len);
+		return bind_untagged(fd, addr, len);
 	}
 	if (rc < 0) {
 		errno = -rc;
