@@ -1206,5 +1206,8 @@ int main(void)
 #undef T
 	};
 
+	/* PS_TEST_FILTER=pattern runs only the matching tests. */
+	if (getenv("PS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,8 +15,9 @@
  * Statistical case: pairs of children allocate, update and free leases
  * in a loop through the real code and are SIGKILLed at random moments;
  * after every round the parent locks and checks every invariant and that
- * each lease still belongs to the child that made it. PS_CRASH_KILLS and
- * PS_CRASH_SEED override the number of kills and the seed.
+ * each lease still belongs to the child that made it. PS_CRASH_KILLS
+ * (default 300, 200 under valgrind) and PS_CRASH_SEED override the number
+ * of kills and the seed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -528,6 +529,17 @@ static void test_crash_exec_while_holding(void **state)
 
 /* ------------------------------------------------------ random deaths */
 
+/*
+ * True under valgrind (its preload is in LD_PRELOAD): the slowest loops
+ * are then shortened, the memory checks being the point of that run.
+ */
+static bool under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
 #define RLO 20000
 #define RHI 20511	/* 512 ports: the range fills, gc runs under kills */
 
@@ -642,7 +654,8 @@ static double now_s(void)
 static void test_crash_random_kills(void **state)
 {
 	static pid_t pids[100000];
-	unsigned long kills = env_ul("PS_CRASH_KILLS", 300);
+	unsigned long kills = env_ul("PS_CRASH_KILLS",
+				     under_valgrind() ? 200 : 300);
 	unsigned seed = (unsigned)env_ul("PS_CRASH_SEED",
 					 (unsigned long)time(NULL));
 	unsigned long done = 0, in_lock = 0, in_tx = 0, odd = 0;
@@ -751,5 +764,8 @@ int main(void)
 #undef T
 	};
 
+	/* PS_TEST_FILTER=pattern runs only the matching tests. */
+	if (getenv("PS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

