@@ -72,18 +72,31 @@ for real in $reals; do
 done
 is "$bad" "" "every real port is in the default range 20000-32767"
 
+# The eight clients run at once, each in its own group.
+cpids=""
 for g in $groups; do
     eval "real=\$real_$g"
-    if [ -n "$real" ] && ! wait_tcp 127.0.0.1 "$real" 10; then
-        diag "$g: nothing accepts on real port $real"
-    fi
+    (
+        if [ -n "$real" ] && ! wait_tcp 127.0.0.1 "$real" 10; then
+            echo "nothing accepts on real port $real" >"$T/client-$g.wait"
+        fi
+        fetch "$g" "http://127.0.0.1:$VPORT/id.txt" >"$T/client-$g.out" ||
+            true
+    ) &
+    cpids="$cpids $!"
+done
+for pid in $cpids; do
+    wait "$pid" || true
+done
+for g in $groups; do
     want=$(cat "$T/www-$g/id.txt")
-    got=$(fetch "$g" "http://127.0.0.1:$VPORT/id.txt") || true
+    got=$(cat "$T/client-$g.out" 2>/dev/null || true)
     if [ "$got" = "$want" ]; then
         ok "$g: a client in the group gets its own copy's file"
     else
         not_ok "$g: a client in the group gets its own copy's file"
         diag "got: '$got'"
+        diag_file "$T/client-$g.wait"
         diag_file "$T/client-$g.err"
         diag_file "$T/$g.log"
     fi
