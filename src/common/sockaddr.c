@@ -317,7 +317,7 @@ static int host_read(struct host_table *t)
 	for (int replies = 0; replies < HOST_MAX_REPLIES; replies++) {
 		const struct nlmsghdr *nh;
 		ssize_t got;
-		int left;
+		size_t left, step;
 
 		got = recv(fd, host_buf, sizeof(host_buf), 0);
 		if (got < 0 && errno == EINTR)
@@ -328,9 +328,11 @@ static int host_read(struct host_table *t)
 		}
 		if (got == 0)
 			goto out;
-		left = (int)got;
-		for (nh = (const struct nlmsghdr *)host_buf;
-		     NLMSG_OK(nh, left); nh = NLMSG_NEXT(nh, left)) {
+		/* NLMSG_OK and NLMSG_NEXT, without their signed lengths. */
+		left = (size_t)got;
+		nh = (const struct nlmsghdr *)host_buf;
+		while (left >= sizeof(*nh) && nh->nlmsg_len >= sizeof(*nh) &&
+		       nh->nlmsg_len <= left) {
 			if (nh->nlmsg_type == NLMSG_DONE) {
 				rc = 0;
 				goto out;
@@ -339,6 +341,11 @@ static int host_read(struct host_table *t)
 				goto out;
 			if (nh->nlmsg_type == RTM_NEWADDR)
 				host_add(t, nh);
+			step = NLMSG_ALIGN(nh->nlmsg_len);
+			if (step >= left)
+				break;
+			left -= step;
+			nh = (const struct nlmsghdr *)((const char *)nh + step);
 		}
 	}
 out:
