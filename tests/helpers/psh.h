@@ -43,6 +43,7 @@ union psh_addr {
 static int psh_count;
 static int psh_failed;
 
+__attribute__((format(printf, 2, 0)))
 static void psh_vline(const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[512];
