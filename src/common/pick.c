@@ -55,9 +55,12 @@ static void pick_resolve(void)
 		/* libc stays loaded for the life of the process anyway. */
 	}
 	/*
-	 * Under `portshim run --supervise` the kernel hands every bind to the
-	 * supervisor unless it carries the supervisor's cookie (supcall.h);
-	 * a probe is portshim's own call and must not be rewritten either.
+	 * Under `portshim run --supervise` the kernel stops every bind for
+	 * the supervisor unless it carries the supervisor's cookie
+	 * (supcall.h). A probe is portshim's own call, never to be
+	 * rewritten: with the cookie it goes straight to the kernel. (The
+	 * supervisor would also let it through unchanged, seeing that the
+	 * caller holds the registry lock, but only after a round trip.)
 	 */
 	if (!ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &sv_cookie))
 		sv_cookie = 0;
