@@ -33,6 +33,8 @@ int ps_cli_supervise(int argc, char **argv);
 int ps_cli_port(int argc, char **argv);
 int ps_cli_ls(int argc, char **argv);
 int ps_cli_gc(int argc, char **argv);
+int ps_cli_who(int argc, char **argv);
+int ps_cli_wait(int argc, char **argv);
 int ps_cli_doctor(int argc, char **argv);
 int ps_cli_pick(int argc, char **argv);
 int ps_cli_release(int argc, char **argv);
@@ -108,5 +110,50 @@ const char *ps_cli_protos_name(unsigned protos);
  * Writes a usage text to stdout and returns PS_EXIT_OK; for --help.
  */
 int ps_cli_help(const char *text);
+
+/*
+ * The default group of `port` and `wait`: $PORTSHIM_GROUP with the
+ * suffixes of PORTSHIM_GROUP_FROM applied, as the shim resolves it in
+ * this process. Copies it into out (PS_GROUP_MAX + 1 bytes) and returns
+ * 0, or reports a usage error and returns PS_EXIT_USAGE.
+ */
+int ps_cli_default_group(char *out);
+
+/*
+ * The registry file's path: $PORTSHIM_REGISTRY, or "registry" in the
+ * verified per-user state directory. Returns 0, or an exit status after
+ * printing why.
+ */
+int ps_cli_registry_file(char *path, size_t len);
+
+/* A lease as `ls` and `who` show it: a copy taken under the lock, and
+ * what is read outside it. */
+#define PS_CLI_CMD_MAX 256	/* longest command line shown */
+struct ps_cli_lease {
+	struct ps_lease lease;
+	uint16_t real;
+	bool alive;		/* holder lives, time not run out */
+	uint64_t age_s;
+	char cmd[PS_CLI_CMD_MAX]; /* the maker's command, "-" if gone */
+};
+
+/* Fills in alive, age_s and cmd (reads /proc; no lock needed). */
+void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns);
+
+/* Formats an age in seconds: "42s", "3m07s", "5h02m", "2d03h". */
+void ps_cli_format_age(uint64_t s, char *buf, size_t len);
+
+/*
+ * Prints s to stdout as a JSON string; bytes that are not valid UTF-8
+ * become U+FFFD, so the document stays valid JSON.
+ */
+void ps_cli_json_string(const char *s);
+
+/*
+ * Prints a lease as the JSON object of `ls --json`: group, kind,
+ * protocols, virtual, real, pid, holder_pid, alive, age_seconds,
+ * command (see portshim(1)).
+ */
+void ps_cli_json_lease(const struct ps_cli_lease *v);
 
 #endif

@@ -23,9 +23,10 @@ static const char gc_help[] =
 "\n"
 "  -n, --dry-run     only print what would be freed or moved\n"
 "  -r, --reset       if the registry is refused (corrupt, truncated, of\n"
-"                    another version or owner), move it aside to\n"
-"                    registry.broken.<time> and create a fresh one;\n"
-"                    a registry that opens is left alone\n"
+"                    another version or owner), say why and what it\n"
+"                    holds, move it aside to registry.broken.<time>\n"
+"                    and create a fresh one; a registry that opens is\n"
+"                    kept, and only its dead leases are freed\n"
 "  -h, --help        show this help\n"
 "\n"
 "Exit status: 0 done, 1 the registry cannot be used, 2 bad usage.\n";
@@ -123,13 +124,9 @@ static int gc_collect(bool dry_run)
 	return PS_EXIT_OK;
 }
 
-/*
- * Finds the registry file's path: $PORTSHIM_REGISTRY, or "registry" in
- * the verified per-user state directory. Returns 0, or an exit status
- * after printing why (a state directory that fails verification is not
- * something a reset may paper over).
- */
-static int gc_registry_path(char *path, size_t len)
+/* A state directory that fails verification is not something a reset
+ * may paper over: it is reported, not replaced. */
+int ps_cli_registry_file(char *path, size_t len)
 {
 	const char *p = ps_cli_registry_path();
 	char dir[PATH_MAX], why[512];
@@ -185,6 +182,98 @@ static int gc_move_aside(int dirfd, const char *base, char *aside,
 	return 0;
 }
 
+/* The reason without its advice to run `gc --reset`: we are running it. */
+static void gc_print_reason(const char *msg)
+{
+	static const char advice[] = "; run 'portshim gc --reset'";
+	size_t n = strlen(msg), a = sizeof(advice) - 1;
+
+	if (n >= a && strcmp(msg + n - a, advice) == 0)
+		n -= a;
+	printf("refused: %.*s\n", (int)n, msg);
+}
+
+/*
+ * Says what the refused file holds, read with pread (never mapped: the
+ * file may be short, and a mapping past its end would raise SIGBUS):
+ * its size and, when it looks like a registry of this layout, its
+ * version, creation time and how many leases of which groups it holds.
+ */
+static void gc_print_found(int dirfd, const char *base)
+{
+	struct ps_reg_header hdr;
+	struct ps_lease chunk[256];
+	char when[64], groups[256] = "";
+	uint64_t off, end, n = 0;
+	size_t i, k, got;
+	struct stat st;
+	struct tm tm;
+	time_t t;
+	ssize_t r;
+	int fd;
+
+	fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		printf("found: a file that cannot be read (%s)\n",
+		       strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		printf("found: not a regular file\n");
+		goto out;
+	}
+	r = pread(fd, &hdr, sizeof(hdr), 0);
+	if (r != (ssize_t)sizeof(hdr) || hdr.magic != PS_REG_MAGIC) {
+		printf("found: %lld bytes, uid %u, mode %04o, without a "
+		       "registry's header\n", (long long)st.st_size,
+		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	t = (time_t)(hdr.created_ns / 1000000000u);
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	printf("found: %lld bytes, uid %u, mode %04o, layout version %u, "
+	       "created %s, %u leases in its header, %u lock recoveries\n",
+	       (long long)st.st_size, (unsigned)st.st_uid,
+	       (unsigned)(st.st_mode & 07777), hdr.version, when,
+	       hdr.nleases, hdr.recoveries);
+	/* The lease table, if the header's offsets fit in the file. */
+	end = hdr.leases_off + (uint64_t)PS_REG_NPORTS * sizeof(chunk[0]);
+	if (hdr.version != PS_REG_VERSION || hdr.leases_off == 0 ||
+	    end < hdr.leases_off || end > (uint64_t)st.st_size)
+		goto out;
+	for (off = hdr.leases_off; off < end; off += got) {
+		r = pread(fd, chunk, sizeof(chunk), (off_t)off);
+		if (r <= 0)
+			break;
+		got = (size_t)r - (size_t)r % sizeof(chunk[0]);
+		if (got == 0)
+			break;
+		for (i = 0; i < got / sizeof(chunk[0]); i++) {
+			if (chunk[i].state != PS_LEASE_USED)
+				continue;
+			n++;
+			chunk[i].group[PS_GROUP_MAX] = '\0';
+			k = strlen(groups);
+			/* A few distinct group names, enough to recognise. */
+			if (chunk[i].group[0] == '\0' ||
+			    strstr(groups, chunk[i].group) != NULL ||
+			    k + strlen(chunk[i].group) + 8 > sizeof(groups))
+				continue;
+			snprintf(groups + k, sizeof(groups) - k, "%s%s",
+				 k ? ", " : "", chunk[i].group);
+		}
+	}
+	printf("found: %llu leases in its table%s%s\n",
+	       (unsigned long long)n, groups[0] ? ", of groups " : "",
+	       groups);
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
 static int gc_reset(bool dry_run)
 {
 	char path[PATH_MAX], aside[NAME_MAX + 1];
@@ -194,16 +283,17 @@ static int gc_reset(bool dry_run)
 	struct stat st;
 	int rc, dirfd;
 
-	rc = gc_registry_path(path, sizeof(path));
+	rc = ps_cli_registry_file(path, sizeof(path));
 	if (rc != 0)
 		return rc;
 	rc = ps_registry_open(&reg, path, &err);
 	if (rc == 0) {
+		/* Nothing to rebuild: what is left to do is a plain gc. */
 		printf("the registry %s opens fine; nothing to reset\n",
 		       path);
-		return PS_EXIT_OK;
+		return gc_collect(dry_run);
 	}
-	ps_cli_error("%s", err.msg[0] != '\0' ? err.msg : strerror(-rc));
+	gc_print_reason(err.msg[0] != '\0' ? err.msg : strerror(-rc));
 
 	dirfd = ps_open_parent(path, &base);
 	if (dirfd < 0) {
@@ -219,6 +309,7 @@ static int gc_reset(bool dry_run)
 		rc = PS_EXIT_NOTFOUND;
 		goto out;
 	}
+	gc_print_found(dirfd, base);
 	if (dry_run) {
 		printf("would move %s aside to %s.broken.<time> and create "
 		       "a fresh registry\n", path, base);

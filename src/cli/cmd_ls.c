@@ -23,19 +23,8 @@ static const char ls_help[] =
 "  -j, --json        print one JSON document instead of a table\n"
 "  -h, --help        show this help\n";
 
-/* Longest command line shown; longer ones are cut. */
-#define LS_CMD_MAX 256
-
-struct ls_row {
-	struct ps_lease lease;	/* a copy taken under the lock */
-	uint16_t real;
-	bool alive;
-	uint64_t age_s;
-	char cmd[LS_CMD_MAX];
-};
-
 struct ls_rows {
-	struct ls_row *v;
+	struct ps_cli_lease *v;
 	size_t n, cap;
 };
 
@@ -52,7 +41,7 @@ static bool ls_group_match(const char *group, const char *g)
 static int ls_rows_add(struct ls_rows *rows, const struct ps_lease *l,
 		       uint16_t real)
 {
-	struct ls_row *v;
+	struct ps_cli_lease *v;
 	size_t cap;
 
 	if (rows->n == rows->cap) {
@@ -108,7 +97,7 @@ static int ls_collect(struct ps_registry *reg, const char *group,
 /* Group leases first, by group and virtual port; pick leases by port. */
 static int ls_row_cmp(const void *a, const void *b)
 {
-	const struct ls_row *x = a, *y = b;
+	const struct ps_cli_lease *x = a, *y = b;
 	int c;
 
 	if (x->lease.kind != y->lease.kind)
@@ -119,41 +108,6 @@ static int ls_row_cmp(const void *a, const void *b)
 	if (x->lease.vport != y->lease.vport)
 		return x->lease.vport < y->lease.vport ? -1 : 1;
 	return x->real < y->real ? -1 : x->real > y->real;
-}
-
-/* Fills in what is read outside the lock: liveness, age and command. */
-static void ls_describe(struct ls_row *r, uint64_t now_ns)
-{
-	const struct ps_lease *l = &r->lease;
-
-	r->alive = !ps_lease_dead(l, now_ns);
-	r->age_s = now_ns > l->created_ns ?
-		   (now_ns - l->created_ns) / 1000000000u : 0;
-	/* Only a process with the same start time is the one that made the
-	 * lease: a reused pid would show a stranger's command line. */
-	if (l->maker.pid != 0 && ps_proc_alive(&l->maker) == 1)
-		ps_proc_cmdline((pid_t)l->maker.pid, r->cmd, sizeof(r->cmd));
-	else
-		strcpy(r->cmd, "-");
-}
-
-/* "42s", "3m07s", "5h02m", "2d03h". */
-static void ls_format_age(uint64_t s, char *buf, size_t len)
-{
-	if (s < 60)
-		snprintf(buf, len, "%llus", (unsigned long long)s);
-	else if (s < 3600)
-		snprintf(buf, len, "%llum%02llus",
-			 (unsigned long long)(s / 60),
-			 (unsigned long long)(s % 60));
-	else if (s < 86400)
-		snprintf(buf, len, "%lluh%02llum",
-			 (unsigned long long)(s / 3600),
-			 (unsigned long long)(s % 3600 / 60));
-	else
-		snprintf(buf, len, "%llud%02lluh",
-			 (unsigned long long)(s / 86400),
-			 (unsigned long long)(s % 86400 / 3600));
 }
 
 /* Column texts of a row of the table. */
@@ -169,7 +123,7 @@ struct ls_cells {
 
 #define LS_NCOLS 7
 
-static void ls_cells_fill(const struct ls_row *r, struct ls_cells *c)
+static void ls_cells_fill(const struct ps_cli_lease *r, struct ls_cells *c)
 {
 	const struct ps_lease *l = &r->lease;
 	bool pick = l->kind == PS_KIND_PICK;
@@ -185,7 +139,7 @@ static void ls_cells_fill(const struct ls_row *r, struct ls_cells *c)
 	snprintf(c->real, sizeof(c->real), "%u", r->real);
 	snprintf(c->pid, sizeof(c->pid), "%u", l->maker.pid);
 	strcpy(c->alive, r->alive ? "yes" : "no");
-	ls_format_age(r->age_s, c->age, sizeof(c->age));
+	ps_cli_format_age(r->age_s, c->age, sizeof(c->age));
 }
 
 static const char *ls_cell(const struct ls_cells *c, int i)
@@ -233,126 +187,14 @@ static void ls_print_table(const struct ls_rows *rows)
 	}
 }
 
-/*
- * Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there
- * are not one (overlong forms, surrogates and values past U+10FFFF are
- * invalid too).
- */
-static size_t ls_utf8_len(const unsigned char *s)
-{
-	unsigned c = s[0];
-	size_t n, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
-/* Prints s as a JSON string. Command lines are arbitrary bytes: invalid
- * UTF-8 becomes U+FFFD so that the document stays valid JSON. */
-static void ls_json_string(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n;
-
-	putchar('"');
-	while (*p != '\0') {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", stdout);
-			break;
-		case '\\':
-			fputs("\\\\", stdout);
-			break;
-		case '\n':
-			fputs("\\n", stdout);
-			break;
-		case '\r':
-			fputs("\\r", stdout);
-			break;
-		case '\t':
-			fputs("\\t", stdout);
-			break;
-		case '\b':
-			fputs("\\b", stdout);
-			break;
-		case '\f':
-			fputs("\\f", stdout);
-			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f) {
-				printf("\\u%04x", *p);
-				break;
-			}
-			n = ls_utf8_len(p);
-			if (n == 0) {
-				fputs("\\ufffd", stdout);
-				break;
-			}
-			fwrite(p, 1, n, stdout);
-			p += n;
-			continue;
-		}
-		p++;
-	}
-	putchar('"');
-}
-
 static void ls_print_json(const struct ls_rows *rows)
 {
-	const struct ls_row *r;
-	const struct ps_lease *l;
-	bool tcp, udp;
 	size_t i;
 
 	printf("{\"leases\":[");
 	for (i = 0; i < rows->n; i++) {
-		r = &rows->v[i];
-		l = &r->lease;
-		tcp = l->protos & PS_PROTO_BIT(PS_TCP);
-		udp = l->protos & PS_PROTO_BIT(PS_UDP);
-		printf("%s\n{\"group\":", i ? "," : "");
-		ls_json_string(l->group);
-		printf(",\"kind\":\"%s\",\"protocols\":[%s%s%s]",
-		       l->kind == PS_KIND_PICK ? "pick" : "group",
-		       tcp ? "\"tcp\"" : "", tcp && udp ? "," : "",
-		       udp ? "\"udp\"" : "");
-		if (l->kind == PS_KIND_PICK || l->vport == 0)
-			printf(",\"virtual\":null");
-		else
-			printf(",\"virtual\":%u", l->vport);
-		printf(",\"real\":%u,\"pid\":%u,\"holder_pid\":%u"
-		       ",\"alive\":%s,\"age_seconds\":%llu,\"command\":",
-		       r->real, l->maker.pid, l->holder.pid,
-		       r->alive ? "true" : "false",
-		       (unsigned long long)r->age_s);
-		/* null: the process that made the lease is gone. */
-		if (strcmp(r->cmd, "-") == 0)
-			fputs("null", stdout);
-		else
-			ls_json_string(r->cmd);
-		putchar('}');
+		printf("%s\n", i ? "," : "");
+		ps_cli_json_lease(&rows->v[i]);
 	}
 	printf("%s]}\n", rows->n ? "\n" : "");
 }
@@ -402,7 +244,7 @@ int ps_cli_ls(int argc, char **argv)
 	}
 	now = ps_now_ns();
 	for (i = 0; i < rows.n; i++)
-		ls_describe(&rows.v[i], now);
+		ps_cli_lease_describe(&rows.v[i], now);
 	if (rows.n > 1)
 		qsort(rows.v, rows.n, sizeof(rows.v[0]), ls_row_cmp);
 	if (json)

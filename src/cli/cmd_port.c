@@ -21,14 +21,10 @@ static const char port_help[] =
 "\n"
 "Exit status: 0 printed, 1 no such lease, 2 bad usage.\n";
 
-/*
- * The default group: $PORTSHIM_GROUP resolved with PORTSHIM_GROUP_FROM,
- * exactly as the shim resolves it in this process, so that a script run
- * by a worker asks for its own worker's port. Errors in unrelated
- * variables do not matter here and are ignored. Returns 0 or the exit
- * status of a usage error.
- */
-static int port_default_group(char *out)
+/* Resolved exactly as the shim resolves it in this process, so that a
+ * script run by a worker asks for its own worker's port. Errors in
+ * unrelated variables do not matter here and are ignored. */
+int ps_cli_default_group(char *out)
 {
 	static struct ps_config cfg;
 	char err[1024];
@@ -93,7 +89,7 @@ int ps_cli_port(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	if (group[0] == '\0') {
-		rc = port_default_group(group);
+		rc = ps_cli_default_group(group);
 		if (rc != 0)
 			return rc;
 	}

@@ -27,8 +27,14 @@ static const char main_help[] =
 "                    of the environment (static and Go programs)\n"
 "  port [--group G] [--udp] VPORT\n"
 "                    print the real port of VPORT in the group\n"
+"  wait [--group G] [--timeout S] [--udp] VPORT\n"
+"                    wait until VPORT is mapped in the group and its\n"
+"                    server accepts connections; print the real port\n"
 "  ls [--group G] [--json]\n"
 "                    list the leases of the registry\n"
+"  who PORT [--udp] [--json]\n"
+"                    show the sockets and processes on real or virtual\n"
+"                    port PORT, and their leases\n"
 "  gc [--dry-run] [--reset]\n"
 "                    reclaim the leases of dead groups; --reset rebuilds\n"
 "                    a registry that is refused\n"
@@ -66,7 +72,9 @@ static const struct cli_command commands[] = {
 	{ "run", ps_cli_run },
 	{ "supervise", ps_cli_supervise },
 	{ "port", ps_cli_port },
+	{ "wait", ps_cli_wait },
 	{ "ls", ps_cli_ls },
+	{ "who", ps_cli_who },
 	{ "gc", ps_cli_gc },
 	{ "doctor", ps_cli_doctor },
 	{ "pick", ps_cli_pick },

@@ -1,0 +1,158 @@
+/*
+ * show.c - what `ls` and `who` share to show leases: a lease's liveness,
+ * age and maker's command, its age as text, and JSON output (strings
+ * that stay valid JSON whatever bytes they hold, and the lease object).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "proc.h"
+
+/*
+ * Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there
+ * are not one (overlong forms, surrogates and values past U+10FFFF are
+ * invalid too).
+ */
+static size_t json_utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/* Command lines are arbitrary bytes: invalid UTF-8 becomes U+FFFD so
+ * that the document stays valid JSON. */
+void ps_cli_json_string(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	putchar('"');
+	while (*p != '\0') {
+		switch (*p) {
+		case '"':
+			fputs("\\\"", stdout);
+			break;
+		case '\\':
+			fputs("\\\\", stdout);
+			break;
+		case '\n':
+			fputs("\\n", stdout);
+			break;
+		case '\r':
+			fputs("\\r", stdout);
+			break;
+		case '\t':
+			fputs("\\t", stdout);
+			break;
+		case '\b':
+			fputs("\\b", stdout);
+			break;
+		case '\f':
+			fputs("\\f", stdout);
+			break;
+		default:
+			if (*p < 0x20 || *p == 0x7f) {
+				printf("\\u%04x", *p);
+				break;
+			}
+			n = json_utf8_len(p);
+			if (n == 0) {
+				fputs("\\ufffd", stdout);
+				break;
+			}
+			fwrite(p, 1, n, stdout);
+			p += n;
+			continue;
+		}
+		p++;
+	}
+	putchar('"');
+}
+
+void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns)
+{
+	const struct ps_lease *l = &v->lease;
+
+	v->alive = !ps_lease_dead(l, now_ns);
+	v->age_s = now_ns > l->created_ns ?
+		   (now_ns - l->created_ns) / 1000000000u : 0;
+	/* Only a process with the same start time is the one that made the
+	 * lease: a reused pid would show a stranger's command line. */
+	if (l->maker.pid != 0 && ps_proc_alive(&l->maker) == 1)
+		ps_proc_cmdline((pid_t)l->maker.pid, v->cmd, sizeof(v->cmd));
+	else
+		strcpy(v->cmd, "-");
+}
+
+void ps_cli_format_age(uint64_t s, char *buf, size_t len)
+{
+	if (s < 60)
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus",
+			 (unsigned long long)(s / 60),
+			 (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lluh%02llum",
+			 (unsigned long long)(s / 3600),
+			 (unsigned long long)(s % 3600 / 60));
+	else
+		snprintf(buf, len, "%llud%02lluh",
+			 (unsigned long long)(s / 86400),
+			 (unsigned long long)(s % 86400 / 3600));
+}
+
+void ps_cli_json_lease(const struct ps_cli_lease *v)
+{
+	const struct ps_lease *l = &v->lease;
+	bool tcp = l->protos & PS_PROTO_BIT(PS_TCP);
+	bool udp = l->protos & PS_PROTO_BIT(PS_UDP);
+
+	printf("{\"group\":");
+	ps_cli_json_string(l->group);
+	printf(",\"kind\":\"%s\",\"protocols\":[%s%s%s]",
+	       l->kind == PS_KIND_PICK ? "pick" : "group",
+	       tcp ? "\"tcp\"" : "", tcp && udp ? "," : "",
+	       udp ? "\"udp\"" : "");
+	if (l->kind == PS_KIND_PICK || l->vport == 0)
+		printf(",\"virtual\":null");
+	else
+		printf(",\"virtual\":%u", l->vport);
+	printf(",\"real\":%u,\"pid\":%u,\"holder_pid\":%u"
+	       ",\"alive\":%s,\"age_seconds\":%llu,\"command\":",
+	       v->real, l->maker.pid, l->holder.pid,
+	       v->alive ? "true" : "false", (unsigned long long)v->age_s);
+	/* null: the process that made the lease is gone. */
+	if (strcmp(v->cmd, "-") == 0)
+		fputs("null", stdout);
+	else
+		ps_cli_json_string(v->cmd);
+	putchar('}');
+}
