@@ -235,10 +235,11 @@ static void gc_print_found(int dirfd, const char *base)
 	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm) == 0)
 		snprintf(when, sizeof(when), "?");
 	printf("found: %lld bytes, uid %u, mode %04o, layout version %u, "
-	       "created %s, %u leases in its header, %u lock recoveries\n",
-	       (long long)st.st_size, (unsigned)st.st_uid,
+	       "created %s, %u lease%s in its header, %u lock "
+	       "recover%s\n", (long long)st.st_size, (unsigned)st.st_uid,
 	       (unsigned)(st.st_mode & 07777), hdr.version, when,
-	       hdr.nleases, hdr.recoveries);
+	       hdr.nleases, hdr.nleases == 1 ? "" : "s", hdr.recoveries,
+	       hdr.recoveries == 1 ? "y" : "ies");
 	/* The lease table, if the header's offsets fit in the file. */
 	end = hdr.leases_off + (uint64_t)PS_REG_NPORTS * sizeof(chunk[0]);
 	if (hdr.version != PS_REG_VERSION || hdr.leases_off == 0 ||
@@ -266,9 +267,9 @@ static void gc_print_found(int dirfd, const char *base)
 				 k ? ", " : "", chunk[i].group);
 		}
 	}
-	printf("found: %llu leases in its table%s%s\n",
-	       (unsigned long long)n, groups[0] ? ", of groups " : "",
-	       groups);
+	printf("found: %llu lease%s in its table%s%s\n",
+	       (unsigned long long)n, n == 1 ? "" : "s",
+	       groups[0] ? ", of groups " : "", groups);
 out:
 	if (fd >= 0)
 		close(fd);
