@@ -28,26 +28,32 @@
 
 /* Why a program escapes the shim; the first that applies, in this order. */
 enum ps_inspect_verdict {
-	PS_INSPECT_VISIBLE = 0,	/* the shim sees it (or not an ELF at all) */
-	PS_INSPECT_SETID,	/* setuid/setgid that changes the ids */
-	PS_INSPECT_FILECAPS,	/* file capabilities that raise privileges */
+	PS_INSPECT_VISIBLE = 0,	/* seen (or not an ELF at all) */
+	PS_INSPECT_SETID,	/* setuid/setgid changing the ids */
+	PS_INSPECT_FILECAPS,	/* file caps raising privileges */
 	PS_INSPECT_FOREIGN,	/* another ELF class or machine */
 	PS_INSPECT_MUSL,	/* musl's dynamic loader */
 	PS_INSPECT_GO,		/* a Go program */
-	PS_INSPECT_STATIC,	/* no PT_INTERP: no dynamic loader */
+	PS_INSPECT_STATIC,	/* no PT_INTERP: no loader */
 };
 
-/* Facts found, whatever the verdict (ps_inspect.flags). */
-#define PS_INSPECT_F_ELF	0x001u	/* an ELF executable was examined */
+/*
+ * Facts found, whatever the verdict (ps_inspect.flags). For a "#!"
+ * script (F_SCRIPT), the facts are its interpreter's. SETUID and SETGID
+ * are set only when the bit changes the caller's ids, FILECAPS only when
+ * the capabilities raise its privileges; NOSUID: on a nosuid mount, where
+ * both are ignored.
+ */
+#define PS_INSPECT_F_ELF	0x001u	/* an ELF executable */
 #define PS_INSPECT_F_DYNAMIC	0x002u	/* has PT_INTERP */
-#define PS_INSPECT_F_GO		0x004u	/* .go.buildinfo or a Go build id */
-#define PS_INSPECT_F_SETUID	0x008u	/* S_ISUID that changes the euid */
-#define PS_INSPECT_F_SETGID	0x010u	/* S_ISGID that changes the egid */
-#define PS_INSPECT_F_FILECAPS	0x020u	/* security.capability that counts */
-#define PS_INSPECT_F_MUSL	0x040u	/* PT_INTERP names ld-musl */
-#define PS_INSPECT_F_FOREIGN	0x080u	/* ELF class or machine not ours */
-#define PS_INSPECT_F_SCRIPT	0x100u	/* "#!": the facts are the interpreter's */
-#define PS_INSPECT_F_NOSUID	0x200u	/* on a nosuid mount: set-id ignored */
+#define PS_INSPECT_F_GO		0x004u	/* Go section or note */
+#define PS_INSPECT_F_SETUID	0x008u
+#define PS_INSPECT_F_SETGID	0x010u
+#define PS_INSPECT_F_FILECAPS	0x020u
+#define PS_INSPECT_F_MUSL	0x040u	/* PT_INTERP is ld-musl */
+#define PS_INSPECT_F_FOREIGN	0x080u	/* not our class/machine */
+#define PS_INSPECT_F_SCRIPT	0x100u
+#define PS_INSPECT_F_NOSUID	0x200u
 
 #define PS_INSPECT_PATH_MAX 256		/* interpreter paths kept */
 #define PS_INSPECT_REASON_MAX 320

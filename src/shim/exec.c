@@ -330,11 +330,11 @@ __attribute__((constructor)) static void exec_init(void)
 
 /* What a new environment lacks, compared with the snapshot. */
 struct env_scan {
-	size_t count;			/* entries in envp */
+	size_t count;		/* entries in envp */
 	bool missing[NKEPT];
 	size_t nmissing;
-	bool preload_missing;		/* our entry is not in LD_PRELOAD */
-	char *const *preload;		/* envp's LD_PRELOAD slot, or NULL */
+	bool preload_missing;	/* our entry is not in LD_PRELOAD */
+	char *const *preload;	/* envp's LD_PRELOAD slot, or NULL */
 };
 
 /* True if the LD_PRELOAD list (after '=') has our entry. */
@@ -528,7 +528,8 @@ static int env_check(const char *prog, char *const envp[],
 	}
 	if (exec_bypass == PS_BYPASS_IGNORE)
 		return 0;
-	escapes = sc.preload_missing || sc.missing[0];	/* PORTSHIM_PORTS */
+	/* kept_names[0] is PORTSHIM_PORTS. */
+	escapes = sc.preload_missing || sc.missing[0];
 	if (exec_bypass == PS_BYPASS_FAIL) {
 		PS_ERROR("refusing to run %s (PORTSHIM_BYPASS=fail): its "
 			 "environment drops %s, so %s. Set PORTSHIM_KEEP_ENV=1 "
