@@ -14,6 +14,9 @@
 command -v make >/dev/null 2>&1 ||
     skip_all "make is not installed (Debian package make)"
 RANGE=19000-19099
+# The suite is its own make run, not a part of the make check that runs
+# this test: its variables (TESTS=...) and jobserver stay out.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 SUITE=$PS_SRCDIR/tests/integration/data/make_suite
 
 # The three runs at once, each in a copy of the suite (make writes
