@@ -115,6 +115,11 @@ static long cookie_call(long nr, long a1, long a2, long a3, long a4,
 	return ret;
 }
 
+long ps_supcall_direct(long nr, long a1, long a2, long a3, long a4)
+{
+	return cookie_call(nr, a1, a2, a3, a4, 0);
+}
+
 int ps_supcall_bind(uint64_t cookie, int fd, const struct sockaddr *addr,
 		    socklen_t len)
 {

@@ -57,6 +57,14 @@ bool ps_supcall_supervised(void);
 /* Formats cookie as 16 lower-case hexadecimal digits and a NUL. */
 void ps_supcall_format(uint64_t cookie, char out[PS_SUPCALL_COOKIE_LEN + 1]);
 
+/*
+ * A system call with up to four arguments, made directly rather than
+ * through libc's syscall(): portshim's own processes may have the
+ * preload library, which interposes syscall(). Returns what syscall()
+ * returns (-1 with errno set on failure).
+ */
+long ps_supcall_direct(long nr, long a1, long a2, long a3, long a4);
+
 int ps_supcall_bind(uint64_t cookie, int fd, const struct sockaddr *addr,
 		    socklen_t len);
 int ps_supcall_connect(uint64_t cookie, int fd, const struct sockaddr *addr,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "filter.h"
+#include "supcall.h"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -214,21 +215,23 @@ int ps_sv_kernel_check(char *why, size_t len)
 			 "machine's system call ABI");
 		return -ENOSYS;
 	}
-	if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) != 0) {
+	if (ps_supcall_direct(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0,
+			      (long)&action, 0) != 0) {
 		rc = -errno;
 		missing = errno == EOPNOTSUPP ?
 			  "seccomp user notification (Linux 5.0)" :
 			  "seccomp filters (CONFIG_SECCOMP_FILTER)";
 		goto out;
 	}
-	pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	pidfd = (int)ps_supcall_direct(SYS_pidfd_open, getpid(), 0, 0, 0);
 	if (pidfd < 0) {
 		rc = -errno;
 		missing = "pidfd_open (Linux 5.3)";
 		goto out;
 	}
 	/* An invalid descriptor number: EBADF if the call exists. */
-	if (syscall(SYS_pidfd_getfd, pidfd, -1, 0) >= 0 || errno == ENOSYS) {
+	if (ps_supcall_direct(SYS_pidfd_getfd, pidfd, -1, 0, 0) >= 0 ||
+	    errno == ENOSYS) {
 		rc = -ENOSYS;
 		missing = "pidfd_getfd (Linux 5.6)";
 	}
@@ -262,11 +265,12 @@ int ps_sv_filter_install(const struct ps_sv_filter *f)
 	 * preemption signals do not make it restart while we work on it.
 	 * Older kernels refuse the flag; the handlers cope with restarts.
 	 */
-	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+	fd = ps_supcall_direct(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			       (long)flags, (long)&prog, 0);
 	if (fd < 0 && errno == EINVAL) {
 		flags &= ~SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
-		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags,
-			     &prog);
+		fd = ps_supcall_direct(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+				       (long)flags, (long)&prog, 0);
 	}
 	return fd < 0 ? -errno : (int)fd;
 }

@@ -514,7 +514,8 @@ static void send_done(struct ps_supervisor *sv, struct ps_sv_call *c,
 	int err = n < 0 ? errno : 0;
 
 	if (err == EPIPE && !(flags & MSG_NOSIGNAL))
-		syscall(SYS_tgkill, c->task->tgid, c->tid, SIGPIPE);
+		ps_supcall_direct(SYS_tgkill, c->task->tgid, c->tid, SIGPIPE,
+				  0);
 	answer_done(sv, c, n < 0 ? 0 : n, err);
 }
 
@@ -769,7 +770,8 @@ static void act_sendmmsg(struct ps_supervisor *sv, struct ps_sv_call *c)
 	if (sent < 0) {
 		rc = -errno;
 		if (rc == -EPIPE && !(flags & MSG_NOSIGNAL))
-			syscall(SYS_tgkill, c->task->tgid, c->tid, SIGPIPE);
+			ps_supcall_direct(SYS_tgkill, c->task->tgid, c->tid,
+					  SIGPIPE, 0);
 		goto out;
 	}
 	for (int i = 0; i < sent; i++) {

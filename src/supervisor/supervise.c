@@ -136,7 +136,8 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 		goto fail;
 	}
 	memset(&sizes, 0, sizeof(sizes));
-	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0) {
+	if (ps_supcall_direct(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0,
+			      (long)&sizes, 0) != 0) {
 		rc = -errno;
 		snprintf(why, len, "cannot ask the kernel for the seccomp "
 			 "notification sizes: %s", strerror(errno));
@@ -381,11 +382,12 @@ int ps_supervise_start(struct ps_supervisor *sv, pid_t child, char *why,
 			 "that forbids seccomp()?)" : "");
 		goto out;
 	}
-	pidfd = (int)syscall(SYS_pidfd_open, child, 0);
+	pidfd = (int)ps_supcall_direct(SYS_pidfd_open, child, 0, 0, 0);
 	if (pidfd < 0) {
 		rc = -errno;
 	} else {
-		sv->listener = (int)syscall(SYS_pidfd_getfd, pidfd, msg, 0);
+		sv->listener = (int)ps_supcall_direct(SYS_pidfd_getfd, pidfd,
+						      msg, 0, 0);
 		rc = sv->listener < 0 ? -errno : 0;
 		close(pidfd);
 	}

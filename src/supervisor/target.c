@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "supcall.h"
 #include "target.h"
 
 /* /proc/PID/environ can be as large as the exec limit allows. */
@@ -71,7 +72,7 @@ int ps_sv_task_fd(const struct ps_sv_task *task, int fd)
 
 	if (task->pidfd < 0)
 		return -ESRCH;
-	rc = syscall(SYS_pidfd_getfd, task->pidfd, fd, 0);
+	rc = ps_supcall_direct(SYS_pidfd_getfd, task->pidfd, fd, 0, 0);
 	return rc < 0 ? -errno : (int)rc;
 }
 
@@ -479,7 +480,7 @@ static int new_task(struct ps_sv_targets *t, pid_t tid, int listener,
 	rc = ps_proc_ident(task->tgid, &task->ident);
 	if (rc)
 		goto fail;
-	task->pidfd = (int)syscall(SYS_pidfd_open, task->tgid, 0);
+	task->pidfd = (int)ps_supcall_direct(SYS_pidfd_open, task->tgid, 0, 0, 0);
 	if (task->pidfd < 0) {
 		rc = -errno;
 		goto fail;
