@@ -686,6 +686,10 @@ static void repair(struct ps_registry *reg)
 	uint32_t undo = __atomic_load_n(&h->undo_port, __ATOMIC_ACQUIRE);
 	uint32_t n = 0;
 
+	/* Lock-free readers (ps_registry_peek) must see a change begin. */
+	if (!(h->seq & 1))
+		h->seq++;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (undo != 0 && undo <= PS_REG_NPORTS)
 		memcpy(&reg->leases[undo - 1], &h->undo, sizeof(h->undo));
 	h->undo_port = 0;
@@ -705,8 +709,8 @@ static void repair(struct ps_registry *reg)
 		n++;
 	}
 	h->nleases = n;
-	if (h->seq & 1)
-		h->seq++;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	h->seq++;	/* even again: the table is consistent */
 	if (h->next_hint >= PS_REG_NPORTS)
 		h->next_hint = 0;
 	h->recoveries++;
@@ -787,6 +791,77 @@ void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g)
 }
 
 /* ------------------------------------------------------------ lookup */
+
+/* How many times a lock-free reader retries before taking the lock. */
+#define PEEK_TRIES 4
+
+/*
+ * One lock-free walk of the (group, vport) chain. Every word that steers
+ * the walk is read once, atomically, into a local and checked before it
+ * is used as an index, so a chain rewritten under our feet can give a
+ * wrong answer (which the caller's sequence check throws away) but never
+ * an access outside the table.
+ */
+static uint32_t peek_chain(struct ps_registry *reg, const char *group,
+			   uint32_t gh, uint16_t vport)
+{
+	uint32_t p = __atomic_load_n(&reg->hbuckets[hbucket(gh, vport)],
+				     __ATOMIC_RELAXED);
+
+	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
+	     n++) {
+		struct ps_lease *l = &reg->leases[p];
+
+		if (__atomic_load_n(&l->state, __ATOMIC_RELAXED) ==
+			    PS_LEASE_USED &&
+		    __atomic_load_n(&l->kind, __ATOMIC_RELAXED) ==
+			    PS_KIND_GROUP &&
+		    __atomic_load_n(&l->vport, __ATOMIC_RELAXED) == vport &&
+		    __atomic_load_n(&l->ghash, __ATOMIC_RELAXED) == gh &&
+		    strncmp(l->group, group, sizeof(l->group)) == 0)
+			return p;
+		p = __atomic_load_n(&l->hnext, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/*
+ * Why a reader may skip the lock: every change to the table is made under
+ * the lock between two increments of the header's sequence word (tx_begin
+ * and tx_end; repair too), which is odd while a change is under way. A
+ * reader that sees the same even value before and after its walk saw no
+ * change at all. Readers never write, so they cannot leave anything
+ * half-done, and they hold nothing that a signal handler could wait for.
+ */
+int ps_registry_peek(struct ps_registry *reg, const char *group,
+		     uint16_t vport, uint16_t *real)
+{
+	struct ps_reg_header *h = reg->hdr;
+	uint32_t gh = ps_group_hash(group);
+	struct stat st;
+
+	/* The lock's checks, for the same reasons (SIGBUS, orphan). */
+	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)
+		return -EIO;
+	if (st.st_nlink == 0)
+		return -ESTALE;
+	for (int i = 0; i < PEEK_TRIES; i++) {
+		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		uint32_t p;
+
+		if (s1 & 1)
+			continue;
+		p = peek_chain(reg, group, gh, vport);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&h->seq, __ATOMIC_RELAXED) != s1)
+			continue;
+		if (p == 0)
+			return -ENOENT;
+		*real = (uint16_t)p;
+		return 0;
+	}
+	return -EAGAIN;
+}
 
 struct ps_lease *ps_registry_at(struct ps_registry *reg, uint16_t real)
 {

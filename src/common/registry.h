@@ -156,6 +156,19 @@ int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g);
 void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g);
 
 /*
+ * The real port of (group, vport), read WITHOUT the lock, for callers
+ * that only look (a connect's destination): a sequence-checked read that
+ * retries a few times while writers change the table. Checks the file's
+ * size and link count first, as ps_registry_lock does. Returns 0 and
+ * *real, -ENOENT if the group has no such lease, -EAGAIN if writers kept
+ * the table changing (or a dead writer left it mid-change: the caller
+ * then takes the lock, which repairs it), or -EIO/-ESTALE as the lock.
+ * Blocks no signal and is safe in a signal handler.
+ */
+int ps_registry_peek(struct ps_registry *reg, const char *group,
+		     uint16_t vport, uint16_t *real);
+
+/*
  * The following need the lock held.
  */
 

@@ -1,0 +1,266 @@
+/*
+ * test_registry_peek.c - the lock-free read of a (group, vport) lease
+ * (ps_registry_peek): answers, refusals of a shrunk or removed file, a
+ * change in progress, and readers racing a writer in another process.
+ *
+ * Every test works on a registry of its own in a fresh folder under /tmp.
+ * A child reports through its exit status (cmocka's assertions must not
+ * run in a child).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "registry.h"
+
+#define LO 20000
+#define HI 29999
+
+static struct {
+	char dir[64];
+	char path[128];
+	struct ps_registry reg;
+	struct ps_ident self;
+} fx;
+
+static int setup(void **state)
+{
+	struct ps_reg_error err = { "" };
+	int rc;
+
+	(void)state;
+	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-peek.XXXXXX");
+	assert_non_null(mkdtemp(fx.dir));
+	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
+	rc = ps_registry_open(&fx.reg, fx.path, &err);
+	if (rc != 0)
+		fail_msg("ps_registry_open: %d %s", rc, err.msg);
+	assert_int_equal(ps_proc_self(&fx.self), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	/* Nobody holds the lock now, so unmapping is safe here. */
+	munmap(fx.reg.hdr, fx.reg.size);
+	close(fx.reg.fd);
+	unlink(fx.path);
+	rmdir(fx.dir);
+	return 0;
+}
+
+/* Allocates (group, vport) under the lock; returns the real port. */
+static uint16_t alloc(const char *group, uint16_t vport)
+{
+	struct ps_reg_guard g;
+	struct ps_lease t;
+	uint16_t real = 0;
+
+	memset(&t, 0, sizeof(t));
+	t.kind = PS_KIND_GROUP;
+	t.vport = vport;
+	t.protos = (uint8_t)PS_PROTO_BIT(PS_TCP);
+	t.maker = fx.self;
+	t.holder = fx.self;
+	snprintf(t.group, sizeof(t.group), "%s", group);
+	if (ps_registry_lock(&fx.reg, &g) != 0)
+		return 0;
+	if (ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL, NULL, &real))
+		real = 0;
+	ps_registry_unlock(&fx.reg, &g);
+	return real;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_peek_finds_and_misses(void **state)
+{
+	struct ps_reg_guard g;
+	uint16_t real = 0, got = 0;
+
+	(void)state;
+	real = alloc("g1", 8080);
+	assert_int_not_equal(real, 0);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), 0);
+	assert_int_equal(got, real);
+	/* Another vport, another group, a group that is a prefix. */
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8081, &got),
+			 -ENOENT);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g2", 8080, &got),
+			 -ENOENT);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g", 8080, &got),
+			 -ENOENT);
+
+	/* Freed: gone for readers too. */
+	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+	ps_registry_free(&fx.reg, ps_registry_at(&fx.reg, real));
+	ps_registry_unlock(&fx.reg, &g);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
+			 -ENOENT);
+}
+
+/* A change left open (odd sequence word) sends readers to the lock. */
+static void test_peek_change_in_progress(void **state)
+{
+	struct ps_reg_header *h = fx.reg.hdr;
+	uint16_t got = 0;
+
+	(void)state;
+	assert_int_not_equal(alloc("g1", 8080), 0);
+	assert_int_equal(h->seq & 1, 0);
+	h->seq++;
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
+			 -EAGAIN);
+	h->seq++;
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), 0);
+}
+
+/* The lock's refusals: a shrunk file (no SIGBUS), a removed one. */
+static void test_peek_shrunk_or_removed(void **state)
+{
+	uint16_t got = 0;
+
+	(void)state;
+	assert_int_not_equal(alloc("g1", 8080), 0);
+	assert_return_code(unlink(fx.path), errno);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
+			 -ESTALE);
+	assert_return_code(ftruncate(fx.reg.fd, 4096), errno);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
+			 -EIO);
+}
+
+/* The vport chain bucket that holds the lease at real port p. */
+static uint32_t bucket_of(uint16_t p)
+{
+	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++)
+		for (uint32_t q = fx.reg.hbuckets[b], n = 0;
+		     q != 0 && n < PS_REG_NPORTS; n++) {
+			if (q == p)
+				return b;
+			q = fx.reg.leases[q].hnext;
+		}
+	fail_msg("port %u is on no chain", p);
+	return 0;
+}
+
+/*
+ * Finds up to max vports of group "noise" whose leases land on the same
+ * chain as the lease at real port target (found by trying them: the
+ * hash is the registry's business). Returns how many.
+ */
+static int colliding(uint16_t target, uint16_t *vports, int max)
+{
+	uint32_t b = bucket_of(target);
+	struct ps_reg_guard g;
+	struct ps_lease t;
+	int n = 0;
+
+	memset(&t, 0, sizeof(t));
+	t.kind = PS_KIND_GROUP;
+	t.maker = fx.self;
+	t.holder = fx.self;
+	snprintf(t.group, sizeof(t.group), "noise");
+	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+	for (uint32_t v = 1; v < 65536 && n < max; v++) {
+		uint16_t p;
+
+		t.vport = (uint16_t)v;
+		assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
+						   NULL, NULL, &p), 0);
+		if (fx.reg.hbuckets[b] == p)
+			vports[n++] = (uint16_t)v;
+		ps_registry_free(&fx.reg, ps_registry_at(&fx.reg, p));
+	}
+	ps_registry_unlock(&fx.reg, &g);
+	return n;
+}
+
+/*
+ * A writer in another process keeps inserting and freeing leases that
+ * sit on the same chain as, and in front of, the lease this process
+ * reads without the lock (a freed lease's link reads as the end of the
+ * chain): every answer must be the right port or "retry under the
+ * lock", never a wrong port and never "no such lease".
+ */
+static void test_peek_races_writer(void **state)
+{
+	uint16_t real, got = 0, vports[4];
+	long right = 0, retry = 0, wrong = 0;
+	int status, nv;
+	double end;
+	pid_t pid;
+
+	(void)state;
+	real = alloc("stable", 8080);
+	assert_int_not_equal(real, 0);
+	nv = colliding(real, vports, 4);
+	assert_true(nv > 0);
+	pid = fork();
+	assert_return_code(pid, errno);
+	if (pid == 0) {
+		double stop = now_s() + 0.5;
+		long i = 0;
+
+		while (now_s() < stop) {
+			struct ps_reg_guard g;
+			uint16_t p = alloc("noise", vports[i++ % nv]);
+
+			if (p == 0 || ps_registry_lock(&fx.reg, &g) != 0)
+				_exit(1);
+			ps_registry_free(&fx.reg, ps_registry_at(&fx.reg, p));
+			ps_registry_unlock(&fx.reg, &g);
+		}
+		_exit(0);
+	}
+	end = now_s() + 0.5;
+	while (now_s() < end) {
+		int rc = ps_registry_peek(&fx.reg, "stable", 8080, &got);
+
+		if (rc == 0 && got == real)
+			right++;
+		else if (rc == -EAGAIN)
+			retry++;
+		else
+			wrong++;
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	print_message("# %d colliding vports; %ld right, %ld retries, %ld"
+		      " wrong\n", nv, right, retry, wrong);
+	assert_int_equal(wrong, 0);
+	assert_true(right > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_peek_finds_and_misses),
+		T(test_peek_change_in_progress),
+		T(test_peek_shrunk_or_removed),
+		T(test_peek_races_writer),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
