@@ -15,7 +15,9 @@
  * Statistical case: pairs of children allocate, update and free leases
  * in a loop through the real code and are SIGKILLed at random moments;
  * after every round the parent locks and checks every invariant and that
- * each lease still belongs to the child that made it. PS_CRASH_KILLS
+ * each lease still belongs to the child that made it. Before each repair,
+ * lock-free lookups (ps_registry_peek) must either be sent to the lock
+ * (a change left open) or agree with the repaired table. PS_CRASH_KILLS
  * (default 300, 200 under valgrind) and PS_CRASH_SEED override the number
  * of kills and the seed.
  */
@@ -543,6 +545,7 @@ static bool under_valgrind(void)
 	       (p != NULL && strstr(p, "vgpreload") != NULL);
 }
 
+#define NPEEK 16	/* lock-free lookups checked after each round */
 #define RLO 20000
 #define RHI 20511	/* 512 ports: the range fills, gc runs under kills */
 
@@ -662,7 +665,15 @@ static void test_crash_random_kills(void **state)
 	unsigned seed = (unsigned)env_ul("PS_CRASH_SEED",
 					 (unsigned long)time(NULL));
 	unsigned long done = 0, in_lock = 0, in_tx = 0, odd = 0;
-	unsigned long max_leases = 0, gc_rounds = 0;
+	unsigned long max_leases = 0, gc_rounds = 0, peeked = 0;
+	static struct ps_lease sample[NPEEK];
+	struct {
+		char group[16];
+		uint16_t vport, real;
+		int rc;
+	} peeks[NPEEK];
+	int nsample = 0;
+	bool was_odd;
 	double t0 = now_s();
 	int idx = 0;
 
@@ -701,10 +712,56 @@ static void test_crash_random_kills(void **state)
 			in_tx++;
 		if (fx.reg.hdr->seq & 1)
 			odd++;
+		/*
+		 * Lock-free readers before the repair: with a change left
+		 * open (odd sequence word) they must be sent to the lock;
+		 * otherwise their answer must be the repaired table's.
+		 */
+		for (int k = 0; k < NPEEK; k++) {
+			snprintf(peeks[k].group, sizeof(peeks[k].group), "c%d",
+				 (int)(random() % idx));
+			peeks[k].vport = (uint16_t)(1 + random() % 5000);
+			if (k < nsample) {
+				memcpy(peeks[k].group, sample[k].group,
+				       sizeof(peeks[k].group));
+				peeks[k].vport = sample[k].vport;
+			}
+			peeks[k].rc = ps_registry_peek(&fx.reg,
+						       peeks[k].group,
+						       peeks[k].vport,
+						       &peeks[k].real);
+		}
+		was_odd = fx.reg.hdr->seq & 1;
 		rec = fx.reg.hdr->recoveries;
 		assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 		in_lock += fx.reg.hdr->recoveries - rec;
 		assert_clean();
+		for (int k = 0; k < NPEEK; k++) {
+			struct ps_lease *l = ps_registry_find(
+				&fx.reg, peeks[k].group, peeks[k].vport);
+
+			if (was_odd) {
+				assert_int_equal(peeks[k].rc, -EAGAIN);
+				continue;
+			}
+			if (l == NULL) {
+				assert_int_equal(peeks[k].rc, -ENOENT);
+			} else {
+				assert_int_equal(peeks[k].rc, 0);
+				assert_int_equal(peeks[k].real,
+						 ps_registry_port(&fx.reg, l));
+				peeked++;
+			}
+		}
+		/* Next round's samples: leases that exist now. */
+		nsample = 0;
+		for (uint32_t p = RLO; p <= RHI && nsample < NPEEK / 2; p++) {
+			const struct ps_lease *l = ps_registry_at(&fx.reg,
+								  (uint16_t)p);
+
+			if (l != NULL && random() % 8 == 0)
+				sample[nsample++] = *l;
+		}
 		if (fx.reg.hdr->nleases > max_leases)
 			max_leases = fx.reg.hdr->nleases;
 		if (fx.reg.hdr->nleases >= RHI - RLO + 1 - 16)
@@ -742,9 +799,10 @@ static void test_crash_random_kills(void **state)
 			" lock), %lu deaths inside a transaction, %lu with the"
 			" sequence word odd; up to %lu leases, range full in"
 			" %lu rounds; final gc freed %zu; registry recoveries"
-			" %u\n", done, idx, now_s() - t0, in_lock, in_tx,
-			odd, max_leases, gc_rounds, n,
-			fx.reg.hdr->recoveries);
+			" %u; %lu lock-free lookups of live leases agreed\n",
+			done, idx, now_s() - t0, in_lock, in_tx, odd,
+			max_leases, gc_rounds, n, fx.reg.hdr->recoveries,
+			peeked);
 	}
 	/* The deaths really happened inside the lock, and inside changes. */
 	assert_true(in_lock > done / 10);
