@@ -254,7 +254,9 @@ int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 		return bind_untagged(fd, addr, len);
 	}
 	ps_shim_registry();
-	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
+	/* Cheap (no stdio): failures are logged at the default level. */
+	memcpy(desc, proto_name(proto), 3);
+	desc[3] = ' ';
 	ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
 	rc = ps_policy_bind(&pol, proto, vport, try_bind, &arg, &real, desc);
 	if (rc == PS_PASS) {

@@ -264,11 +264,55 @@ static void test_sockaddr_host_in_handler_after_fork(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/*
+ * The description of an address is built without stdio; it must read
+ * exactly as snprintf with inet_ntop would write it, truncation
+ * included.
+ */
+static void check_format(const struct sockaddr *sa, uint16_t port,
+			 const char *want)
+{
+	char got[64];
+
+	ps_sockaddr_format(sa, port, got, sizeof(got));
+	assert_string_equal(got, want);
+	for (size_t len = 1; len <= strlen(want) + 1; len++) {
+		char cut[64], ref[64];
+
+		memset(cut, 'x', sizeof(cut));
+		ps_sockaddr_format(sa, port, cut, len);
+		snprintf(ref, len, "%s", want);
+		assert_string_equal(cut, ref);
+		assert_int_equal(cut[len], 'x');
+	}
+}
+
+static void test_sockaddr_format(void **state)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+
+	(void)state;
+	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+	check_format((struct sockaddr *)&in, 8080, "127.0.0.1:8080");
+	inet_pton(AF_INET, "0.0.0.0", &in.sin_addr);
+	check_format((struct sockaddr *)&in, 0, "0.0.0.0:0");
+	inet_pton(AF_INET, "255.10.200.9", &in.sin_addr);
+	check_format((struct sockaddr *)&in, 65535, "255.10.200.9:65535");
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	check_format((struct sockaddr *)&in6, 8080, "[::1]:8080");
+	inet_pton(AF_INET6, "::ffff:127.0.0.1", &in6.sin6_addr);
+	check_format((struct sockaddr *)&in6, 443, "[::ffff:127.0.0.1]:443");
+	check_format((struct sockaddr *)&un, 7, "?:7");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sockaddr_host_in_handler_after_fork),
 		cmocka_unit_test(test_sockaddr_port_lengths),
+		cmocka_unit_test(test_sockaddr_format),
 		cmocka_unit_test(test_sockaddr_copy_leaves_source),
 		cmocka_unit_test(test_sockaddr_patch_needs_room),
 		cmocka_unit_test(test_sockaddr_local_forms),
