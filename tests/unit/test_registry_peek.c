@@ -103,19 +103,15 @@ static void test_peek_finds_and_misses(void **state)
 	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), 0);
 	assert_int_equal(got, real);
 	/* Another vport, another group, a group that is a prefix. */
-	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8081, &got),
-			 -ENOENT);
-	assert_int_equal(ps_registry_peek(&fx.reg, "g2", 8080, &got),
-			 -ENOENT);
-	assert_int_equal(ps_registry_peek(&fx.reg, "g", 8080, &got),
-			 -ENOENT);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8081, &got), -ENOENT);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g2", 8080, &got), -ENOENT);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g", 8080, &got), -ENOENT);
 
 	/* Freed: gone for readers too. */
 	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 	ps_registry_free(&fx.reg, ps_registry_at(&fx.reg, real));
 	ps_registry_unlock(&fx.reg, &g);
-	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
-			 -ENOENT);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), -ENOENT);
 }
 
 /* A change left open (odd sequence word) sends readers to the lock. */
@@ -128,8 +124,7 @@ static void test_peek_change_in_progress(void **state)
 	assert_int_not_equal(alloc("g1", 8080), 0);
 	assert_int_equal(h->seq & 1, 0);
 	h->seq++;
-	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
-			 -EAGAIN);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), -EAGAIN);
 	h->seq++;
 	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), 0);
 }
@@ -142,11 +137,9 @@ static void test_peek_shrunk_or_removed(void **state)
 	(void)state;
 	assert_int_not_equal(alloc("g1", 8080), 0);
 	assert_return_code(unlink(fx.path), errno);
-	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
-			 -ESTALE);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), -ESTALE);
 	assert_return_code(ftruncate(fx.reg.fd, 4096), errno);
-	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got),
-			 -EIO);
+	assert_int_equal(ps_registry_peek(&fx.reg, "g1", 8080, &got), -EIO);
 }
 
 /* The vport chain bucket that holds the lease at real port p. */
@@ -186,7 +179,8 @@ static int colliding(uint16_t target, uint16_t *vports, int max)
 
 		t.vport = (uint16_t)v;
 		assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
-						   NULL, NULL, &p), 0);
+						   NULL, NULL, &p),
+				 0);
 		if (fx.reg.hbuckets[b] == p)
 			vports[n++] = (uint16_t)v;
 		ps_registry_free(&fx.reg, ps_registry_at(&fx.reg, p));
@@ -246,7 +240,8 @@ static void test_peek_races_writer(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	print_message("# %d colliding vports; %ld right, %ld retries, %ld"
-		      " wrong\n", nv, right, retry, wrong);
+		      " wrong\n",
+		      nv, right, retry, wrong);
 	assert_int_equal(wrong, 0);
 	assert_true(right > 0);
 }
