@@ -1,0 +1,482 @@
+#!/bin/sh
+# debug.sh - debugging port clashes, against real processes: `who` on a
+# foreign (unwrapped) listener, a TIME_WAIT socket and a wrapped server in
+# a group (by real and by virtual port); `ls` and `gc` on a group whose
+# run was killed with SIGKILL; the shim's one-line diagnostic of a bind
+# that fails with EADDRINUSE, tagged and untagged; `wait` returning as
+# soon as a delayed server listens, not before, and timing out with
+# status 1; `gc --reset` saying what it found; what `who` says it could
+# not see when not root; every --json output read by python3's json
+# module; the man pages rendering cleanly; `--help` of every command
+# naming the options portshim(1) lists, and the other way round; and the
+# bash completion.
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+# Real ports for this test's groups, away from the other tests' ranges.
+RANGE=27000-27999
+MAN1=$PS_SRCDIR/man/portshim.1
+MAN7=$PS_SRCDIR/man/libportshim.7
+
+# st CMD...: prints CMD's exit status (stdout to $T/out, stderr to $T/err).
+st() {
+    if "$@" >"$T/out" 2>"$T/err"; then
+        echo 0
+    else
+        echo $?
+    fi
+}
+
+# json DESC FILE PYTHON: parses FILE with python3's json module into d and
+# runs PYTHON (assert statements) on it.
+json() {
+    json_desc=$1
+    json_file=$2
+    shift 2
+    check "$json_desc" "$PY" -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+$1
+" "$json_file"
+}
+
+# now_ms: milliseconds since the epoch.
+now_ms() {
+    "$PY" -c 'import time; print(int(time.time() * 1000))'
+}
+
+# like FILE REGEX DESC: passes if a line of FILE matches the extended REGEX.
+like() {
+    if grep -Eq -- "$2" "$1"; then
+        ok "$3"
+    else
+        not_ok "$3"
+        diag "no line matches: $2"
+        diag_file "$1"
+    fi
+}
+
+# ----------------------------------------------------- a foreign listener
+fport=$(free_port 28000 28999)
+bg "$T/foreign.log" "$PSTCP" listen 127.0.0.1 "$fport"
+fpid=$ps_last_pid
+wait_tcp 127.0.0.1 "$fport" 20 || bail_out "the foreign listener did not start"
+
+is "$(st "$PORTSHIM" who "$fport")" 0 "who on a foreign listener exits 0"
+like "$T/out" "^PROTO +STATE +LOCAL +REMOTE +PID +LEASE +COMMAND$" \
+    "who prints a header"
+like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$fport +0\\.0\\.0\\.0:\\* +$fpid +- +.*pstcp listen 127\\.0\\.0\\.1 $fport\$" \
+    "who names the listener's pid and command, without a lease"
+is "$(st "$PORTSHIM" who --json "$fport")" 0 "who --json exits 0"
+json "who --json: the listener, its process, no lease" "$T/out" "
+assert d['port'] == $fport and d['protocol'] == 'tcp'
+s = [x for x in d['sockets'] if x['state'] == 'LISTEN']
+assert len(s) == 1, s
+s = s[0]
+assert s['protocol'] == 'tcp' and s['family'] == 'ipv4'
+assert s['local_address'] == '127.0.0.1' and s['local_port'] == $fport
+assert s['remote_address'] == '0.0.0.0' and s['remote_port'] == 0
+assert s['matched'] == 'local' and s['inode'] > 0
+assert isinstance(s['uid'], int)
+assert [p['pid'] for p in s['processes']] == [$fpid]
+assert 'pstcp listen' in s['processes'][0]['command']
+assert s['owner_hidden'] is False and s['lease'] is None
+assert d['leases'] == [] and d['hidden_sockets'] == 0
+assert isinstance(d['unreadable_processes'], int)
+assert isinstance(d['root'], bool) and d['registry_error'] is None
+"
+is "$(st "$PORTSHIM" who --udp "$fport")" 1 \
+    "who --udp on a TCP-only port exits 1"
+is "$(cat "$T/err")" "portshim: nothing holds udp port $fport" "and says so"
+
+# ------------------------------------------------------- TIME_WAIT
+# pstcp's server writes its reply and closes first: the TIME_WAIT socket
+# is on the server's side, at the listening port, held by no process.
+is "$("$PSTCP" connect 127.0.0.1 "$fport")" "ok pstcp" \
+    "a client talks to the foreign listener"
+st "$PORTSHIM" who "$fport" >/dev/null
+like "$T/out" "^tcp +TIME_WAIT +127\\.0\\.0\\.1:$fport +127\\.0\\.0\\.1:[0-9]+ +- +- +-\$" \
+    "who shows the TIME_WAIT socket with no process"
+st "$PORTSHIM" who --json "$fport" >/dev/null
+json "who --json: TIME_WAIT has inode 0 and no process" "$T/out" "
+tw = [x for x in d['sockets'] if x['state'] == 'TIME_WAIT']
+assert tw, d['sockets']
+for s in tw:
+    assert s['inode'] == 0 and s['processes'] == []
+    assert s['owner_hidden'] is False and s['local_port'] == $fport
+# The listener comes first.
+assert d['sockets'][0]['state'] == 'LISTEN'
+"
+
+# ------------------------------------------------- a wrapped server
+bg "$T/srv.log" "$PORTSHIM" run --ports 8080 --group dbg-a --range "$RANGE" \
+    -- "$PSTCP" listen 127.0.0.1 8080
+real=$(capture "$PORTSHIM" wait --group dbg-a --timeout 20 8080)
+check "wait prints the wrapped server's real port" \
+    expr "X$real" : 'X[0-9][0-9]*$'
+[ -n "$real" ] || bail_out "the wrapped server did not start"
+is "$("$PSTCP" connect 127.0.0.1 "$real")" "ok pstcp" \
+    "the real port accepts connections when wait returns"
+is "$(st "$PORTSHIM" who 8080)" 0 "who by virtual port exits 0"
+like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real +0\\.0\\.0\\.0:\\* +[0-9]+ +dbg-a 8080->$real [0-9]+s +.*pstcp listen 127\\.0\\.0\\.1 8080\$" \
+    "who 8080 shows the listener at the real port with its lease"
+spid=$(awk -v p="127.0.0.1:$real" '$2 == "LISTEN" && $3 == p { print $5 }' \
+    "$T/out")
+is "$(st "$PORTSHIM" who "$real")" 0 "who by real port exits 0"
+like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real .* $spid +dbg-a 8080->$real " \
+    "who by real port shows the same socket and lease"
+st "$PORTSHIM" who --json 8080 >/dev/null
+json "who --json 8080: the lease of group dbg-a" "$T/out" "
+s = [x for x in d['sockets'] if x['state'] == 'LISTEN'
+     and x['local_port'] == $real]
+assert len(s) == 1, d
+l = s[0]['lease']
+assert l['group'] == 'dbg-a' and l['kind'] == 'group'
+assert l['virtual'] == 8080 and l['real'] == $real
+assert l['protocols'] == ['tcp'] and l['alive'] is True
+assert l['pid'] == $spid and isinstance(l['holder_pid'], int)
+assert isinstance(l['age_seconds'], int) and l['age_seconds'] >= 0
+assert 'pstcp listen' in l['command']
+assert s[0]['processes'][0]['pid'] == $spid
+assert any(x['real'] == $real for x in d['leases'])
+"
+is "$(st "$PORTSHIM" ls --group dbg-a)" 0 "ls --group exits 0"
+like "$T/out" "^dbg-a +tcp +8080 +$real +$spid +yes +[0-9]+s +.*pstcp listen 127\\.0\\.0\\.1 8080\$" \
+    "ls shows the lease alive, with its age and command"
+st "$PORTSHIM" ls --json >/dev/null
+json "ls --json: the lease's fields" "$T/out" "
+l = [x for x in d['leases'] if x['group'] == 'dbg-a']
+assert len(l) == 1, d
+l = l[0]
+assert set(l) >= {'group', 'kind', 'protocols', 'virtual', 'real', 'pid',
+                  'holder_pid', 'alive', 'age_seconds', 'command'}
+assert l['kind'] == 'group' and l['virtual'] == 8080 and l['real'] == $real
+assert l['alive'] is True and l['pid'] == $spid
+"
+
+# ------------------------------------------------ clash diagnostics
+# A second server of the group on the same virtual port: the shim binds
+# the group's real port, which the first server holds.
+is "$(st env PORTSHIM_LOG=info "$PORTSHIM" run --ports 8080 --group dbg-a \
+    --range "$RANGE" -- "$PSTCP" bind 127.0.0.1 8080)" 1 \
+    "a second server in the group fails to bind"
+is "$(cat "$T/out")" EADDRINUSE "with EADDRINUSE, errno intact"
+like "$T/err" "^portshim\\[[0-9]+\\]: bind tcp 127\\.0\\.0\\.1:8080 failed: Address already in use; held by pid $spid \\(.*pstcp listen 127\\.0\\.0\\.1 8080\\) group=dbg-a lease 8080->$real\$" \
+    "one line names the holder, its group and lease"
+is "$(grep -c 'Address already in use;' "$T/err")" 1 \
+    "exactly one diagnostic line"
+cp "$T/err" "$T/clash-tagged.txt"
+
+# An untagged bind (only port 1 is tagged) to the foreign listener's port.
+is "$(st env PORTSHIM_LOG=info "$PORTSHIM" run --ports 1 --range "$RANGE" \
+    -- "$PSTCP" bind 127.0.0.1 "$fport")" 1 "an untagged bind clashes too"
+is "$(cat "$T/out")" EADDRINUSE "with EADDRINUSE"
+like "$T/err" "^portshim\\[[0-9]+\\]: bind tcp 127\\.0\\.0\\.1:$fport failed: Address already in use; held by pid $fpid \\(.*pstcp listen 127\\.0\\.0\\.1 $fport\\)\$" \
+    "one line names the foreign holder, without a group"
+cp "$T/err" "$T/clash-untagged.txt"
+is "$(st "$PORTSHIM" run --ports 1 --range "$RANGE" -- "$PSTCP" bind \
+    127.0.0.1 "$fport")" 1 "at the default log level the bind fails too"
+check "without a diagnostic line" sh -c "! grep -q 'held by' '$T/err'"
+
+# ------------------------------------------------ a dead group's leases
+bg "$T/dead.log" "$PORTSHIM" run --ports 9090 --group dbg-dead \
+    --range "$RANGE" -- "$PSTCP" listen 127.0.0.1 9090
+deadpid=$ps_last_pid
+dreal=$(capture "$PORTSHIM" wait --group dbg-dead --timeout 20 9090)
+[ -n "$dreal" ] || bail_out "the server of group dbg-dead did not start"
+kill -s KILL -- "-$deadpid"
+wait_exit "$deadpid" 10 || bail_out "the killed run did not end"
+# The listener died with its process group; wait for its socket to go.
+n=50
+while [ "$n" -gt 0 ] && listening "$dreal"; do
+    sleep 0.1
+    n=$((n - 1))
+done
+st "$PORTSHIM" ls --group dbg-dead >/dev/null
+like "$T/out" "^dbg-dead +tcp +9090 +$dreal +[0-9]+ +no +[0-9]+s +-\$" \
+    "ls shows the killed run's lease as not alive, without a command"
+st "$PORTSHIM" ls --json --group dbg-dead >/dev/null
+json "ls --json: alive false, command null" "$T/out" "
+assert len(d['leases']) == 1, d
+l = d['leases'][0]
+assert l['alive'] is False and l['command'] is None
+assert l['real'] == $dreal and l['virtual'] == 9090
+"
+is "$(st "$PORTSHIM" who 9090)" 1 "who on the dead group's port exits 1"
+like "$T/out" "^lease dbg-dead 9090->$dreal [0-9]+s dead \\(made by pid [0-9]+\\): no tcp socket at port $dreal\$" \
+    "and shows the dead lease with no socket"
+is "$(cat "$T/err")" "portshim: nothing holds tcp port 9090" "and says so"
+is "$(st "$PORTSHIM" who --json 9090)" 1 "who --json exits 1 too"
+json "who --json: no sockets, the dead lease" "$T/out" "
+assert d['sockets'] == []
+assert [(l['group'], l['alive']) for l in d['leases']] == [('dbg-dead', False)]
+"
+is "$(st "$PORTSHIM" gc --dry-run)" 0 "gc --dry-run exits 0"
+like "$T/out" "^would free tcp 9090 -> $dreal group=dbg-dead \\(holder pid $deadpid is gone\\)\$" \
+    "gc --dry-run names the dead lease and its holder"
+is "$(st "$PORTSHIM" gc)" 0 "gc exits 0"
+like "$T/out" "^freed tcp 9090 -> $dreal group=dbg-dead \\(holder pid $deadpid is gone\\)\$" \
+    "gc prints what it freed"
+like "$T/out" "^freed [1-9][0-9]* leases?\$" "and how many"
+is "$(st "$PORTSHIM" ls --json --group dbg-dead)" 0 "ls after gc exits 0"
+json "the lease is gone" "$T/out" "assert d['leases'] == []"
+is "$(st "$PORTSHIM" port --group dbg-a 8080)" 0 \
+    "the live group's lease survives gc"
+
+# ------------------------------------------------------------- wait
+# A server that starts a second later: wait returns as soon as it listens.
+t0=$(now_ms)
+# shellcheck disable=SC2016 # expanded by the inner shell
+bg "$T/late.log" sh -c 'sleep 1; exec "$0" run --ports 7070 --group dbg-w \
+    --range "$1" -- "$2" listen 127.0.0.1 7070' "$PORTSHIM" "$RANGE" "$PSTCP"
+wreal=$(capture "$PORTSHIM" wait --group dbg-w --timeout 20 7070)
+t1=$(now_ms)
+check "wait prints the delayed server's real port" \
+    expr "X$wreal" : 'X[0-9][0-9]*$'
+is "$("$PSTCP" connect 127.0.0.1 "$wreal")" "ok pstcp" \
+    "which accepts connections"
+check "wait did not return before the server started ($((t1 - t0)) ms)" \
+    test $((t1 - t0)) -ge 900
+check "wait returned soon after ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 4000
+
+# Mapped but not listening yet: bind, 1.5 s, listen.
+bg "$T/slow.log" "$PORTSHIM" run --ports 7071 --group dbg-s --range "$RANGE" \
+    -- "$PY" -c '
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 7071))
+print("bound", flush=True)
+time.sleep(1.5)
+s.listen()
+print("listening", flush=True)
+time.sleep(600)
+'
+n=100
+while [ "$n" -gt 0 ] && ! grep -q bound "$T/slow.log"; do
+    sleep 0.1
+    n=$((n - 1))
+done
+t0=$(now_ms)
+sreal=$(capture "$PORTSHIM" wait --group dbg-s --timeout 20 7071)
+t1=$(now_ms)
+check "wait waits for listen, not only the mapping ($((t1 - t0)) ms)" \
+    test $((t1 - t0)) -ge 1000
+check "and then prints the real port" grep -q listening "$T/slow.log"
+check "which accepts connections" "$PY" -c '
+import socket, sys
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10).close()
+' "$sreal"
+
+# Timeouts.
+t0=$(now_ms)
+is "$(st "$PORTSHIM" wait --group dbg-none --timeout 0.5 7070)" 1 \
+    "wait for a port that nobody maps times out with status 1"
+t1=$(now_ms)
+is "$(cat "$T/err")" \
+    "portshim: timed out after 0.5s: tcp port 7070 is not mapped in group dbg-none" \
+    "and says it was never mapped"
+is "$(wc -c <"$T/out" | tr -d ' ')" 0 "and prints no port"
+check "after about 0.5 s ($((t1 - t0)) ms)" \
+    sh -c "[ $((t1 - t0)) -ge 450 ] && [ $((t1 - t0)) -lt 3000 ]"
+bg "$T/mute.log" "$PORTSHIM" run --ports 7072 --group dbg-m --range "$RANGE" \
+    -- "$PY" -c '
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 7072))
+print("bound", flush=True)
+time.sleep(600)
+'
+n=100
+while [ "$n" -gt 0 ] && ! grep -q bound "$T/mute.log"; do
+    sleep 0.1
+    n=$((n - 1))
+done
+is "$(st "$PORTSHIM" wait --group dbg-m --timeout 0.3 7072)" 1 \
+    "wait for a mapped port that never listens times out"
+like "$T/err" "^portshim: timed out after 0\\.3s: tcp port 7072 is mapped to [0-9]+ in group dbg-m, but nothing accepts connections on 127\\.0\\.0\\.1:[0-9]+ or \\[::1\\]:[0-9]+\$" \
+    "and says what is missing"
+is "$(st env PORTSHIM_GROUP=dbg-a "$PORTSHIM" wait --timeout 5 8080)" 0 \
+    "wait takes the group from PORTSHIM_GROUP"
+is "$(cat "$T/out")" "$real" "and prints its real port"
+
+# UDP: a bound socket is ready.
+bg "$T/udp.log" "$PORTSHIM" run --ports udp:5454 --group dbg-u \
+    --range "$RANGE" -- "$PY" -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 5454))
+time.sleep(600)
+'
+ureal=$(capture "$PORTSHIM" wait --udp --group dbg-u --timeout 20 5454)
+check "wait --udp prints the real port of a bound UDP socket" \
+    expr "X$ureal" : 'X[0-9][0-9]*$'
+is "$(st "$PORTSHIM" who --udp 5454)" 0 "who --udp by virtual port exits 0"
+like "$T/out" "^udp +UNCONN +127\\.0\\.0\\.1:$ureal +0\\.0\\.0\\.0:\\* +[0-9]+ +dbg-u 5454->$ureal " \
+    "who --udp shows the unconnected UDP socket and its lease"
+st "$PORTSHIM" who --udp --json 5454 >/dev/null
+json "who --udp --json" "$T/out" "
+assert d['protocol'] == 'udp'
+s = d['sockets'][0]
+assert s['protocol'] == 'udp' and s['state'] == 'UNCONN'
+assert s['lease']['protocols'] == ['udp'] and s['lease']['real'] == $ureal
+"
+
+# ------------------------------------------------ usage errors
+for args in "who" "who 0" "who 8080 9090" "who --frob 80" "wait" \
+    "wait --timeout x 80" "wait --timeout -1 80" "wait --group 'a b' 80"; do
+    # shellcheck disable=SC2086 # the words are the arguments
+    eval "set -- $args"
+    is "$(st "$PORTSHIM" "$@")" 2 "'$args' is a usage error (2)"
+done
+is "$(st env -u PORTSHIM_GROUP "$PORTSHIM" wait 80)" 2 \
+    "wait without a group is a usage error"
+
+# ------------------------------------------------ not root
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+    # As nobody, root's processes cannot be looked into. (The program
+    # itself: nobody cannot enter $T, where a sanitizer build's wrapper
+    # lives, and who preloads nothing.)
+    st setpriv --reuid=65534 --regid=65534 --clear-groups \
+        env PORTSHIM_REGISTRY="$T/registry" "$PORTSHIM_BIN" who "$fport" \
+        >/dev/null
+    like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$fport +0\\.0\\.0\\.0:\\* +\\? +- +\\(process of uid 0, not visible\\)\$" \
+        "as another user, who shows the socket with an unseen process"
+    like "$T/err" "^portshim: 1 socket at this port belongs to processes that could not be looked into: the descriptors of [0-9]+ process(es)? \\(of other users, or not dumpable\\) are not readable; run as root to see them\$" \
+        "and says what it could not see"
+    like "$T/err" "^portshim: leases not shown: " \
+        "and that it could not read the registry"
+    st setpriv --reuid=65534 --regid=65534 --clear-groups \
+        env PORTSHIM_REGISTRY="$T/registry" "$PORTSHIM_BIN" who --json \
+        "$fport" >/dev/null
+    json "who --json as another user: owner_hidden" "$T/out" "
+s = [x for x in d['sockets'] if x['state'] == 'LISTEN'][0]
+assert s['owner_hidden'] is True and s['processes'] == []
+assert s['uid'] == 0
+assert d['hidden_sockets'] == 1 and d['unreadable_processes'] >= 1
+assert d['root'] is False and isinstance(d['registry_error'], str)
+"
+else
+    skip "needs root and setpriv to run who as another user" \
+        "who as another user"
+fi
+
+# ------------------------------------------------ gc --reset
+mkdir -m 700 "$T/r"
+RREG=$T/r/registry
+# shellcheck disable=SC2016 # expanded by the inner shell
+is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" run --ports 6060 \
+    --group dbg-r --range "$RANGE" -- sh -c \
+    '"$0" bind 127.0.0.1 6060 >/dev/null && kill -KILL "$PPID"' \
+    "$PSTCP")" 137 "a run killed after its bind (a lease left behind)"
+chmod 644 "$RREG"
+is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" gc --reset)" 0 \
+    "gc --reset of a refused registry exits 0"
+like "$T/out" "^refused: .*registry is accessible to others \\(mode 0644\\), so they could redirect your connections\$" \
+    "gc --reset says why the registry is refused"
+like "$T/out" "^found: 8[0-9]+ bytes, uid [0-9]+, mode 0644, layout version [0-9]+, created .*, 1 lease in its header" \
+    "what its header holds"
+like "$T/out" "^found: 1 lease in its table, of groups dbg-r\$" \
+    "and which leases it held"
+like "$T/out" "^moved the refused registry .*registry aside to registry\\.broken\\.[0-9]+\$" \
+    "then moves it aside"
+like "$T/out" "^created a fresh registry " "and creates a fresh one"
+is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" gc --reset)" 0 \
+    "gc --reset of a healthy registry exits 0"
+is "$(cat "$T/out")" "the registry $RREG opens fine; nothing to reset
+freed 0 leases" "and only collects"
+
+# ------------------------------------------------ manuals
+for page in "$MAN1" "$MAN7"; do
+    name=$(basename "$page")
+    is "$(groff -ww -man -z "$page" 2>&1)" "" "$name: groff -ww reports nothing"
+    if command -v man >/dev/null 2>&1; then
+        MANWIDTH=80 man -l "$page" >"$T/man.out" 2>"$T/man.err" || true
+        is "$(cat "$T/man.err")" "" "$name: man -l renders without a warning"
+        check "$name: the page has a NAME and a SEE ALSO" \
+            sh -c "grep -q '^NAME' '$T/man.out' && grep -q '^SEE ALSO' '$T/man.out'"
+    else
+        skip "man is not installed" "$name: man -l"
+    fi
+done
+check "Makefile.am installs libportshim.7" \
+    grep -q 'man/libportshim\.7' "$PS_SRCDIR/Makefile.am"
+
+# --help and portshim(1) agree. The SYNOPSIS gives each command's options;
+# each must be in the command's --help, and each option --help lists must
+# be in the page.
+awk '
+    /^\.SH SYNOPSIS/ { on = 1; next }
+    /^\.SH/ { on = 0 }
+    on && /^\.B portshim [a-z]/ { cmd = $3; print cmd, "-"; next }
+    on && /^\.br/ { cmd = "" }
+    on && cmd != "" {
+        line = $0
+        while (match(line, /\\-\\-[a-z][a-z\\-]*/)) {
+            o = substr(line, RSTART, RLENGTH)
+            gsub(/\\/, "", o)
+            print cmd, o
+            line = substr(line, RSTART + RLENGTH)
+        }
+    }' "$MAN1" >"$T/synopsis"
+"$PORTSHIM" --help | awk '
+    /^Commands:/ { on = 1; next }
+    /^$/ { on = 0 }
+    on && /^  [a-z]/ && $1 != "help" { print $1 }' >"$T/commands"
+check "portshim --help lists commands" test -s "$T/commands"
+while read -r cmd; do
+    check "portshim(1) has a synopsis of '$cmd'" \
+        grep -q "^$cmd -\$" "$T/synopsis"
+done <"$T/commands"
+awk '$2 == "-" { print $1 }' "$T/synopsis" >"$T/documented"
+while read -r cmd; do
+    "$PORTSHIM" "$cmd" --help >"$T/help.$cmd" 2>&1 </dev/null || true
+    awk -v c="$cmd" '$1 == c && $2 != "-" { print $2 }' "$T/synopsis" \
+        >"$T/man-opts"
+    missing=""
+    while read -r o; do
+        grep -q -- "$o" "$T/help.$cmd" || missing="$missing $o"
+    done <"$T/man-opts"
+    is "$missing" "" "portshim $cmd --help names the options of portshim(1)"
+    grep -E '^ +(-[a-zA-Z], )?--[a-z]' "$T/help.$cmd" |
+        grep -oE -- '--[a-z][a-z-]*' | sort -u >"$T/help-opts"
+    missing=""
+    while read -r o; do
+        [ "$o" = --help ] && continue
+        m=$(printf '%s' "$o" | sed 's/-/\\\\-/g')
+        grep -q -- "$m" "$MAN1" || missing="$missing $o"
+    done <"$T/help-opts"
+    is "$missing" "" "portshim(1) documents the options of $cmd --help"
+done <"$T/documented"
+
+# ------------------------------------------------ bash completion
+COMP=$PS_SRCDIR/contrib/bash-completion/portshim
+if command -v bash >/dev/null 2>&1; then
+    check "the bash completion parses" bash -n "$COMP"
+    # complete WORDS...: what the completion offers for the last word,
+    # with bash-completion's helpers stubbed (it may not be installed).
+    complete_words() {
+        bash -c '
+            _init_completion() {
+                words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
+                cur=${words[cword]}; prev=${words[cword-1]}
+            }
+            _filedir() { :; }
+            _command_offset() { :; }
+            . "$1"; shift
+            COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+            _portshim
+            printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "
+        ' sh "$COMP" "$PORTSHIM" "$@"
+    }
+    is "$(complete_words w)" "wait who " "it completes commands"
+    is "$(complete_words who --)" "--help --json --udp " \
+        "and a command's options"
+    is "$(complete_words wait --t)" "--timeout " "and a long option"
+    is "$(complete_words ls --group dbg-)" "dbg-a dbg-m dbg-s dbg-u dbg-w " \
+        "and groups from the registry"
+else
+    skip "bash is not installed" "bash completion"
+fi
+
+done_testing
