@@ -5,6 +5,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +21,9 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "netstat.h"
+#include "policy.h"
 
 /* Lines as Linux 6.1 writes them. */
 static const char tcp_listen[] =
@@ -317,6 +321,66 @@ static void test_netstat_owners_budget(void **state)
 	close(fd);
 }
 
+/* Reads the whole of a small file into buf (NUL-terminated). */
+static void slurp(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_return_code(fd, errno);
+	n = read(fd, buf, len - 1);
+	assert_return_code(n, errno);
+	buf[n] = '\0';
+	close(fd);
+}
+
+/*
+ * The clash line: one line at the info level naming the holder, nothing
+ * below it, errno untouched either way.
+ */
+static void test_netstat_clash_line(void **state)
+{
+	char dir[] = "/tmp/test_netstat.XXXXXX";
+	char log[64], desc[32], want[160], buf[2048];
+	uint16_t port;
+	char *nl;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/log", dir);
+	fd = bound(SOCK_STREAM, &port);
+	assert_return_code(listen(fd, 1), errno);
+	snprintf(desc, sizeof(desc), "tcp 127.0.0.1:%u", port);
+	snprintf(want, sizeof(want), "]: bind %s failed: Address already in "
+		 "use; held by pid %d (", desc, (int)getpid());
+
+	/* At the default level: nothing is written. */
+	ps_log_setup(PS_LOG_ERROR, log);
+	errno = EADDRINUSE;
+	ps_policy_clash(NULL, PS_TCP, port, desc);
+	assert_int_equal(errno, EADDRINUSE);
+	assert_int_equal(access(log, F_OK), -1);
+
+	/* At info: one line, naming this process. */
+	ps_log_setup(PS_LOG_INFO, log);
+	errno = EADDRINUSE;
+	ps_policy_clash(NULL, PS_TCP, port, desc);
+	assert_int_equal(errno, EADDRINUSE);
+	ps_log_setup(PS_LOG_ERROR, NULL);
+	slurp(log, buf, sizeof(buf));
+	assert_int_equal(strncmp(buf, "portshim[", 9), 0);
+	assert_non_null(strstr(buf, want));
+	nl = strchr(buf, '\n');
+	assert_non_null(nl);
+	assert_ptr_equal(nl, buf + strlen(buf) - 1);
+	assert_int_equal(nl[-1], ')');
+	close(fd);
+	assert_return_code(unlink(log), errno);
+	assert_return_code(rmdir(dir), errno);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_netstat_holder_udp),
 		cmocka_unit_test(test_netstat_holder_time_wait),
 		cmocka_unit_test(test_netstat_owners_budget),
+		cmocka_unit_test(test_netstat_clash_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
