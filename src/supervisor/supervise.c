@@ -113,6 +113,18 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 	int rc;
 
 	*out = NULL;
+	/*
+	 * Under a portshim supervisor already: it sees CMD too, and decides
+	 * from CMD's own environment, so CMD gets exactly the policy ours
+	 * would give it. (The kernel allows one listener per chain of
+	 * filters: installing ours would fail with EBUSY.)
+	 */
+	if (ps_supcall_supervised()) {
+		ps_log_setup(cfg->log_level, cfg->log_file);
+		PS_INFO("already under a portshim supervisor, which sees the "
+			"command's calls too");
+		return 0;
+	}
 	sv = calloc(1, sizeof(*sv));
 	if (sv == NULL) {
 		snprintf(why, len, "out of memory");
@@ -183,6 +195,8 @@ int ps_supervise_child(struct ps_supervisor *sv)
 	int lfd, rc;
 	char ack = 1;
 
+	if (sv == NULL)
+		return 0;
 	lfd = ps_sv_filter_install(&sv->filter);
 	/* From here on our own bind, connect... would wait for the parent;
 	 * read, write and close are not intercepted. */
@@ -365,6 +379,8 @@ int ps_supervise_start(struct ps_supervisor *sv, pid_t child, char *why,
 	char ack = 1;
 	int msg, pidfd, rc;
 
+	if (sv == NULL)
+		return 0;
 	/* Our copies of the child's ends: a child that dies unblocks us. */
 	close_fd(&sv->up[1]);
 	close_fd(&sv->down[0]);
@@ -379,7 +395,9 @@ int ps_supervise_start(struct ps_supervisor *sv, pid_t child, char *why,
 		snprintf(why, len, "cannot install the seccomp filter: %s%s",
 			 strerror(-rc), rc == -EACCES || rc == -EPERM ?
 			 " (is portshim itself confined by a seccomp policy "
-			 "that forbids seccomp()?)" : "");
+			 "that forbids seccomp()?)" : rc == -EBUSY ?
+			 " (another seccomp supervisor, not portshim's, "
+			 "already watches this process)" : "");
 		goto out;
 	}
 	pidfd = (int)ps_supcall_direct(SYS_pidfd_open, child, 0, 0, 0);

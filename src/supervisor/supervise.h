@@ -42,6 +42,8 @@ struct ps_supervisor;
  * the calls portshim makes pass both filters, or makes a new one, and
  * exports it. Returns 0 and the supervisor in *out, or -errno with one
  * sentence in why (kernel features missing, unknown architecture).
+ * Under a portshim supervisor already, returns 0 with *out NULL: that
+ * one sees the command too (the functions below accept NULL).
  */
 int ps_supervise_prepare(struct ps_supervisor **out,
 			 const struct ps_config *cfg, char *why, size_t len);
