@@ -24,6 +24,9 @@
  *   bind tagged     socket + bind(0.0.0.0:8080) + close (a repeat bind:
  *                   the group's lease is reused);
  *   connect tagged  connect to 127.0.0.1:8081 + accept + close;
+ *   connect tagged, non-blocking
+ *                   the same on a non-blocking socket (EINPROGRESS, poll),
+ *                   as Go and event loops do;
  *   getsockname     of the listener bound to 8081;
  *   bind port 0     socket + bind(0.0.0.0:0) + close (untagged: the
  *                   supervisor still hears of it, the preload does not);
@@ -36,6 +39,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +48,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NOPS 5
+#define NOPS 6
 #define NMODES 4
 
 static const char *const op_names[NOPS] = {
-	"bind tagged", "connect tagged", "getsockname", "bind port 0",
-	"sendto untagged",
+	"bind tagged", "connect tagged", "connect tagged, non-blocking",
+	"getsockname", "bind port 0", "sendto untagged",
 };
 
 static const char *const mode_names[NMODES] = {
@@ -159,6 +163,26 @@ static int run(int tagged, int n)
 	report(1, t, n);
 
 	for (int i = 0; i < n; i++) {
+		struct pollfd p;
+		double t0 = now_us();
+
+		s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (connect(s, (struct sockaddr *)&c, sizeof(c)) != 0 &&
+		    errno != EINPROGRESS)
+			die("connect tagged, non-blocking");
+		p = (struct pollfd){ .fd = s, .events = POLLOUT };
+		if (poll(&p, 1, 5000) != 1)
+			die("poll");
+		a = accept(l, NULL, NULL);
+		if (a < 0)
+			die("accept");
+		close(a);
+		close(s);
+		t[i] = now_us() - t0;
+	}
+	report(2, t, n);
+
+	for (int i = 0; i < n; i++) {
 		double t0 = now_us();
 
 		len = sizeof(got);
@@ -171,7 +195,7 @@ static int run(int tagged, int n)
 			exit(1);
 		}
 	}
-	report(2, t, n);
+	report(3, t, n);
 	close(l);
 
 	for (int i = 0; i < n; i++) {
@@ -183,7 +207,7 @@ static int run(int tagged, int n)
 		close(s);
 		t[i] = now_us() - t0;
 	}
-	report(3, t, n);
+	report(4, t, n);
 
 	ur = socket(AF_INET, SOCK_DGRAM, 0);
 	u = v4("127.0.0.1", 0);
@@ -203,7 +227,7 @@ static int run(int tagged, int n)
 		if (recv(ur, buf, sizeof(buf), 0) != 1)
 			die("recv");
 	}
-	report(4, t, n);
+	report(5, t, n);
 	free(t);
 	return 0;
 }
