@@ -411,7 +411,10 @@ int ps_supervise_start(struct ps_supervisor *sv, pid_t child, char *why,
 	}
 	if (rc) {
 		snprintf(why, len, "cannot take the seccomp listener from the "
-			 "command's process: %s", strerror(-rc));
+			 "command's process: %s%s", strerror(-rc),
+			 rc == -EPERM ? " (does kernel.yama.ptrace_scope or a "
+			 "security module forbid ptrace of one's children?)" :
+			 "");
 		goto out;
 	}
 	fcntl(sv->listener, F_SETFD, FD_CLOEXEC);
