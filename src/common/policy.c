@@ -243,6 +243,23 @@ static int rebind(struct ps_policy *pol, struct ps_lease *l,
 	return 0;
 }
 
+/* try_bind for a new lease: the number must be free for everyone first. */
+struct fresh_arg {
+	ps_probe_fn probe;
+	ps_try_bind_fn try_bind;
+	void *arg;
+};
+
+static int try_fresh(void *arg, uint16_t real)
+{
+	struct fresh_arg *f = arg;
+	int rc = f->probe(real);
+
+	if (rc != 0)
+		return rc;
+	return f->try_bind(f->arg, real);
+}
+
 int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
 		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
 		   uint16_t *real, const char *sockdesc)
@@ -299,8 +316,17 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	holder_of(pol, &self, &tmpl.holder);
 	tmpl.protos |= (uint8_t)PS_PROTO_BIT(proto);
 	tmpl.created_ns = 0;
-	rc = ps_registry_alloc(&pol->reg, &tmpl, cfg->range_lo, cfg->range_hi,
-			       pol->reserved, try_bind, arg, real);
+	if (pol->probe != NULL) {
+		struct fresh_arg f = { pol->probe, try_bind, arg };
+
+		rc = ps_registry_alloc(&pol->reg, &tmpl, cfg->range_lo,
+				       cfg->range_hi, pol->reserved, try_fresh,
+				       &f, real);
+	} else {
+		rc = ps_registry_alloc(&pol->reg, &tmpl, cfg->range_lo,
+				       cfg->range_hi, pol->reserved, try_bind,
+				       arg, real);
+	}
 	if (rc == 0)
 		changed = true;
 out:

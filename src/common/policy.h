@@ -20,6 +20,14 @@
 
 #define PS_PASS 1
 
+/*
+ * Tells whether a real port is free for a NEW lease: returns 0, or
+ * -EADDRINUSE if any socket holds the number (TCP or UDP, any address).
+ * Supplied by the front end, which knows how to reach the kernel without
+ * coming back into itself.
+ */
+typedef int (*ps_probe_fn)(uint16_t real);
+
 struct ps_policy {
 	const struct ps_config *cfg;
 	char group[PS_GROUP_MAX + 1];	/* resolved group name */
@@ -29,6 +37,15 @@ struct ps_policy {
 	int reg_errno;			/* open failed with this; 0 = not tried */
 	struct ps_registry reg;
 	uint8_t reserved[65536 / 8];	/* ip_local_reserved_ports */
+	/*
+	 * NULL, or checked before a real port is tried for a new lease:
+	 * the caller's own socket may have SO_REUSEADDR or SO_REUSEPORT,
+	 * with which its bind succeeds on a port that a socket outside
+	 * the registry holds (a same-user SO_REUSEPORT listener, a bound
+	 * but not yet listening socket), or the other protocol's port may
+	 * be taken: a new lease must start on a number nobody holds.
+	 */
+	ps_probe_fn probe;
 };
 
 /*

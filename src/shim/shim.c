@@ -49,6 +49,8 @@ static bool ready;		/* policy initialised for our group */
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
+static int probe_port(uint16_t real);
+
 static const char *env_secure(const char *name)
 {
 	return secure_getenv(name);
@@ -101,6 +103,7 @@ static void load_config(void)
 	/* The group and mapping file, as the supervisor resolves them. */
 	if (ps_policy_setup(&pol, &cfg, env_secure, base) != 0)
 		return;
+	pol.probe = probe_port;
 	active = true;
 }
 
@@ -188,6 +191,51 @@ struct bind_arg {
 	const struct sockaddr *addr;
 	socklen_t len;
 };
+
+/*
+ * A new lease's port must be free of every socket: probes bind a plain
+ * socket (no SO_REUSEADDR, no SO_REUSEPORT, through the real bind) for
+ * TCP and UDP on 0.0.0.0 and [::] (dual-stack), as portpicker does. A
+ * host without IPv6 skips the [::] probes. No allocation: 4 sockets
+ * opened and closed. Returns 0 or -EADDRINUSE.
+ */
+static int probe_port(uint16_t real)
+{
+	static const int types[] = { SOCK_STREAM, SOCK_DGRAM };
+	static const int families[] = { AF_INET, AF_INET6 };
+	int saved = errno;
+	int rc = 0;
+
+	for (size_t t = 0; t < 2 && rc == 0; t++) {
+		for (size_t f = 0; f < 2 && rc == 0; f++) {
+			union ps_sockaddr a;
+			socklen_t len;
+			int fd, zero = 0;
+
+			fd = socket(families[f], types[t] | SOCK_CLOEXEC, 0);
+			if (fd < 0)
+				continue;
+			memset(&a, 0, sizeof(a));
+			if (families[f] == AF_INET) {
+				a.in.sin_family = AF_INET;
+				a.in.sin_port = htons(real);
+				len = sizeof(a.in);
+			} else {
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+					   &zero, sizeof(zero));
+				a.in6.sin6_family = AF_INET6;
+				a.in6.sin6_port = htons(real);
+				len = sizeof(a.in6);
+			}
+			if (ps_real()->bind(fd, &a.sa, len) != 0 &&
+			    errno == EADDRINUSE)
+				rc = -EADDRINUSE;
+			close(fd);
+		}
+	}
+	errno = saved;
+	return rc;
+}
 
 static int try_bind(void *arg, uint16_t real)
 {

@@ -8,7 +8,8 @@
 # gets a new real port, the mapping file says so, and clients follow it
 # while the foreign process keeps the old number. Clients that join and
 # leave never take the group's mapping away; when the owner ends, the
-# group's leases and mapping file go.
+# group's leases and mapping file go. And a foreign SO_REUSEPORT listener
+# never shares its port with a group.
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -100,6 +101,30 @@ is "$(capture "$PSTCP" connect 127.0.0.1 "$r1")" "ok foreign" \
 is "$(map_real "$MAP" tcp 8081)" "$r0" \
     "the owner's own lease (8081 -> $r0) is untouched"
 stop third
+
+# A foreign SO_REUSEPORT listener (same user, outside portshim) holds the
+# first port of a range: a group's SO_REUSEPORT server, whose own bind
+# would succeed there and share the foreign listener's connections, gets
+# the next port instead.
+REUSE='
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+print("listening", flush=True)
+time.sleep(60)
+'
+RP=19290
+bg "$T/rpforeign.log" "$PY" -c "$REUSE" "$RP"
+wait_line "$T/rpforeign.log" listening ||
+    bail_out "the foreign listener could not take $RP"
+bg "$T/rp.log" "$PORTSHIM" run --ports 8082 --range "$RP-$((RP + 1))" \
+    --group rp --map "$T/rp.map" -- "$PY" -c "$REUSE" 8082
+wait_line "$T/rp.log" listening || diag_file "$T/rp.log"
+is "$(map_real "$T/rp.map" tcp 8082)" "$((RP + 1))" \
+    "a foreign SO_REUSEPORT listener's port is never given to a group"
 
 # The owner ends: its group goes with it.
 kill -TERM "$owner"
