@@ -28,6 +28,8 @@
 #   T          a fresh temporary folder, removed at exit unless KEEP=1
 #   PORTSHIM   the command to run portshim with (always use it, never
 #              PORTSHIM_BIN directly: it adds the sanitizer runtime)
+#   with_shim  a command prefix that preloads the shim without
+#              `portshim run` (again with the sanitizer runtime)
 #   PY         Debian's /usr/bin/python3 (another python3 may come first
 #              on PATH, without Debian's modules)
 #   PSTCP      the pstcp helper
@@ -253,6 +255,16 @@ EOF
 else
     PORTSHIM=$PORTSHIM_BIN
 fi
+
+# with_shim CMD...: runs CMD with the build's shim preloaded directly
+# (no `portshim run`; the caller exports the PORTSHIM_* variables it
+# wants), with the sanitizer runtime in front of it in the sanitizer
+# build.
+SHIM_PRELOAD=${PORTSHIM_ASAN_RUNTIME:+$PORTSHIM_ASAN_RUNTIME:}${PORTSHIM_LIB:-}
+SHIM_ASAN_OPTIONS=${PORTSHIM_ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+with_shim() {
+    env LD_PRELOAD="$SHIM_PRELOAD" ASAN_OPTIONS="$SHIM_ASAN_OPTIONS" "$@"
+}
 
 # ---------------------------------------------------------------- ports
 
