@@ -913,6 +913,34 @@ size_t ps_registry_each_group(struct ps_registry *reg, const char *group,
 	return count;
 }
 
+struct ps_lease *ps_registry_next(struct ps_registry *reg,
+				  struct ps_reg_cursor *cur)
+{
+	while (cur->bucket <= PS_REG_GBUCKETS) {
+		uint32_t p = cur->port;
+		struct ps_lease *l;
+
+		if (p == 0 || p >= PS_REG_NPORTS ||
+		    cur->steps >= PS_REG_NPORTS) {
+			/* This chain is done (or corrupt): the next one. */
+			if (cur->bucket == PS_REG_GBUCKETS) {
+				cur->bucket++;
+				break;
+			}
+			cur->port = reg->gbuckets[cur->bucket++];
+			cur->steps = 0;
+			continue;
+		}
+		l = &reg->leases[p];
+		/* Read before the caller may free l, which unlinks it. */
+		cur->port = l->gnext;
+		cur->steps++;
+		if (l->state == PS_LEASE_USED)
+			return l;
+	}
+	return NULL;
+}
+
 size_t ps_registry_release_group(struct ps_registry *reg, const char *group)
 {
 	uint32_t gh = ps_group_hash(group);

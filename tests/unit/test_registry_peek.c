@@ -1,7 +1,9 @@
 /*
- * test_registry_peek.c - the lock-free read of a (group, vport) lease
- * (ps_registry_peek): answers, refusals of a shrunk or removed file, a
- * change in progress, and readers racing a writer in another process.
+ * test_registry_peek.c - the cheap ways to read the registry: the
+ * lock-free read of a (group, vport) lease (ps_registry_peek: answers,
+ * refusals of a shrunk or removed file, a change in progress, readers
+ * racing a writer in another process), and the walk over the leases in
+ * use (ps_registry_next).
  *
  * Every test works on a registry of its own in a fresh folder under /tmp.
  * A child reports through its exit status (cmocka's assertions must not
@@ -246,14 +248,67 @@ static void test_peek_races_writer(void **state)
 	assert_true(right > 0);
 }
 
+/*
+ * The walk visits every lease in use exactly once, whatever the groups
+ * and chains, also when the lease it just returned is freed (as
+ * `portshim run` does when it releases its groups).
+ */
+static void test_next_visits_each_once(void **state)
+{
+	static uint8_t seen[PS_REG_NPORTS];
+	struct ps_reg_cursor cur = { 0 };
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+	char group[16];
+	uint32_t n = 0, freed = 0;
+
+	(void)state;
+	memset(seen, 0, sizeof(seen));
+	/* Nothing in use: nothing visited, and NULL stays NULL. */
+	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+	assert_null(ps_registry_next(&fx.reg, &cur));
+	assert_null(ps_registry_next(&fx.reg, &cur));
+	ps_registry_unlock(&fx.reg, &g);
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(group, sizeof(group), "g%d", i % 7);
+		assert_int_not_equal(alloc(group, (uint16_t)(1000 + i)), 0);
+	}
+	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
+	memset(&cur, 0, sizeof(cur));
+	while ((l = ps_registry_next(&fx.reg, &cur)) != NULL) {
+		uint16_t p = ps_registry_port(&fx.reg, l);
+
+		assert_int_equal(seen[p], 0);
+		seen[p] = 1;
+		n++;
+		/* Free every third one while walking. */
+		if (l->vport % 3 == 0) {
+			ps_registry_free(&fx.reg, l);
+			freed++;
+		}
+	}
+	assert_int_equal(n, 300);
+	assert_int_equal(fx.reg.hdr->nleases, 300 - freed);
+
+	/* A second walk sees exactly the survivors. */
+	memset(&cur, 0, sizeof(cur));
+	n = 0;
+	while ((l = ps_registry_next(&fx.reg, &cur)) != NULL) {
+		assert_int_not_equal(l->vport % 3, 0);
+		n++;
+	}
+	ps_registry_unlock(&fx.reg, &g);
+	assert_int_equal(n, 300 - freed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_peek_finds_and_misses),
-		T(test_peek_change_in_progress),
-		T(test_peek_shrunk_or_removed),
-		T(test_peek_races_writer),
+		T(test_peek_finds_and_misses),	T(test_peek_change_in_progress),
+		T(test_peek_shrunk_or_removed), T(test_peek_races_writer),
+		T(test_next_visits_each_once),
 #undef T
 	};
 
