@@ -339,7 +339,7 @@ is "$(st "$PORTSHIM" release "$base" $((base + 1)) $((base + 2)))" 0 \
 is "$(holder_of "$base")" "" "... and their leases are gone"
 
 # ------------------------------------------------------------ --for
-p=$(capture "$PORTSHIM" pick --for 1 --group timed)
+p=$(capture "$PORTSHIM" pick --for 5 --group timed)
 [ -n "$p" ] || diag_file "$T/.capture.err"
 check "a --for lease is listed with its label" sh -c \
     "\"\$1\" ls --group timed | grep -q ' $p '" ls "$PORTSHIM"
@@ -348,11 +348,17 @@ import json, sys
 print([l["alive"] for l in json.load(sys.stdin)["leases"]
        if l["real"] == int(sys.argv[1])])' "$p")
 is "$alive" "[True]" "... alive while its time lasts"
-sleep 1.5
-alive=$("$PORTSHIM" ls --json | "$PY" -c '
+# Wait by the clock for the 5 seconds to run out (bounded: 20 s).
+i=0
+while [ "$i" -lt 200 ]; do
+    alive=$("$PORTSHIM" ls --json | "$PY" -c '
 import json, sys
 print([l["alive"] for l in json.load(sys.stdin)["leases"]
        if l["real"] == int(sys.argv[1])])' "$p")
+    [ "$alive" = "[True]" ] || break
+    sleep 0.1
+    i=$((i + 1))
+done
 is "$alive" "[False]" "... dead once it ran out, though its holder lives"
 "$PORTSHIM" gc >"$T/gc-for.txt" 2>&1 || true
 check "gc frees it as expired" \
