@@ -195,7 +195,7 @@ static int who_owner(void *arg, pid_t pid, uint64_t inode)
 	struct who *w = arg;
 	struct who_row key, *r;
 
-	if (inode == 0)
+	if (inode == 0 || w->nrows == 0)
 		return 0;
 	key.s.inode = inode;
 	r = bsearch(&key, w->rows, w->nrows, sizeof(w->rows[0]),
@@ -278,7 +278,8 @@ static int who_collect(struct who *w)
 	}
 	if (w->nrows > 1)
 		qsort(w->rows, w->nrows, sizeof(w->rows[0]), who_inode_cmp);
-	rc = ps_netstat_owners(who_owner, w, 0, &w->st);
+	/* Nothing to look for: the walk through /proc is skipped. */
+	rc = w->nrows ? ps_netstat_owners(who_owner, w, 0, &w->st) : 0;
 	if (rc < 0) {
 		ps_cli_error("cannot read /proc: %s", strerror(-rc));
 		return PS_EXIT_NOTFOUND;
