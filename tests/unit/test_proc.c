@@ -273,7 +273,13 @@ static void test_proc_comm_with_parens(void **state)
 	/* It still has its command line (ours, inherited by fork). */
 	assert_int_equal(ps_proc_cmdline(pid, cmd, sizeof(cmd)), 0);
 	assert_int_equal(ps_proc_cmdline(getpid(), mine, sizeof(mine)), 0);
-	assert_string_equal(cmd, mine);
+	assert_non_null(strstr(cmd, "test_proc"));
+	/*
+	 * Under valgrind the parent's /proc/self/cmdline names valgrind while
+	 * the forked child's names the test: compare them only natively.
+	 */
+	if (getenv("PS_UNDER_VALGRIND") == NULL)
+		assert_string_equal(cmd, mine);
 	close(wfd);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
