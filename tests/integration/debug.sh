@@ -16,6 +16,16 @@
 
 # Real ports for this test's groups, away from the other tests' ranges.
 RANGE=27000-27999
+# Virtual ports: any number works, but `who` also lists the host's other
+# sockets at that number, so numbers that nothing else here uses are
+# taken (pstcp free), one from each block.
+VA=$(free_port 29000 29099)
+VD=$(free_port 29100 29199)
+VW=$(free_port 29200 29299)
+VS=$(free_port 29300 29399)
+VM=$(free_port 29400 29499)
+VU=$(free_port 29500 29599)
+VR=$(free_port 29600 29699)
 MAN1=$PS_SRCDIR/man/portshim.1
 MAN7=$PS_SRCDIR/man/libportshim.7
 
@@ -91,12 +101,13 @@ is "$(st "$PORTSHIM" who --udp "$fport")" 1 \
 is "$(cat "$T/err")" "portshim: nothing holds udp port $fport" "and says so"
 
 # ------------------------------------------------------- TIME_WAIT
-# pstcp's server writes its reply and closes first: the TIME_WAIT socket
-# is on the server's side, at the listening port, held by no process.
+# pstcp's server writes its reply and closes: the side that closed first
+# (usually the server, at the listening port) keeps a TIME_WAIT socket
+# that no process holds.
 is "$("$PSTCP" connect 127.0.0.1 "$fport")" "ok pstcp" \
     "a client talks to the foreign listener"
 st "$PORTSHIM" who "$fport" >/dev/null
-like "$T/out" "^tcp +TIME_WAIT +127\\.0\\.0\\.1:$fport +127\\.0\\.0\\.1:[0-9]+ +- +- +-\$" \
+like "$T/out" "^tcp +TIME_WAIT +127\\.0\\.0\\.1:[0-9]+ +127\\.0\\.0\\.1:[0-9]+ +- +- +-\$" \
     "who shows the TIME_WAIT socket with no process"
 st "$PORTSHIM" who --json "$fport" >/dev/null
 json "who --json: TIME_WAIT has inode 0 and no process" "$T/out" "
@@ -104,36 +115,39 @@ tw = [x for x in d['sockets'] if x['state'] == 'TIME_WAIT']
 assert tw, d['sockets']
 for s in tw:
     assert s['inode'] == 0 and s['processes'] == []
-    assert s['owner_hidden'] is False and s['local_port'] == $fport
+    assert s['owner_hidden'] is False
+    assert $fport in (s['local_port'], s['remote_port'])
+    assert s['matched'] == ('local' if s['local_port'] == $fport
+                            else 'remote')
 # The listener comes first.
 assert d['sockets'][0]['state'] == 'LISTEN'
 "
 
 # ------------------------------------------------- a wrapped server
-bg "$T/srv.log" "$PORTSHIM" run --ports 8080 --group dbg-a --range "$RANGE" \
-    -- "$PSTCP" listen 127.0.0.1 8080
-real=$(capture "$PORTSHIM" wait --group dbg-a --timeout 20 8080)
+bg "$T/srv.log" "$PORTSHIM" run --ports "$VA" --group dbg-a --range "$RANGE" \
+    -- "$PSTCP" listen 127.0.0.1 "$VA"
+real=$(capture "$PORTSHIM" wait --group dbg-a --timeout 20 "$VA")
 check "wait prints the wrapped server's real port" \
     expr "X$real" : 'X[0-9][0-9]*$'
 [ -n "$real" ] || bail_out "the wrapped server did not start"
 is "$("$PSTCP" connect 127.0.0.1 "$real")" "ok pstcp" \
     "the real port accepts connections when wait returns"
-is "$(st "$PORTSHIM" who 8080)" 0 "who by virtual port exits 0"
-like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real +0\\.0\\.0\\.0:\\* +[0-9]+ +dbg-a 8080->$real [0-9]+s +.*pstcp listen 127\\.0\\.0\\.1 8080\$" \
-    "who 8080 shows the listener at the real port with its lease"
+is "$(st "$PORTSHIM" who "$VA")" 0 "who by virtual port exits 0"
+like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real +0\\.0\\.0\\.0:\\* +[0-9]+ +dbg-a $VA->$real [0-9]+s +.*pstcp listen 127\\.0\\.0\\.1 $VA\$" \
+    "who $VA shows the listener at the real port with its lease"
 spid=$(awk -v p="127.0.0.1:$real" '$2 == "LISTEN" && $3 == p { print $5 }' \
     "$T/out")
 is "$(st "$PORTSHIM" who "$real")" 0 "who by real port exits 0"
-like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real .* $spid +dbg-a 8080->$real " \
+like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real .* $spid +dbg-a $VA->$real " \
     "who by real port shows the same socket and lease"
-st "$PORTSHIM" who --json 8080 >/dev/null
-json "who --json 8080: the lease of group dbg-a" "$T/out" "
+st "$PORTSHIM" who --json "$VA" >/dev/null
+json "who --json $VA: the lease of group dbg-a" "$T/out" "
 s = [x for x in d['sockets'] if x['state'] == 'LISTEN'
      and x['local_port'] == $real]
 assert len(s) == 1, d
 l = s[0]['lease']
 assert l['group'] == 'dbg-a' and l['kind'] == 'group'
-assert l['virtual'] == 8080 and l['real'] == $real
+assert l['virtual'] == $VA and l['real'] == $real
 assert l['protocols'] == ['tcp'] and l['alive'] is True
 assert l['pid'] == $spid and isinstance(l['holder_pid'], int)
 assert isinstance(l['age_seconds'], int) and l['age_seconds'] >= 0
@@ -142,7 +156,7 @@ assert s[0]['processes'][0]['pid'] == $spid
 assert any(x['real'] == $real for x in d['leases'])
 "
 is "$(st "$PORTSHIM" ls --group dbg-a)" 0 "ls --group exits 0"
-like "$T/out" "^dbg-a +tcp +8080 +$real +$spid +yes +[0-9]+s +.*pstcp listen 127\\.0\\.0\\.1 8080\$" \
+like "$T/out" "^dbg-a +tcp +$VA +$real +$spid +yes +[0-9]+s +.*pstcp listen 127\\.0\\.0\\.1 $VA\$" \
     "ls shows the lease alive, with its age and command"
 st "$PORTSHIM" ls --json >/dev/null
 json "ls --json: the lease's fields" "$T/out" "
@@ -151,18 +165,53 @@ assert len(l) == 1, d
 l = l[0]
 assert set(l) >= {'group', 'kind', 'protocols', 'virtual', 'real', 'pid',
                   'holder_pid', 'alive', 'age_seconds', 'command'}
-assert l['kind'] == 'group' and l['virtual'] == 8080 and l['real'] == $real
+assert l['kind'] == 'group' and l['virtual'] == $VA and l['real'] == $real
 assert l['alive'] is True and l['pid'] == $spid
 "
+
+# A client of the group connected to the virtual port: its socket's
+# remote port is the real one. pstcp answers and closes, so the client
+# sits in CLOSE_WAIT until it closes too.
+bg "$T/client.log" "$PORTSHIM" run --ports "$VA" --group dbg-a \
+    --range "$RANGE" -- "$PY" -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
+print("connected", s.getpeername()[1], flush=True)
+time.sleep(600)
+' "$VA"
+n=100
+while [ "$n" -gt 0 ] && ! grep -q connected "$T/client.log"; do
+    sleep 0.1
+    n=$((n - 1))
+done
+is "$(cat "$T/client.log")" "connected $VA" \
+    "a client of the group connects to the virtual port"
+st "$PORTSHIM" who --json "$VA" >/dev/null
+json "who --json $VA shows the client, matched by its remote port" \
+    "$T/out" "
+c = [x for x in d['sockets'] if x['matched'] == 'remote'
+     and x['remote_port'] == $real]
+assert len(c) == 1, d['sockets']
+c = c[0]
+assert c['remote_port'] == $real and c['local_port'] != $real
+assert c['state'] in ('ESTABLISHED', 'CLOSE_WAIT'), c['state']
+assert 'python' in c['processes'][0]['command']
+assert c['lease']['group'] == 'dbg-a' and c['lease']['real'] == $real
+# Sockets matched by their local port come first.
+assert d['sockets'][-1]['matched'] == 'remote'
+"
+st "$PORTSHIM" who "$VA" >/dev/null
+like "$T/out" "^tcp +(ESTABLISHED|CLOSE_WAIT) +127\\.0\\.0\\.1:[0-9]+ +127\\.0\\.0\\.1:$real +[0-9]+ +dbg-a $VA->$real [0-9]+s +.*python" \
+    "who shows the client's connection with the server's lease"
 
 # ------------------------------------------------ clash diagnostics
 # A second server of the group on the same virtual port: the shim binds
 # the group's real port, which the first server holds.
-is "$(st env PORTSHIM_LOG=info "$PORTSHIM" run --ports 8080 --group dbg-a \
-    --range "$RANGE" -- "$PSTCP" bind 127.0.0.1 8080)" 1 \
+is "$(st env PORTSHIM_LOG=info "$PORTSHIM" run --ports "$VA" --group dbg-a \
+    --range "$RANGE" -- "$PSTCP" bind 127.0.0.1 "$VA")" 1 \
     "a second server in the group fails to bind"
 is "$(cat "$T/out")" EADDRINUSE "with EADDRINUSE, errno intact"
-like "$T/err" "^portshim\\[[0-9]+\\]: bind tcp 127\\.0\\.0\\.1:8080 failed: Address already in use; held by pid $spid \\(.*pstcp listen 127\\.0\\.0\\.1 8080\\) group=dbg-a lease 8080->$real\$" \
+like "$T/err" "^portshim\\[[0-9]+\\]: bind tcp 127\\.0\\.0\\.1:$VA failed: Address already in use; held by pid $spid \\(.*pstcp listen 127\\.0\\.0\\.1 $VA\\) group=dbg-a lease $VA->$real\$" \
     "one line names the holder, its group and lease"
 is "$(grep -c 'Address already in use;' "$T/err")" 1 \
     "exactly one diagnostic line"
@@ -180,10 +229,10 @@ is "$(st "$PORTSHIM" run --ports 1 --range "$RANGE" -- "$PSTCP" bind \
 check "without a diagnostic line" sh -c "! grep -q 'held by' '$T/err'"
 
 # ------------------------------------------------ a dead group's leases
-bg "$T/dead.log" "$PORTSHIM" run --ports 9090 --group dbg-dead \
-    --range "$RANGE" -- "$PSTCP" listen 127.0.0.1 9090
+bg "$T/dead.log" "$PORTSHIM" run --ports "$VD" --group dbg-dead \
+    --range "$RANGE" -- "$PSTCP" listen 127.0.0.1 "$VD"
 deadpid=$ps_last_pid
-dreal=$(capture "$PORTSHIM" wait --group dbg-dead --timeout 20 9090)
+dreal=$(capture "$PORTSHIM" wait --group dbg-dead --timeout 20 "$VD")
 [ -n "$dreal" ] || bail_out "the server of group dbg-dead did not start"
 kill -s KILL -- "-$deadpid"
 wait_exit "$deadpid" 10 || bail_out "the killed run did not end"
@@ -194,43 +243,44 @@ while [ "$n" -gt 0 ] && listening "$dreal"; do
     n=$((n - 1))
 done
 st "$PORTSHIM" ls --group dbg-dead >/dev/null
-like "$T/out" "^dbg-dead +tcp +9090 +$dreal +[0-9]+ +no +[0-9]+s +-\$" \
+like "$T/out" "^dbg-dead +tcp +$VD +$dreal +[0-9]+ +no +[0-9]+s +-\$" \
     "ls shows the killed run's lease as not alive, without a command"
 st "$PORTSHIM" ls --json --group dbg-dead >/dev/null
 json "ls --json: alive false, command null" "$T/out" "
 assert len(d['leases']) == 1, d
 l = d['leases'][0]
 assert l['alive'] is False and l['command'] is None
-assert l['real'] == $dreal and l['virtual'] == 9090
+assert l['real'] == $dreal and l['virtual'] == $VD
 "
-is "$(st "$PORTSHIM" who 9090)" 1 "who on the dead group's port exits 1"
-like "$T/out" "^lease dbg-dead 9090->$dreal [0-9]+s dead \\(made by pid [0-9]+\\): no tcp socket at port $dreal\$" \
+is "$(st "$PORTSHIM" who "$VD")" 1 "who on the dead group's port exits 1"
+like "$T/out" "^lease dbg-dead $VD->$dreal [0-9]+s dead \\(made by pid [0-9]+\\): no tcp socket at port $dreal\$" \
     "and shows the dead lease with no socket"
-is "$(cat "$T/err")" "portshim: nothing holds tcp port 9090" "and says so"
-is "$(st "$PORTSHIM" who --json 9090)" 1 "who --json exits 1 too"
+is "$(cat "$T/err")" "portshim: nothing holds tcp port $VD" "and says so"
+is "$(st "$PORTSHIM" who --json "$VD")" 1 "who --json exits 1 too"
 json "who --json: no sockets, the dead lease" "$T/out" "
 assert d['sockets'] == []
 assert [(l['group'], l['alive']) for l in d['leases']] == [('dbg-dead', False)]
 "
 is "$(st "$PORTSHIM" gc --dry-run)" 0 "gc --dry-run exits 0"
-like "$T/out" "^would free tcp 9090 -> $dreal group=dbg-dead \\(holder pid $deadpid is gone\\)\$" \
+like "$T/out" "^would free tcp $VD -> $dreal group=dbg-dead \\(holder pid $deadpid is gone\\)\$" \
     "gc --dry-run names the dead lease and its holder"
 is "$(st "$PORTSHIM" gc)" 0 "gc exits 0"
-like "$T/out" "^freed tcp 9090 -> $dreal group=dbg-dead \\(holder pid $deadpid is gone\\)\$" \
+like "$T/out" "^freed tcp $VD -> $dreal group=dbg-dead \\(holder pid $deadpid is gone\\)\$" \
     "gc prints what it freed"
 like "$T/out" "^freed [1-9][0-9]* leases?\$" "and how many"
 is "$(st "$PORTSHIM" ls --json --group dbg-dead)" 0 "ls after gc exits 0"
 json "the lease is gone" "$T/out" "assert d['leases'] == []"
-is "$(st "$PORTSHIM" port --group dbg-a 8080)" 0 \
+is "$(st "$PORTSHIM" port --group dbg-a "$VA")" 0 \
     "the live group's lease survives gc"
 
 # ------------------------------------------------------------- wait
 # A server that starts a second later: wait returns as soon as it listens.
 t0=$(now_ms)
 # shellcheck disable=SC2016 # expanded by the inner shell
-bg "$T/late.log" sh -c 'sleep 1; exec "$0" run --ports 7070 --group dbg-w \
-    --range "$1" -- "$2" listen 127.0.0.1 7070' "$PORTSHIM" "$RANGE" "$PSTCP"
-wreal=$(capture "$PORTSHIM" wait --group dbg-w --timeout 20 7070)
+bg "$T/late.log" sh -c 'sleep 1; exec "$0" run --ports "$3" --group dbg-w \
+    --range "$1" -- "$2" listen 127.0.0.1 "$3"' "$PORTSHIM" "$RANGE" "$PSTCP" \
+    "$VW"
+wreal=$(capture "$PORTSHIM" wait --group dbg-w --timeout 20 "$VW")
 t1=$(now_ms)
 check "wait prints the delayed server's real port" \
     expr "X$wreal" : 'X[0-9][0-9]*$'
@@ -241,24 +291,24 @@ check "wait did not return before the server started ($((t1 - t0)) ms)" \
 check "wait returned soon after ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 4000
 
 # Mapped but not listening yet: bind, 1.5 s, listen.
-bg "$T/slow.log" "$PORTSHIM" run --ports 7071 --group dbg-s --range "$RANGE" \
+bg "$T/slow.log" "$PORTSHIM" run --ports "$VS" --group dbg-s --range "$RANGE" \
     -- "$PY" -c '
-import socket, time
+import socket, sys, time
 s = socket.socket()
-s.bind(("127.0.0.1", 7071))
+s.bind(("127.0.0.1", int(sys.argv[1])))
 print("bound", flush=True)
 time.sleep(1.5)
 s.listen()
 print("listening", flush=True)
 time.sleep(600)
-'
+' "$VS"
 n=100
 while [ "$n" -gt 0 ] && ! grep -q bound "$T/slow.log"; do
     sleep 0.1
     n=$((n - 1))
 done
 t0=$(now_ms)
-sreal=$(capture "$PORTSHIM" wait --group dbg-s --timeout 20 7071)
+sreal=$(capture "$PORTSHIM" wait --group dbg-s --timeout 20 "$VS")
 t1=$(now_ms)
 check "wait waits for listen, not only the mapping ($((t1 - t0)) ms)" \
     test $((t1 - t0)) -ge 1000
@@ -270,51 +320,51 @@ socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10).close()
 
 # Timeouts.
 t0=$(now_ms)
-is "$(st "$PORTSHIM" wait --group dbg-none --timeout 0.5 7070)" 1 \
+is "$(st "$PORTSHIM" wait --group dbg-none --timeout 0.5 "$VW")" 1 \
     "wait for a port that nobody maps times out with status 1"
 t1=$(now_ms)
 is "$(cat "$T/err")" \
-    "portshim: timed out after 0.5s: tcp port 7070 is not mapped in group dbg-none" \
+    "portshim: timed out after 0.5s: tcp port $VW is not mapped in group dbg-none" \
     "and says it was never mapped"
 is "$(wc -c <"$T/out" | tr -d ' ')" 0 "and prints no port"
 check "after about 0.5 s ($((t1 - t0)) ms)" \
     sh -c "[ $((t1 - t0)) -ge 450 ] && [ $((t1 - t0)) -lt 3000 ]"
-bg "$T/mute.log" "$PORTSHIM" run --ports 7072 --group dbg-m --range "$RANGE" \
+bg "$T/mute.log" "$PORTSHIM" run --ports "$VM" --group dbg-m --range "$RANGE" \
     -- "$PY" -c '
-import socket, time
+import socket, sys, time
 s = socket.socket()
-s.bind(("127.0.0.1", 7072))
+s.bind(("127.0.0.1", int(sys.argv[1])))
 print("bound", flush=True)
 time.sleep(600)
-'
+' "$VM"
 n=100
 while [ "$n" -gt 0 ] && ! grep -q bound "$T/mute.log"; do
     sleep 0.1
     n=$((n - 1))
 done
-is "$(st "$PORTSHIM" wait --group dbg-m --timeout 0.3 7072)" 1 \
+is "$(st "$PORTSHIM" wait --group dbg-m --timeout 0.3 "$VM")" 1 \
     "wait for a mapped port that never listens times out"
-like "$T/err" "^portshim: timed out after 0\\.3s: tcp port 7072 is mapped to [0-9]+ in group dbg-m, but nothing accepts connections on 127\\.0\\.0\\.1:[0-9]+ or \\[::1\\]:[0-9]+\$" \
+like "$T/err" "^portshim: timed out after 0\\.3s: tcp port $VM is mapped to [0-9]+ in group dbg-m, but nothing accepts connections on 127\\.0\\.0\\.1:[0-9]+ or \\[::1\\]:[0-9]+\$" \
     "and says what is missing"
-is "$(st env PORTSHIM_GROUP=dbg-a "$PORTSHIM" wait --timeout 5 8080)" 0 \
+is "$(st env PORTSHIM_GROUP=dbg-a "$PORTSHIM" wait --timeout 5 "$VA")" 0 \
     "wait takes the group from PORTSHIM_GROUP"
 is "$(cat "$T/out")" "$real" "and prints its real port"
 
 # UDP: a bound socket is ready.
-bg "$T/udp.log" "$PORTSHIM" run --ports udp:5454 --group dbg-u \
+bg "$T/udp.log" "$PORTSHIM" run --ports udp:"$VU" --group dbg-u \
     --range "$RANGE" -- "$PY" -c '
-import socket, time
+import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 5454))
+s.bind(("127.0.0.1", int(sys.argv[1])))
 time.sleep(600)
-'
-ureal=$(capture "$PORTSHIM" wait --udp --group dbg-u --timeout 20 5454)
+' "$VU"
+ureal=$(capture "$PORTSHIM" wait --udp --group dbg-u --timeout 20 "$VU")
 check "wait --udp prints the real port of a bound UDP socket" \
     expr "X$ureal" : 'X[0-9][0-9]*$'
-is "$(st "$PORTSHIM" who --udp 5454)" 0 "who --udp by virtual port exits 0"
-like "$T/out" "^udp +UNCONN +127\\.0\\.0\\.1:$ureal +0\\.0\\.0\\.0:\\* +[0-9]+ +dbg-u 5454->$ureal " \
+is "$(st "$PORTSHIM" who --udp "$VU")" 0 "who --udp by virtual port exits 0"
+like "$T/out" "^udp +UNCONN +127\\.0\\.0\\.1:$ureal +0\\.0\\.0\\.0:\\* +[0-9]+ +dbg-u $VU->$ureal " \
     "who --udp shows the unconnected UDP socket and its lease"
-st "$PORTSHIM" who --udp --json 5454 >/dev/null
+st "$PORTSHIM" who --udp --json "$VU" >/dev/null
 json "who --udp --json" "$T/out" "
 assert d['protocol'] == 'udp'
 s = d['sockets'][0]
@@ -365,10 +415,10 @@ fi
 mkdir -m 700 "$T/r"
 RREG=$T/r/registry
 # shellcheck disable=SC2016 # expanded by the inner shell
-is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" run --ports 6060 \
+is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" run --ports "$VR" \
     --group dbg-r --range "$RANGE" -- sh -c \
-    '"$0" bind 127.0.0.1 6060 >/dev/null && kill -KILL "$PPID"' \
-    "$PSTCP")" 137 "a run killed after its bind (a lease left behind)"
+    '"$0" bind 127.0.0.1 "$1" >/dev/null && kill -KILL "$PPID"' \
+    "$PSTCP" "$VR")" 137 "a run killed after its bind (a lease left behind)"
 chmod 644 "$RREG"
 is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" gc --reset)" 0 \
     "gc --reset of a refused registry exits 0"
