@@ -273,10 +273,11 @@ static void test_proc_comm_with_parens(void **state)
 	/* It still has its command line (ours, inherited by fork). */
 	assert_int_equal(ps_proc_cmdline(pid, cmd, sizeof(cmd)), 0);
 	assert_int_equal(ps_proc_cmdline(getpid(), mine, sizeof(mine)), 0);
-	assert_non_null(strstr(cmd, "test_proc"));
+	assert_true(cmd[0] != '\0' && strcmp(cmd, "?") != 0);
 	/*
-	 * Under valgrind the parent's /proc/self/cmdline names valgrind while
-	 * the forked child's names the test: compare them only natively.
+	 * Under valgrind the two command lines can differ (valgrind's own
+	 * arguments, seen differently before and after fork): compare them
+	 * only natively.
 	 */
 	if (getenv("PS_UNDER_VALGRIND") == NULL)
 		assert_string_equal(cmd, mine);
