@@ -31,7 +31,9 @@ STORM_PER=100
 CHURN=1000
 GO=$T/go
 STOP=$T/stop
-LIMIT=120
+# Upper bound for each background run: generous, for sanitizer builds on a
+# loaded machine (the runs end as soon as the picks are done).
+LIMIT=400
 # A range of the test's own, away from the ranges of the other tests
 # and above where the default range's few users start (20000), so that a
 # concurrent test's sockets rarely meet ours.
