@@ -96,6 +96,19 @@ static void fail(const char *msg)
 	exit(1);
 }
 
+/* A bind to port failed: says which, and for what. */
+static void bind_failed(const char *mode, long port)
+{
+	int err = errno;
+
+	fprintf(stderr, "psbench: %s: bind to port %ld: %s%s\n", mode, port,
+		strerror(err),
+		err == EADDRINUSE ? " (another process holds it, or holds the"
+				    " real port of its lease)"
+				  : "");
+	exit(1);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -321,7 +334,7 @@ static int cmd_sbc(long port)
 		int fd = tcp_socket();
 
 		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-			die("bind");
+			bind_failed("sbc", port);
 		if (opt.listen && listen(fd, 16) != 0)
 			die("listen");
 		close(fd);
@@ -345,7 +358,7 @@ static int cmd_bind(long port)
 		uint64_t t0 = now_ns();
 
 		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-			die("bind");
+			bind_failed("bind", port);
 		if (i >= 0)
 			v[i] = now_ns() - t0;
 		close(fd);
@@ -393,7 +406,7 @@ static int cmd_conn(long port)
 	loopback(&sin, port);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-		die("bind (is the port free?)");
+		bind_failed("conn", port);
 	if (listen(lfd, 64) != 0)
 		die("listen");
 	for (long i = -opt.warmup; i < opt.samples; i++) {
