@@ -189,8 +189,10 @@ is "$(cat "$T/client.log")" "connected $VA" \
 st "$PORTSHIM" who --json "$VA" >/dev/null
 json "who --json $VA shows the client, matched by its remote port" \
     "$T/out" "
+# Earlier probes of the real port may linger in TIME_WAIT: the client
+# is the one socket with a process.
 c = [x for x in d['sockets'] if x['matched'] == 'remote'
-     and x['remote_port'] == $real]
+     and x['remote_port'] == $real and x['processes']]
 assert len(c) == 1, d['sockets']
 c = c[0]
 assert c['remote_port'] == $real and c['local_port'] != $real
