@@ -15,9 +15,15 @@
  * PORTSHIM_BYPASS says what happens then: warn (one log line at the error
  * level, so it shows with the default PORTSHIM_LOG), fail (the exec fails
  * with EPERM, after a log line; posix_spawn returns EPERM), ignore, or
- * supervise (as warn: only `portshim run` can start a supervisor, and the
- * line says how). PORTSHIM_KEEP_ENV=1 puts the missing variables back
- * instead of warning about the environment.
+ * supervise: a static, Go or musl program is run as `portshim supervise
+ * -- PROGRAM ARG...` instead (its argv[0] becomes the program's path),
+ * with the PORTSHIM_* variables its environment dropped put back, so the
+ * seccomp supervisor gives it the group's ports. portshim's program is
+ * found next to this library: the build tree's src/cli/portshim for
+ * src/shim/.libs/libportshim.so, else BINDIR/portshim. Without it, and
+ * for the descriptor-based execs (fexecve, execveat with AT_EMPTY_PATH),
+ * supervise warns as warn does. PORTSHIM_KEEP_ENV=1 puts the missing
+ * variables back instead of warning about the environment.
  *
  * Under a supervisor (`portshim run --supervise`, or PORTSHIM_BYPASS=
  * supervise on a CMD that needed it), every descendant inherits the
@@ -97,6 +103,10 @@ static const char *const kept_names[] = {
 /* The list of dropped names in a message. */
 #define NAMES_MAX 200
 
+#ifndef BINDIR
+#error "BINDIR must name the folder the portshim program is installed in"
+#endif
+
 typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[],
@@ -126,6 +136,7 @@ static char *snap_vars[NKEPT];		/* "NAME=value", or NULL */
 static char *snap_preload;		/* "LD_PRELOAD=...", or NULL */
 static char self_entry[PATH_MAX];	/* our LD_PRELOAD entry, or "" */
 static const char *self_base;		/* its last component */
+static char sup_prog[PATH_MAX];		/* portshim's program, or "" */
 
 /* ------------------------------------------------- real functions */
 
@@ -301,6 +312,39 @@ static void snapshot(void)
 		find_self_entry(snap_preload + 11);
 }
 
+/*
+ * Finds portshim's program for PORTSHIM_BYPASS=supervise: the build
+ * tree's (this library is DIR/src/shim/.libs/libportshim.so, the program
+ * DIR/src/cli/portshim), else the installed one. Leaves sup_prog empty
+ * when neither can be run.
+ */
+static void find_supervisor(void)
+{
+	static const char tree[] = "/src/shim/.libs/";
+	Dl_info info;
+	const char *me, *base;
+	size_t dir;
+
+	if (dladdr((void *)find_supervisor, &info) != 0 &&
+	    info.dli_fname != NULL) {
+		me = info.dli_fname;
+		base = base_name(me);
+		dir = (size_t)(base - me);
+		if (dir >= sizeof(tree) - 1 &&
+		    memcmp(base - (sizeof(tree) - 1), tree,
+			   sizeof(tree) - 1) == 0 &&
+		    snprintf(sup_prog, sizeof(sup_prog), "%.*s/src/cli/portshim",
+			     (int)(dir - (sizeof(tree) - 1)), me) <
+			    (int)sizeof(sup_prog) &&
+		    access(sup_prog, X_OK) == 0)
+			return;
+	}
+	if (snprintf(sup_prog, sizeof(sup_prog), "%s/portshim", BINDIR) >=
+		    (int)sizeof(sup_prog) ||
+	    access(sup_prog, X_OK) < 0)
+		sup_prog[0] = '\0';
+}
+
 __attribute__((constructor)) static void exec_init(void)
 {
 	static struct ps_config cfg;
@@ -323,6 +367,8 @@ __attribute__((constructor)) static void exec_init(void)
 		exec_supervised = true;
 	exec_keep_env = cfg.keep_env;
 	snapshot();
+	if (exec_bypass == PS_BYPASS_SUPERVISE)
+		find_supervisor();
 	exec_enabled = true;
 }
 
@@ -423,6 +469,8 @@ struct exec_env {
 	char *const *envp;		/* the environment to pass on */
 	void *map;			/* mmap'd storage, or NULL */
 	size_t maplen;
+	bool supervise;			/* run it as `portshim supervise --` */
+	char prog[PATH_MAX];		/* the program, for that command */
 	union {
 		char *ptrs[ENV_AREA / sizeof(char *)];
 		char bytes[ENV_AREA];
@@ -550,6 +598,50 @@ static int env_check(const char *prog, char *const envp[],
 /* --------------------------------------------------------- decision */
 
 /*
+ * PORTSHIM_BYPASS=supervise: prepares xe to run path (relative to the
+ * working directory) as `portshim supervise -- PATH ...`, with the
+ * PORTSHIM_* variables envp lacks put back (supervise needs the group's).
+ * Returns 0, or -errno when it cannot (the caller warns instead).
+ */
+static int sup_prepare(const struct ps_inspect *in, const char *prog,
+		       const char *path, char *const envp[],
+		       struct exec_env *xe)
+{
+	struct env_scan sc;
+	int n, rc;
+
+	/* Supervise runs its command with execvp(): a bare name would be
+	 * searched in PATH, where execve() means the working directory. */
+	n = snprintf(xe->prog, sizeof(xe->prog), "%s%s",
+		     strchr(path, '/') != NULL ? "" : "./", path);
+	if (n < 0 || (size_t)n >= sizeof(xe->prog))
+		return -ENAMETOOLONG;
+	env_scan(envp, &sc);
+	if (sc.nmissing > 0) {
+		rc = env_restore(envp, &sc, xe);
+		if (rc < 0)
+			return rc;
+	}
+	xe->supervise = true;
+	PS_INFO("%s %s: running it as '%s supervise -- %s' "
+		"(PORTSHIM_BYPASS=supervise)", prog, in->reason, sup_prog,
+		xe->prog);
+	return 0;
+}
+
+/* Whether PORTSHIM_BYPASS=supervise runs this program supervised. */
+static bool sup_wanted(const struct ps_inspect *in, int dirfd,
+		       const char *path)
+{
+	if (exec_bypass != PS_BYPASS_SUPERVISE || sup_prog[0] == '\0' ||
+	    path == NULL || (dirfd != AT_FDCWD && path[0] != '/'))
+		return false;
+	return in->verdict == PS_INSPECT_GO ||
+	       in->verdict == PS_INSPECT_STATIC ||
+	       in->verdict == PS_INSPECT_MUSL;
+}
+
+/*
  * Decides an exec of prog (for messages) whose file is path relative to
  * dirfd, or the open descriptor fd when path is NULL, with environment
  * envp. Returns 0 (go ahead with xe->envp) or -EPERM. Preserves errno.
@@ -564,6 +656,7 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 
 	xe->envp = envp;
 	xe->map = NULL;
+	xe->supervise = false;
 	if (!exec_enabled)
 		return 0;
 	if (exec_bypass != PS_BYPASS_IGNORE) {
@@ -581,6 +674,9 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 		rc = 0;
 		if (in.verdict != PS_INSPECT_VISIBLE &&
 		    !(is_supervised() && in.verdict != PS_INSPECT_FOREIGN)) {
+			if (sup_wanted(&in, dirfd, path) &&
+			    sup_prepare(&in, prog, path, envp, xe) == 0)
+				goto out;
 			ps_inspect_message(&in, prog, exec_bypass, msg,
 					   sizeof(msg));
 			PS_ERROR("%s", msg);
@@ -604,109 +700,13 @@ static int exec_check_p(const char *file, char *const envp[],
 
 	xe->envp = envp;
 	xe->map = NULL;
+	xe->supervise = false;
 	if (!exec_enabled)
 		return 0;
 	/* Not found: the real call fails the same way; nothing to say. */
 	if (ps_inspect_which(file, getenv("PATH"), path, sizeof(path)) < 0)
 		return 0;
 	return exec_check(path, AT_FDCWD, path, -1, envp, xe);
-}
-
-/* ------------------------------------------------------- wrappers */
-
-static int ps_exec_execve(const char *path, char *const argv[],
-			  char *const envp[])
-{
-	struct exec_env xe;
-	int rc;
-
-	exec_resolve();
-	rc = exec_check(path, AT_FDCWD, path, -1, envp, &xe);
-	if (rc < 0) {
-		errno = -rc;
-		return -1;
-	}
-	rc = real_exec.execve(path, argv, xe.envp);
-	exec_env_done(&xe);
-	return rc;
-}
-
-static int ps_exec_execvpe(const char *file, char *const argv[],
-			   char *const envp[])
-{
-	struct exec_env xe;
-	int rc;
-
-	exec_resolve();
-	rc = exec_check_p(file, envp, &xe);
-	if (rc < 0) {
-		errno = -rc;
-		return -1;
-	}
-	rc = real_exec.execvpe(file, argv, xe.envp);
-	exec_env_done(&xe);
-	return rc;
-}
-
-static int ps_exec_fexecve(int fd, char *const argv[], char *const envp[])
-{
-	char prog[64];
-	struct exec_env xe;
-	int rc;
-
-	exec_resolve();
-	snprintf(prog, sizeof(prog), "/proc/self/fd/%d", fd);
-	rc = exec_check(prog, AT_FDCWD, NULL, fd, envp, &xe);
-	if (rc < 0) {
-		errno = -rc;
-		return -1;
-	}
-	rc = real_exec.fexecve(fd, argv, xe.envp);
-	exec_env_done(&xe);
-	return rc;
-}
-
-static int ps_exec_execveat(int dirfd, const char *path, char *const argv[],
-			    char *const envp[], int flags)
-{
-	struct exec_env xe;
-	bool self = (flags & AT_EMPTY_PATH) && path != NULL &&
-		    path[0] == '\0';
-	int rc;
-
-	exec_resolve();
-	rc = exec_check(self ? "(descriptor)" : path, dirfd,
-			self ? NULL : path, dirfd, envp, &xe);
-	if (rc < 0) {
-		errno = -rc;
-		return -1;
-	}
-	rc = real_exec.execveat(dirfd, path, argv, xe.envp, flags);
-	exec_env_done(&xe);
-	return rc;
-}
-
-static int ps_exec_spawn(bool search, pid_t *pid, const char *file,
-			 const posix_spawn_file_actions_t *fa,
-			 const posix_spawnattr_t *attr, char *const argv[],
-			 char *const envp[])
-{
-	struct exec_env xe;
-	int rc;
-
-	exec_resolve();
-	/* Decided here, in the parent: glibc's child runs its internal
-	 * __execve on a small private stack that we never see. */
-	if (search)
-		rc = exec_check_p(file, envp, &xe);
-	else
-		rc = exec_check(file, AT_FDCWD, file, -1, envp, &xe);
-	if (rc < 0)
-		return -rc;
-	rc = (search ? real_exec.posix_spawnp : real_exec.posix_spawn)(
-		pid, file, fa, attr, argv, xe.envp);
-	exec_env_done(&xe);
-	return rc;
 }
 
 /*
@@ -773,6 +773,177 @@ static void args_done(struct arglist *al)
 	if (al->map != NULL)
 		munmap(al->map, al->maplen);
 	errno = saved;
+}
+
+/*
+ * The arguments of `portshim supervise -- PROG ARG...` in al, for a
+ * program whose arguments were argv: its argv[0] gives way to PROG, as
+ * supervise runs its command by path. Returns 0 or -errno.
+ */
+static int sup_args(struct arglist *al, const char *prog, char *const argv[])
+{
+	static char verb[] = "supervise", dashes[] = "--";
+	size_t n = 0, total, i;
+
+	while (argv != NULL && argv[n] != NULL)
+		n++;
+	total = 4 + (n > 0 ? n - 1 : 0) + 1;
+	al->map = NULL;
+	if (total <= ARGV_STACK) {
+		al->argv = al->stack;
+	} else {
+		if (total > SIZE_MAX / sizeof(char *))
+			return -E2BIG;
+		al->maplen = total * sizeof(char *);
+		al->map = mmap(NULL, al->maplen, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (al->map == MAP_FAILED) {
+			al->map = NULL;
+			return -errno;
+		}
+		al->argv = al->map;
+	}
+	al->argv[0] = sup_prog;
+	al->argv[1] = verb;
+	al->argv[2] = dashes;
+	al->argv[3] = (char *)prog;
+	for (i = 1; i < n; i++)
+		al->argv[3 + i] = argv[i];
+	al->argv[total - 1] = NULL;
+	return 0;
+}
+
+/* execve() of `portshim supervise -- PROG ARG...` (xe->supervise). */
+static int sup_execve(const struct exec_env *xe, char *const argv[])
+{
+	struct arglist al;
+	int rc;
+
+	rc = sup_args(&al, xe->prog, argv);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.execve(sup_prog, al.argv, xe->envp);
+	args_done(&al);
+	return rc;
+}
+
+/* ------------------------------------------------------- wrappers */
+
+static int ps_exec_execve(const char *path, char *const argv[],
+			  char *const envp[])
+{
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	rc = exec_check(path, AT_FDCWD, path, -1, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	if (xe.supervise)
+		rc = sup_execve(&xe, argv);
+	else
+		rc = real_exec.execve(path, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_execvpe(const char *file, char *const argv[],
+			   char *const envp[])
+{
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	rc = exec_check_p(file, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	if (xe.supervise)
+		rc = sup_execve(&xe, argv);
+	else
+		rc = real_exec.execvpe(file, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_fexecve(int fd, char *const argv[], char *const envp[])
+{
+	char prog[64];
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	snprintf(prog, sizeof(prog), "/proc/self/fd/%d", fd);
+	rc = exec_check(prog, AT_FDCWD, NULL, fd, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.fexecve(fd, argv, xe.envp);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_execveat(int dirfd, const char *path, char *const argv[],
+			    char *const envp[], int flags)
+{
+	struct exec_env xe;
+	bool self = (flags & AT_EMPTY_PATH) && path != NULL &&
+		    path[0] == '\0';
+	int rc;
+
+	exec_resolve();
+	rc = exec_check(self ? "(descriptor)" : path, dirfd,
+			self ? NULL : path, dirfd, envp, &xe);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	rc = real_exec.execveat(dirfd, path, argv, xe.envp, flags);
+	exec_env_done(&xe);
+	return rc;
+}
+
+static int ps_exec_spawn(bool search, pid_t *pid, const char *file,
+			 const posix_spawn_file_actions_t *fa,
+			 const posix_spawnattr_t *attr, char *const argv[],
+			 char *const envp[])
+{
+	struct exec_env xe;
+	int rc;
+
+	exec_resolve();
+	/* Decided here, in the parent: glibc's child runs its internal
+	 * __execve on a small private stack that we never see. */
+	if (search)
+		rc = exec_check_p(file, envp, &xe);
+	else
+		rc = exec_check(file, AT_FDCWD, file, -1, envp, &xe);
+	if (rc < 0)
+		return -rc;
+	if (xe.supervise) {
+		struct arglist al;
+
+		rc = sup_args(&al, xe.prog, argv);
+		if (rc == 0) {
+			rc = real_exec.posix_spawn(pid, sup_prog, fa, attr,
+						   al.argv, xe.envp);
+			args_done(&al);
+		} else {
+			rc = -rc;
+		}
+	} else {
+		rc = (search ? real_exec.posix_spawnp :
+		      real_exec.posix_spawn)(pid, file, fa, attr, argv,
+					     xe.envp);
+	}
+	exec_env_done(&xe);
+	return rc;
 }
 
 /* execl, execle (with_env) and execlp (search). */

@@ -56,17 +56,6 @@ now_ms() {
     "$PY" -c 'import time; print(int(time.time() * 1000))'
 }
 
-# like FILE REGEX DESC: passes if a line of FILE matches the extended REGEX.
-like() {
-    if grep -Eq -- "$2" "$1"; then
-        ok "$3"
-    else
-        not_ok "$3"
-        diag "no line matches: $2"
-        diag_file "$1"
-    fi
-}
-
 # ----------------------------------------------------- a foreign listener
 fport=$(free_port 28000 28999)
 bg "$T/foreign.log" "$PSTCP" listen 127.0.0.1 "$fport"

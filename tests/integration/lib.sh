@@ -118,6 +118,17 @@ is() {
     : >"$T/.capture.err"
 }
 
+# like FILE REGEX DESC: passes if a line of FILE matches the extended REGEX.
+like() {
+    if grep -Eq -- "$2" "$1"; then
+        ok "$3"
+    else
+        not_ok "$3"
+        diag "no line matches: $2"
+        diag_file "$1"
+    fi
+}
+
 # capture CMD...: runs CMD, prints its standard output and keeps its
 # standard error aside (shown by a failing `is`); never fails, so that
 # got=$(capture ...) works under set -e.

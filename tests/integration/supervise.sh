@@ -417,6 +417,51 @@ else
     ok "PORTSHIM_BYPASS=supervise: no bypass warning for it"
 fi
 
+# A wrapped process that starts a static program: the preload's exec
+# wrappers run it as `portshim supervise -- PROGRAM` instead of warning.
+# Two groups at once, both servers up before either client starts, each
+# client reaching its own server; the client's environment drops
+# PORTSHIM_PORTS (env -u), which supervise needs, so the wrapper puts it
+# back.
+cat >"$T/wrapped.sh" <<EOF
+"$PSSV" serve $VPORT "\$1" 1 >"$T/wrapped-\$1.server" &
+i=0
+until grep -q port= "$T/wrapped-\$1.server" 2>/dev/null; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+: >"$T/wrapped-\$1.up"
+i=0
+until [ -e "$T/wrapped-wa.up" ] && [ -e "$T/wrapped-wb.up" ]; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+env -u PORTSHIM_PORTS "$PSSV" get $VPORT
+wait
+EOF
+for g in wa wb; do
+    PORTSHIM_BYPASS=supervise PORTSHIM_LOG=info "$PORTSHIM" run \
+        --ports "$VPORT" --group "$g" -- sh "$T/wrapped.sh" "$g" \
+        >"$T/wrapped-$g.out" 2>"$T/wrapped-$g.err" &
+    eval "wrapped_$g=\$!"
+done
+for g in wa wb; do
+    eval "wait \$wrapped_$g" && st=0 || st=$?
+    is "$st:$(head -n 1 "$T/wrapped-$g.out")" "0:$g" \
+        "BYPASS=supervise, wrapped shell: group $g's static client reaches its own static server"
+done
+like "$T/wrapped-wa.err" "pssv is statically linked.*: running it as '[^']*portshim supervise -- [^']*pssv' \\(PORTSHIM_BYPASS=supervise\\)" \
+    "the exec wrapper says it runs the static program under supervise"
+if grep -q "cannot move its ports" "$T/wrapped-wa.err" "$T/wrapped-wb.err"
+then
+    not_ok "no bypass warning for the wrapped static programs"
+    diag_file "$T/wrapped-wa.err"
+else
+    ok "no bypass warning for the wrapped static programs"
+fi
+like "$T/wrapped-wa.server" "^port=$VPORT\$" \
+    "the wrapped static server sees its virtual port (getsockname)"
+like "$T/wrapped-wb.out" "^peer=$VPORT\$" \
+    "the wrapped static client sees the virtual peer (getpeername)"
+
 # ------------------------------------------------- portshim supervise
 # Inside a group that a plain `portshim run` made: the supervisor joins
 # the environment's group, and the run's mapping file shows the port.
