@@ -14,7 +14,9 @@
  * syscall() is variadic; like every implementation (glibc's reads six
  * registers, musl's six va_args), ours reads six longs whatever the
  * caller passed. Reading an argument that was not passed reads a
- * register or the caller's stack: harmless, and never used.
+ * register or the caller's stack: harmless, and never used. That read
+ * may land in a redzone of a caller built with AddressSanitizer, so the
+ * trampoline is not instrumented.
  *
  * The shim's own calls: under `portshim run --supervise` the preload's
  * real socket calls are syscall()s that carry the supervisor's cookie in
@@ -272,7 +274,8 @@ static long ps_raw_syscall(long nr, const long a[6])
 
 /* ------------------------------------------------------ trampoline */
 
-PS_EXPORT long syscall(long number, ...)
+PS_EXPORT __attribute__((no_sanitize_address))
+long syscall(long number, ...)
 {
 	va_list ap;
 	long a[6];
