@@ -205,6 +205,23 @@ int ps_policy_publish(struct ps_policy *pol)
 
 /* ------------------------------------------------------------- bind */
 
+/* Makes self the lease's maker, with proto among its protocols. */
+static void claim(struct ps_policy *pol, struct ps_lease *l,
+		  enum ps_proto proto, const struct ps_ident *self,
+		  bool *changed)
+{
+	struct ps_lease nl;
+
+	if (l->maker.pid == self->pid && l->maker.start == self->start &&
+	    (l->protos & PS_PROTO_BIT(proto)))
+		return;
+	nl = *l;
+	nl.maker = *self;
+	nl.protos |= (uint8_t)PS_PROTO_BIT(proto);
+	ps_registry_update(&pol->reg, l, &nl);
+	*changed = true;
+}
+
 /*
  * Binds vport's existing lease l again. Returns 0 (bound; *changed set
  * when the mapping file needs rewriting), -EAGAIN when the port was lost
@@ -231,15 +248,15 @@ static int rebind(struct ps_policy *pol, struct ps_lease *l,
 	}
 	if (rc)
 		return rc;
-	if (l->maker.pid != self->pid || l->maker.start != self->start ||
-	    !(l->protos & PS_PROTO_BIT(proto))) {
-		struct ps_lease nl = *l;
+	claim(pol, l, proto, self, changed);
+	return 0;
+}
 
-		nl.maker = *self;
-		nl.protos |= (uint8_t)PS_PROTO_BIT(proto);
-		ps_registry_update(&pol->reg, l, &nl);
-		*changed = true;
-	}
+/* try_bind for a socket that already has its port (bind_settle). */
+static int already_bound(void *arg, uint16_t real)
+{
+	(void)arg;
+	(void)real;
 	return 0;
 }
 
@@ -258,6 +275,86 @@ static int try_fresh(void *arg, uint16_t real)
 	if (rc != 0)
 		return rc;
 	return f->try_bind(f->arg, real);
+}
+
+/*
+ * The repeat bind of a lease by the process that made or last bound it,
+ * for a protocol the lease already has (a server that closes and binds
+ * again, a test fixture per test): nothing in the table changes, so the
+ * lock, whose signal mask costs two system calls, is not taken. A
+ * lock-free read finds the lease, the socket is bound to its real port,
+ * and the sequence word, unchanged after the bind, proves the lease was
+ * still there when the socket took its port. Returns 0 (bound, *real),
+ * PS_PASS when the locked path must decide (*bound 0: nothing was done;
+ * *bound P: the socket is bound to P but the table changed meanwhile, so
+ * the lease must be checked under the lock).
+ */
+static int bind_repeat(struct ps_policy *pol, const struct ps_ident *self,
+		       enum ps_proto proto, uint16_t vport,
+		       ps_try_bind_fn try_bind, void *arg, uint16_t *real,
+		       uint16_t *bound)
+{
+	struct ps_reg_glance gl, again;
+
+	*bound = 0;
+	if (ensure_registry(pol) != 0 ||
+	    ps_registry_peek_lease(&pol->reg, pol->group, vport, &gl) != 0 ||
+	    gl.maker.pid != self->pid || gl.maker.start != self->start ||
+	    !(gl.protos & PS_PROTO_BIT(proto)))
+		return PS_PASS;
+	/* A failed bind changes nothing: the locked path tries again and
+	 * says why it fails. */
+	if (try_bind(arg, gl.real) != 0)
+		return PS_PASS;
+	*bound = gl.real;
+	if (!ps_registry_unchanged(&pol->reg, gl.seq)) {
+		/* Other leases change all the time; is ours the same? */
+		if (ps_registry_peek_lease(&pol->reg, pol->group, vport,
+					   &again) != 0 ||
+		    again.real != gl.real || again.maker.pid != self->pid ||
+		    again.maker.start != self->start ||
+		    !(again.protos & PS_PROTO_BIT(proto)))
+			return PS_PASS;
+	}
+	*real = gl.real;
+	return 0;
+}
+
+/*
+ * The locked half of a repeat bind whose lease changed while the socket
+ * took port bound: keeps the socket's port as the group's if the table
+ * lets it. Returns 0 (*changed set if the table was written) or
+ * -EADDRINUSE (the port is another lease's now, or the group's virtual
+ * port moved elsewhere).
+ */
+static int bind_settle(struct ps_policy *pol, const struct ps_ident *self,
+		       enum ps_proto proto, uint16_t vport, uint16_t bound,
+		       bool *changed)
+{
+	struct ps_lease *l = ps_registry_find(&pol->reg, pol->group, vport);
+	struct ps_lease tmpl;
+	uint16_t got;
+
+	if (l != NULL && ps_registry_port(&pol->reg, l) == bound) {
+		claim(pol, l, proto, self, changed);
+		return 0;
+	}
+	if (l != NULL || ps_registry_at(&pol->reg, bound) != NULL)
+		return -EADDRINUSE;
+	/* The lease was reclaimed (its holder died): make it again, at the
+	 * port the socket already has. */
+	memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.kind = PS_KIND_GROUP;
+	tmpl.vport = vport;
+	snprintf(tmpl.group, sizeof(tmpl.group), "%s", pol->group);
+	tmpl.maker = *self;
+	holder_of(pol, self, &tmpl.holder);
+	tmpl.protos = (uint8_t)PS_PROTO_BIT(proto);
+	if (ps_registry_alloc(&pol->reg, &tmpl, bound, bound, NULL,
+			      already_bound, NULL, &got) != 0 || got != bound)
+		return -EADDRINUSE;
+	*changed = true;
+	return 0;
 }
 
 int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
@@ -286,13 +383,33 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	struct ps_lease *l;
 	bool changed = false;
 	bool moved = false;
-	uint16_t busy = 0;
+	uint16_t busy = 0, bound;
 	int rc;
 
+	rc = bind_repeat(pol, &self, proto, vport, try_bind, arg, real,
+			 &bound);
+	if (rc == 0) {
+		PS_INFO("bind %s -> %u group=%s", sockdesc, (unsigned)*real,
+			pol->group);
+		return 0;
+	}
 	rc = lock(pol, &g);
 	if (rc)
 		return registry_failure(pol, rc);
 
+	if (bound != 0) {
+		rc = bind_settle(pol, &self, proto, vport, bound, &changed);
+		busy = bound;
+		if (rc == 0)
+			*real = bound;
+		else
+			PS_ERROR("bind %s: the group's lease of port %u changed "
+				 "while the socket was bound to real port %u, "
+				 "which is not the group's any more; close the "
+				 "socket and bind again", sockdesc,
+				 (unsigned)vport, (unsigned)bound);
+		goto out;
+	}
 	l = ps_registry_find(&pol->reg, pol->group, vport);
 	if (l != NULL) {
 		rc = rebind(pol, l, proto, &self, try_bind, arg, &changed);

@@ -833,8 +833,8 @@ static uint32_t peek_chain(struct ps_registry *reg, const char *group,
  * change at all. Readers never write, so they cannot leave anything
  * half-done, and they hold nothing that a signal handler could wait for.
  */
-int ps_registry_peek(struct ps_registry *reg, const char *group,
-		     uint16_t vport, uint16_t *real)
+int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
+			   uint16_t vport, struct ps_reg_glance *out)
 {
 	struct ps_reg_header *h = reg->hdr;
 	uint32_t gh = ps_group_hash(group);
@@ -847,20 +847,50 @@ int ps_registry_peek(struct ps_registry *reg, const char *group,
 		return -ESTALE;
 	for (int i = 0; i < PEEK_TRIES; i++) {
 		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		struct ps_lease *l;
 		uint32_t p;
 
 		if (s1 & 1)
 			continue;
 		p = peek_chain(reg, group, gh, vport);
+		if (p != 0) {
+			l = &reg->leases[p];
+			out->protos = __atomic_load_n(&l->protos,
+						      __ATOMIC_RELAXED);
+			out->maker.pid = __atomic_load_n(&l->maker.pid,
+							 __ATOMIC_RELAXED);
+			out->maker.pad = 0;
+			out->maker.start = __atomic_load_n(&l->maker.start,
+							   __ATOMIC_RELAXED);
+		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&h->seq, __ATOMIC_RELAXED) != s1)
 			continue;
 		if (p == 0)
 			return -ENOENT;
-		*real = (uint16_t)p;
+		out->real = (uint16_t)p;
+		out->seq = s1;
 		return 0;
 	}
 	return -EAGAIN;
+}
+
+int ps_registry_peek(struct ps_registry *reg, const char *group,
+		     uint16_t vport, uint16_t *real)
+{
+	struct ps_reg_glance gl;
+	int rc = ps_registry_peek_lease(reg, group, vport, &gl);
+
+	if (rc == 0)
+		*real = gl.real;
+	return rc;
+}
+
+bool ps_registry_unchanged(const struct ps_registry *reg, uint64_t seq)
+{
+	/* Orders the caller's earlier reads and system calls before it. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&reg->hdr->seq, __ATOMIC_RELAXED) == seq;
 }
 
 struct ps_lease *ps_registry_at(struct ps_registry *reg, uint16_t real)

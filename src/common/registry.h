@@ -168,6 +168,27 @@ void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g);
 int ps_registry_peek(struct ps_registry *reg, const char *group,
 		     uint16_t vport, uint16_t *real);
 
+/* What ps_registry_peek_lease saw of a lease, and when. */
+struct ps_reg_glance {
+	uint16_t real;		/* the lease's real port */
+	uint8_t protos;		/* its PS_PROTO_BIT set */
+	struct ps_ident maker;	/* the process that made or last bound it */
+	uint64_t seq;		/* the table's sequence word at the read */
+};
+
+/*
+ * ps_registry_peek, with more of the lease: for a repeat bind that may
+ * need to write nothing. Same checks, same results.
+ */
+int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
+			   uint16_t vport, struct ps_reg_glance *out);
+
+/*
+ * True if no change has been made to the table since a peek that read
+ * sequence word seq: what the peek saw still holds. Lock-free.
+ */
+bool ps_registry_unchanged(const struct ps_registry *reg, uint64_t seq);
+
 /*
  * The following need the lock held.
  */
