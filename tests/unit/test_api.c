@@ -31,31 +31,15 @@
 
 #include "registry.h"
 
+#include "fixture.h"
+
 #define LO 31000
 #define HI 31249
 #define NTHREADS 8
 #define PER_THREAD 20
 
-static struct {
-	char dir[64];
-	char path[128];
-	struct ps_registry reg;
-} fx;
-
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
-	rmdir(dir);
-}
+/* The registry is opened in main(), for every test at once. */
+static struct fixture fx = { .name = "ps-api" };
 
 /* The lease at port as the registry has it (a copy), or false. */
 static bool lease_at(uint16_t port, struct ps_lease *out)
@@ -194,44 +178,63 @@ static void test_api_flags_and_errno(void **state)
 }
 
 /*
+ * The child of test_api_child_leases (an fx_holder_fn): picks one port
+ * and reports it.
+ */
+static int pick_one(void *arg, int fd)
+{
+	uint16_t p;
+
+	(void)arg;
+	if (portshim_pick(0, &p) != 0)
+		return 10;
+	if (write(fd, &p, sizeof(p)) != sizeof(p))
+		return 11;
+	return 0;
+}
+
+/*
  * A forked child's picks are its own: the parent cannot release them,
  * and they come back when the child dies.
  */
 static void test_api_child_leases(void **state)
 {
 	struct ps_lease l;
-	int fds[2];
 	uint16_t port;
 	pid_t pid;
 
 	(void)state;
-	assert_return_code(pipe(fds), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		uint16_t p;
-
-		if (portshim_pick(0, &p) != 0)
-			_exit(10);
-		if (write(fds[1], &p, sizeof(p)) != sizeof(p))
-			_exit(11);
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(read(fds[0], &port, sizeof(port)), sizeof(port));
+	pid = fx_holder(pick_one, NULL, &port, sizeof(port));
 	assert_true(lease_at(port, &l));
 	assert_int_equal(l.holder.pid, (uint32_t)pid);
 	assert_int_equal(portshim_release(port), -EPERM);
 	assert_true(lease_at(port, &l));
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	fx_kill(pid);
 	/* Still there until gc or an allocation that needs room... */
 	assert_true(lease_at(port, &l));
 	assert_false(ps_proc_alive(&l.holder));
 	/* ... and never the parent's to release. */
 	assert_int_equal(portshim_release(port), -EPERM);
-	close(fds[0]);
-	close(fds[1]);
+}
+
+/*
+ * The child of test_api_exhaustion_and_reclaim (an fx_holder_fn): picks
+ * until the range is exhausted and reports how many ports it got.
+ */
+static int pick_all(void *arg, int fd)
+{
+	unsigned k = 0;
+	uint16_t p;
+	int rc;
+
+	(void)arg;
+	while ((rc = portshim_pick(0, &p)) == 0)
+		k++;
+	if (rc != -EADDRNOTAVAIL)
+		return 10;
+	if (write(fd, &k, sizeof(k)) != sizeof(k))
+		return 11;
+	return 0;
 }
 
 /*
@@ -242,32 +245,14 @@ static void test_api_exhaustion_and_reclaim(void **state)
 {
 	static uint16_t mine[HI - LO + 1];
 	unsigned n, got = 0;
-	int fds[2];
 	uint16_t p;
 	pid_t pid;
 
 	(void)state;
-	assert_return_code(pipe(fds), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		unsigned k = 0;
-		int rc;
-
-		while ((rc = portshim_pick(0, &p)) == 0)
-			k++;
-		if (rc != -EADDRNOTAVAIL)
-			_exit(10);
-		if (write(fds[1], &k, sizeof(k)) != sizeof(k))
-			_exit(11);
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(read(fds[0], &n, sizeof(n)), sizeof(n));
+	pid = fx_holder(pick_all, NULL, &n, sizeof(n));
 	assert_true(n > (HI - LO + 1) / 2);
 	assert_int_equal(portshim_pick(0, &p), -EADDRNOTAVAIL);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	fx_kill(pid);
 	/* The dead child's ports (and those of the earlier test's child)
 	 * are reclaimed by the picks that need room. */
 	while (got < n && portshim_pick(0, &mine[got]) == 0)
@@ -276,8 +261,6 @@ static void test_api_exhaustion_and_reclaim(void **state)
 	for (unsigned i = 0; i < got; i++)
 		assert_int_equal(portshim_release(mine[i]), 0);
 	assert_int_equal(fx.reg.hdr->nleases, 0);
-	close(fds[0]);
-	close(fds[1]);
 }
 
 int main(void)
@@ -292,10 +275,8 @@ int main(void)
 	char range[32];
 	int rc;
 
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-api.XXXXXX");
-	if (mkdtemp(fx.dir) == NULL)
+	if (fx_mkdir(&fx) != 0)
 		return 99;
-	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
 	snprintf(range, sizeof(range), "%d-%d", LO, HI);
 	/* Read by the library at its first call. */
 	setenv("PORTSHIM_REGISTRY", fx.path, 1);
@@ -304,10 +285,10 @@ int main(void)
 	unsetenv("PORTSHIM_LOG_FILE");
 	if (ps_registry_open(&fx.reg, fx.path, &err) != 0) {
 		fprintf(stderr, "registry: %s\n", err.msg);
-		remove_dir(fx.dir);
+		fx_remove_dir(fx.dir);
 		return 99;
 	}
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	remove_dir(fx.dir);
+	fx_remove_dir(fx.dir);
 	return rc;
 }

@@ -33,58 +33,14 @@
 #include "pick.h"
 #include "registry.h"
 
+#include "fixture.h"
+
 #define LO 20000
 #define HI 32767
 #define NPROC 8
 #define PER_PROC 50
 
-static struct {
-	char dir[64];
-	char path[128];
-	struct ps_registry reg;
-	struct ps_ident self;
-} fx;
-
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static int setup(void **state)
-{
-	struct ps_reg_error err = { "" };
-	int rc;
-
-	(void)state;
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-pick.XXXXXX");
-	assert_non_null(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
-	rc = ps_registry_open(&fx.reg, fx.path, &err);
-	if (rc != 0)
-		fail_msg("ps_registry_open: %d %s", rc, err.msg);
-	assert_int_equal(ps_proc_self(&fx.self), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	/* Nobody holds the lock now: unmapping is safe here. */
-	munmap(fx.reg.hdr, fx.reg.size);
-	close(fx.reg.fd);
-	remove_dir(fx.dir);
-	return 0;
-}
+static struct fixture fx = { .name = "ps-pick" };
 
 /* A request for the calling process over [lo, hi]. */
 static struct ps_pick_req req_for(const struct ps_ident *holder, uint16_t lo,
@@ -312,21 +268,11 @@ static void test_pick_invalid(void **state)
 /* A holder that is not alive gets nothing: its lease would die at once. */
 static void test_pick_dead_holder_refused(void **state)
 {
-	struct ps_ident dead;
+	struct ps_ident dead = fx_dead_ident();
 	struct ps_pick_req r;
 	uint16_t p;
-	pid_t pid;
 
 	(void)state;
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(ps_proc_ident(pid, &dead), 0);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
 	r = req_for(&dead, LO, HI);
 	assert_int_equal(ps_pick(&fx.reg, &r, &p, 1), -ESRCH);
 	assert_int_equal(leases(), 0);
@@ -423,6 +369,27 @@ static void test_pick_many_processes(void **state)
 }
 
 /*
+ * The child of test_pick_holder_death_frees (an fx_holder_fn): leases
+ * the four ports from *arg on, then says so.
+ */
+static int pick_block(void *arg, int ready)
+{
+	uint16_t base = *(const uint16_t *)arg;
+	struct ps_ident me;
+	struct ps_pick_req rq;
+	uint16_t ports[4];
+
+	if (ps_proc_self(&me) != 0)
+		return 10;
+	rq = req_for(&me, base, base + 3);
+	if (ps_pick(&fx.reg, &rq, ports, 4) != 0)
+		return 11;
+	if (write(ready, "x", 1) != 1)
+		return 12;
+	return 0;
+}
+
+/*
  * A child leases the whole of a small range. While it lives, the range
  * is exhausted; once it is killed, the next pick that needs room gets
  * the ports back.
@@ -432,41 +399,20 @@ static void test_pick_holder_death_frees(void **state)
 	uint16_t base = free_block(4);
 	struct ps_pick_req r = req_for(&fx.self, base, base + 3);
 	uint16_t ports[4];
-	int go[2];
 	char c;
 	pid_t pid;
 
 	(void)state;
-	assert_return_code(pipe(go), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		struct ps_ident me;
-		struct ps_pick_req rq;
-
-		if (ps_proc_self(&me) != 0)
-			_exit(10);
-		rq = req_for(&me, base, base + 3);
-		if (ps_pick(&fx.reg, &rq, ports, 4) != 0)
-			_exit(11);
-		if (write(go[1], "x", 1) != 1)
-			_exit(12);
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(read(go[0], &c, 1), 1);
+	pid = fx_holder(pick_block, &base, &c, 1);
 	/* A live holder's ports never come back. */
 	assert_int_equal(ps_pick(&fx.reg, &r, ports, 1), -EADDRNOTAVAIL);
 	assert_int_equal(leases(), 4);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	fx_kill(pid);
 	assert_int_equal(ps_pick(&fx.reg, &r, ports, 4), 0);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(ps_registry_at(&fx.reg, ports[i])->holder.pid,
 				 fx.self.pid);
 	assert_int_equal(leases(), 4);
-	close(go[0]);
-	close(go[1]);
 }
 
 static void test_pick_expiry(void **state)
@@ -576,7 +522,8 @@ static void test_pick_and_group_share_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) \
+	cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown, &fx)
 		T(test_pick_probe_refuses_taken),
 		T(test_pick_probe_ignores_reuseport),
 		T(test_pick_leases_and_skips),

@@ -30,77 +30,12 @@
 #include "policy.h"
 #include "registry.h"
 
+#include "fixture.h"
+
 #define LO 20000
 #define HI 29999
 
-/* The registry is ~9 MB of mapping plus a 4 KiB path: keep it static. */
-static struct {
-	char dir[64];
-	char path[128];
-	struct ps_registry reg;
-	struct ps_ident self;
-} fx;
-
-/* Removes every file in dir (the test's folder is flat), then dir. */
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static int setup(void **state)
-{
-	struct ps_reg_error err = { "" };
-	int rc;
-
-	(void)state;
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-registry.XXXXXX");
-	assert_non_null(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
-	rc = ps_registry_open(&fx.reg, fx.path, &err);
-	if (rc != 0)
-		fail_msg("ps_registry_open: %d %s", rc, err.msg);
-	assert_int_equal(ps_proc_self(&fx.self), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	/*
-	 * Nobody holds the lock now, so unmapping is safe here (the shim
-	 * never unmaps, see registry.h).
-	 */
-	munmap(fx.reg.hdr, fx.reg.size);
-	close(fx.reg.fd);
-	remove_dir(fx.dir);
-	return 0;
-}
-
-/* A lease template for (group, vport) held by holder. */
-static struct ps_lease tmpl(const char *group, uint16_t vport,
-			    const struct ps_ident *holder)
-{
-	struct ps_lease t;
-
-	memset(&t, 0, sizeof(t));
-	t.kind = PS_KIND_GROUP;
-	t.vport = vport;
-	t.protos = (uint8_t)PS_PROTO_BIT(PS_TCP);
-	t.maker = *holder;
-	t.holder = *holder;
-	snprintf(t.group, sizeof(t.group), "%s", group);
-	return t;
-}
+static struct fixture fx = { .name = "ps-registry" };
 
 static void lock(struct ps_reg_guard *g)
 {
@@ -112,20 +47,11 @@ static void unlock(struct ps_reg_guard *g)
 	ps_registry_unlock(&fx.reg, g);
 }
 
-static void assert_clean(void)
-{
-	struct ps_reg_error err = { "" };
-	int rc = ps_registry_check(&fx.reg, &err);
-
-	if (rc != 0)
-		fail_msg("ps_registry_check: %s", err.msg);
-}
-
 /* Allocates (group, vport) for holder in [lo, hi]; returns the port. */
 static uint16_t alloc(const char *group, uint16_t vport,
 		      const struct ps_ident *holder, uint16_t lo, uint16_t hi)
 {
-	struct ps_lease t = tmpl(group, vport, holder);
+	struct ps_lease t = fx_lease(group, vport, holder);
 	uint16_t real = 0;
 	int rc;
 
@@ -133,31 +59,6 @@ static uint16_t alloc(const char *group, uint16_t vport,
 	assert_int_equal(rc, 0);
 	assert_in_range(real, lo, hi);
 	return real;
-}
-
-/* A process identity that is certainly dead: a reaped child's. */
-static struct ps_ident dead_ident(void)
-{
-	struct ps_ident id = { 0 };
-	pid_t pid = fork();
-
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		pause();
-		_exit(0);
-	}
-	assert_int_equal(ps_proc_ident(pid, &id), 0);
-	assert_return_code(kill(pid, SIGKILL), errno);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	return id;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ------------------------------------------------------------ layout */
@@ -457,7 +358,7 @@ static void test_registry_alloc_find_free(void **state)
 	assert_null(ps_registry_find(&fx.reg, "g3", 8080));
 	assert_null(ps_registry_find(&fx.reg, "g", 8080));
 	assert_null(ps_registry_at(&fx.reg, LO - 1));
-	assert_clean();
+	fx_check(&fx.reg);
 
 	ps_registry_free(&fx.reg, l);
 	assert_null(ps_registry_at(&fx.reg, a));
@@ -467,7 +368,7 @@ static void test_registry_alloc_find_free(void **state)
 	/* Freeing a free lease changes nothing. */
 	ps_registry_free(&fx.reg, &fx.reg.leases[a]);
 	assert_int_equal(fx.reg.hdr->nleases, 2);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
@@ -501,7 +402,7 @@ static void test_registry_at_is_indexed(void **state)
 	}
 	memcpy(fx.reg.hbuckets, hsave, sizeof(hsave));
 	memcpy(fx.reg.gbuckets, gsave, sizeof(gsave));
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
@@ -546,7 +447,7 @@ static void test_registry_group_chains(void **state)
 		}
 	}
 	assert_int_equal(fx.reg.hdr->nleases, total);
-	assert_clean();
+	fx_check(&fx.reg);
 	for (int i = 0; i < NGROUPS; i++) {
 		struct seen s = { name, 0, false };
 
@@ -583,7 +484,7 @@ static void test_registry_group_chains(void **state)
 			assert_null(ps_registry_at(&fx.reg, port[i][0]));
 	}
 	assert_int_equal(ps_registry_release_group(&fx.reg, "nosuch"), 0);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
@@ -617,7 +518,7 @@ static void test_registry_update_relinks(void **state)
 	assert_int_equal(ps_registry_update(&fx.reg, l, &nl), 0);
 	assert_int_equal(l->protos, PS_PROTO_BIT(PS_UDP));
 	assert_ptr_equal(ps_registry_find(&fx.reg, "gb", 90), l);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
@@ -651,12 +552,7 @@ static void test_registry_gc_dead_holder(void **state)
 	pid_t pid;
 
 	(void)state;
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		pause();
-		_exit(0);
-	}
+	pid = fx_sleeper();
 	assert_int_equal(ps_proc_ident(pid, &child), 0);
 	lock(&g);
 	for (int i = 0; i < 5; i++)
@@ -698,7 +594,7 @@ static void test_registry_gc_dead_holder(void **state)
 		assert_non_null(ps_registry_at(&fx.reg, mine[i]));
 	assert_int_equal(ps_registry_each_group(&fx.reg, "dead", NULL, NULL),
 			 0);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
@@ -712,7 +608,7 @@ static void test_registry_gc_expiry(void **state)
 
 	(void)state;
 	lock(&g);
-	t = tmpl("", 0, &fx.self);
+	t = fx_lease("", 0, &fx.self);
 	t.kind = PS_KIND_PICK;
 	t.expires_ns = now - 1;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
@@ -732,7 +628,7 @@ static void test_registry_gc_expiry(void **state)
 	assert_null(ps_registry_at(&fx.reg, past));
 	assert_non_null(ps_registry_at(&fx.reg, future));
 	assert_non_null(ps_registry_at(&fx.reg, never));
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
@@ -755,12 +651,7 @@ static void test_registry_reused_pid(void **state)
 	impostor.start = fx.self.start - 1;
 	assert_false(ps_proc_alive(&impostor));
 
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		pause();
-		_exit(0);
-	}
+	pid = fx_sleeper();
 	assert_int_equal(ps_proc_ident(pid, &child_wrong), 0);
 	child_wrong.start += 7;
 
@@ -775,10 +666,9 @@ static void test_registry_reused_pid(void **state)
 	assert_null(ps_registry_at(&fx.reg, a));
 	assert_null(ps_registry_at(&fx.reg, b));
 	assert_non_null(ps_registry_at(&fx.reg, c));
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	fx_kill(pid);
 }
 
 /* -------------------------------------------------------- allocation */
@@ -789,9 +679,9 @@ static void test_registry_reused_pid(void **state)
  */
 static void test_registry_exhaustion(void **state)
 {
-	struct ps_ident dead = dead_ident();
+	struct ps_ident dead = fx_dead_ident();
 	struct ps_reg_guard g;
-	struct ps_lease t = tmpl("full", 9999, &fx.self);
+	struct ps_lease t = fx_lease("full", 9999, &fx.self);
 	uint16_t ports[32], real = 0;
 	double t0, took;
 	int rc;
@@ -801,10 +691,10 @@ static void test_registry_exhaustion(void **state)
 	for (int i = 0; i < 32; i++)
 		ports[i] = alloc("full", (uint16_t)(1 + i), &fx.self, LO,
 				 LO + 31);
-	t0 = now_s();
+	t0 = fx_now();
 	rc = ps_registry_alloc(&fx.reg, &t, LO, LO + 31, NULL, NULL, NULL,
 			       &real);
-	took = now_s() - t0;
+	took = fx_now() - t0;
 	assert_int_equal(rc, -EADDRNOTAVAIL);
 	assert_true(took < 1.0);
 	assert_int_equal(fx.reg.hdr->nleases, 32);
@@ -813,7 +703,7 @@ static void test_registry_exhaustion(void **state)
 		assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, LO + 31,
 						   NULL, NULL, NULL, &real),
 				 -EADDRNOTAVAIL);
-	assert_clean();
+	fx_check(&fx.reg);
 
 	/* Five holders die: the next allocation takes one of their ports. */
 	for (int i = 0; i < 5; i++) {
@@ -831,7 +721,7 @@ static void test_registry_exhaustion(void **state)
 	assert_int_equal(fx.reg.hdr->nleases, 32 - 5 + 1);
 	assert_ptr_equal(ps_registry_find(&fx.reg, "full", 9999),
 			 ps_registry_at(&fx.reg, real));
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 	fprintf(stderr, "# exhaustion: EADDRNOTAVAIL after %.6f s\n", took);
 }
@@ -841,7 +731,7 @@ static void test_registry_reserved_skipped(void **state)
 {
 	static uint8_t reserved[65536 / 8];
 	struct ps_reg_guard g;
-	struct ps_lease t = tmpl("rsv", 1, &fx.self);
+	struct ps_lease t = fx_lease("rsv", 1, &fx.self);
 	uint16_t real;
 	int n = 0, rc;
 
@@ -860,7 +750,7 @@ static void test_registry_reserved_skipped(void **state)
 	}
 	assert_int_equal(rc, -EADDRNOTAVAIL);
 	assert_int_equal(n, 20);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 
 	/* The system's list loads (it may be empty). */
@@ -897,7 +787,7 @@ static void test_registry_alloc_try_bind(void **state)
 {
 	struct bind_rec rec = { .busy_below = LO + 10 };
 	struct ps_reg_guard g;
-	struct ps_lease t = tmpl("tb", 1, &fx.self);
+	struct ps_lease t = fx_lease("tb", 1, &fx.self);
 	uint16_t real = 0;
 
 	(void)state;
@@ -924,7 +814,7 @@ static void test_registry_alloc_try_bind(void **state)
 	assert_true(rec.calls <= 2 * 100);
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, 10, 5, NULL, NULL,
 					   NULL, &real), -EINVAL);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
@@ -943,7 +833,7 @@ static void test_registry_alloc_many_processes(void **state)
 	struct ps_reg_guard g;
 	int fds[NCHILD][2], go[2];
 	pid_t pids[NCHILD];
-	double t0 = now_s();
+	double t0 = fx_now();
 
 	(void)state;
 	assert_return_code(pipe(go), errno);
@@ -967,9 +857,9 @@ static void test_registry_alloc_many_processes(void **state)
 			if (read(go[0], &b, 1) != 0)
 				_exit(3);
 			for (int i = 0; i < PERCHILD; i++) {
-				struct ps_lease t = tmpl(group,
-							 (uint16_t)(i + 1),
-							 &me);
+				struct ps_lease t = fx_lease(group,
+							     (uint16_t)(i + 1),
+							     &me);
 				struct ps_reg_guard cg;
 
 				if (ps_registry_lock(&mine, &cg) != 0)
@@ -1017,10 +907,10 @@ static void test_registry_alloc_many_processes(void **state)
 		}
 	}
 	assert_int_equal(fx.reg.hdr->nleases, NCHILD * PERCHILD);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 	fprintf(stderr, "# %d processes x %d allocations: %.3f s\n", NCHILD,
-		PERCHILD, now_s() - t0);
+		PERCHILD, fx_now() - t0);
 }
 
 /* ------------------------------------------------------------ policy */
@@ -1103,7 +993,7 @@ static void test_policy_reuses_lease(void **state)
 	{
 		struct ps_lease nl = *l;
 
-		nl.maker = dead_ident();
+		nl.maker = fx_dead_ident();
 		assert_int_equal(ps_registry_update(&fx.reg, l, &nl), 0);
 	}
 	unlock(&g);
@@ -1116,7 +1006,7 @@ static void test_policy_reuses_lease(void **state)
 	assert_ptr_equal(ps_registry_find(&fx.reg, "ga", 8080),
 			 ps_registry_at(&fx.reg, r2));
 	assert_int_equal(fx.reg.hdr->nleases, 2);
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 	munmap(pa.reg.hdr, pa.reg.size);
 	close(pa.reg.fd);
@@ -1139,7 +1029,7 @@ static void test_registry_check_detects(void **state)
 	lock(&g);
 	a = alloc("chk", 1, &fx.self, LO, HI);
 	alloc("chk", 2, &fx.self, LO, HI);
-	assert_clean();
+	fx_check(&fx.reg);
 
 	fx.reg.hdr->nleases++;
 	assert_int_equal(ps_registry_check(&fx.reg, &err), -EUCLEAN);
@@ -1177,14 +1067,15 @@ static void test_registry_check_detects(void **state)
 		fx.reg.gbuckets[b] = v;
 		break;
 	}
-	assert_clean();
+	fx_check(&fx.reg);
 	unlock(&g);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) \
+	cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown, &fx)
 		T(test_registry_layout),
 		T(test_registry_open_reopen),
 		T(test_registry_mutex_kind),

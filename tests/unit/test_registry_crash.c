@@ -42,79 +42,12 @@
 
 #include "registry.h"
 
+#include "fixture.h"
+
 #define LO 20000
 #define HI 29999
 
-static struct {
-	char dir[64];
-	char path[128];
-	struct ps_registry reg;
-	struct ps_ident self;
-} fx;
-
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (d == NULL)
-		return;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
-static int setup(void **state)
-{
-	struct ps_reg_error err = { "" };
-	int rc;
-
-	(void)state;
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-crash.XXXXXX");
-	assert_non_null(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
-	rc = ps_registry_open(&fx.reg, fx.path, &err);
-	if (rc != 0)
-		fail_msg("ps_registry_open: %d %s", rc, err.msg);
-	assert_int_equal(ps_proc_self(&fx.self), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	munmap(fx.reg.hdr, fx.reg.size);
-	close(fx.reg.fd);
-	remove_dir(fx.dir);
-	return 0;
-}
-
-static struct ps_lease tmpl(const char *group, uint16_t vport,
-			    const struct ps_ident *holder)
-{
-	struct ps_lease t;
-
-	memset(&t, 0, sizeof(t));
-	t.kind = PS_KIND_GROUP;
-	t.vport = vport;
-	t.protos = (uint8_t)PS_PROTO_BIT(PS_TCP);
-	t.maker = *holder;
-	t.holder = *holder;
-	snprintf(t.group, sizeof(t.group), "%s", group);
-	return t;
-}
-
-static void assert_clean(void)
-{
-	struct ps_reg_error err = { "" };
-	int rc = ps_registry_check(&fx.reg, &err);
-
-	if (rc != 0)
-		fail_msg("ps_registry_check: %s", err.msg);
-}
+static struct fixture fx = { .name = "ps-crash" };
 
 /* Allocates a few leases in the parent; returns the first one's port. */
 static uint16_t populate(void)
@@ -124,8 +57,8 @@ static uint16_t populate(void)
 
 	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 	for (int i = 0; i < 10; i++) {
-		struct ps_lease t = tmpl(i % 2 ? "odd" : "even",
-					 (uint16_t)(8000 + i), &fx.self);
+		struct ps_lease t = fx_lease(i % 2 ? "odd" : "even",
+					     (uint16_t)(8000 + i), &fx.self);
 
 		assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
 						   NULL, NULL, &real), 0);
@@ -152,6 +85,33 @@ static void sim_tx_begin(struct ps_registry *reg, uint32_t port)
 	__atomic_store_n(&h->undo_port, port + 1, __ATOMIC_SEQ_CST);
 }
 
+/* What kill_in_lock's child runs, and on which port. */
+struct in_lock {
+	in_lock_fn fn;
+	uint16_t port;
+};
+
+/*
+ * The child of kill_in_lock (an fx_holder_fn): opens the registry itself,
+ * locks it, runs the in_lock's fn and says it is ready.
+ */
+static int hold_lock(void *arg, int ready)
+{
+	static struct ps_registry mine;
+	const struct in_lock *il = arg;
+	struct ps_reg_guard g;
+
+	if (ps_registry_open(&mine, fx.path, NULL) != 0)
+		return 2;
+	if (ps_registry_lock(&mine, &g) != 0)
+		return 3;
+	if (il->fn != NULL)
+		il->fn(&mine, il->port);
+	if (write(ready, "x", 1) != 1)
+		return 4;
+	return 0;
+}
+
 /*
  * Forks a child that opens the registry itself, locks it, runs fn and
  * then waits to be killed; kills it with SIGKILL once it says it is
@@ -159,36 +119,11 @@ static void sim_tx_begin(struct ps_registry *reg, uint32_t port)
  */
 static pid_t kill_in_lock(in_lock_fn fn, uint16_t port)
 {
-	int p[2], status;
+	struct in_lock il = { fn, port };
 	char b = 0;
-	pid_t pid;
+	pid_t pid = fx_holder(hold_lock, &il, &b, 1);
 
-	assert_return_code(pipe(p), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		static struct ps_registry mine;
-		struct ps_reg_guard g;
-
-		close(p[0]);
-		if (ps_registry_open(&mine, fx.path, NULL) != 0)
-			_exit(2);
-		if (ps_registry_lock(&mine, &g) != 0)
-			_exit(3);
-		if (fn != NULL)
-			fn(&mine, port);
-		if (write(p[1], "x", 1) != 1)
-			_exit(4);
-		for (;;)
-			pause();
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &b, 1), 1);
-	close(p[0]);
-	assert_return_code(kill(pid, SIGKILL), errno);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status));
-	assert_int_equal(WTERMSIG(status), SIGKILL);
+	fx_kill(pid);
 	return pid;
 }
 
@@ -205,7 +140,7 @@ static void lock_after_death(struct ps_reg_guard *g)
 	assert_int_equal(fx.reg.hdr->recoveries, rec + 1);
 	assert_int_equal(fx.reg.hdr->undo_port, 0);
 	assert_int_equal(fx.reg.hdr->seq % 2, 0);
-	assert_clean();
+	fx_check(&fx.reg);
 }
 
 /* The parts of a lease that recovery must bring back exactly. */
@@ -284,36 +219,55 @@ static void test_crash_mid_insert(void **state)
 	ps_registry_unlock(&fx.reg, &g);
 }
 
+/*
+ * A free's first step: takes the lease at port off its hash chain when it
+ * is the first of one (else the chains stay as they are).
+ */
+static void unhash_head(struct ps_registry *reg, uint16_t port)
+{
+	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
+		if (reg->hbuckets[b] == port) {
+			reg->hbuckets[b] = reg->leases[port].hnext;
+			break;
+		}
+	}
+}
+
 /* Killed inside a free: half unlinked, half wiped. */
 static void half_free(struct ps_registry *reg, uint16_t port)
 {
 	struct ps_lease *l = &reg->leases[port];
 
 	sim_tx_begin(reg, port);
-	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
-		if (reg->hbuckets[b] == port) {
-			reg->hbuckets[b] = l->hnext;
-			break;
-		}
-	}
+	unhash_head(reg, port);
 	memset(l, 0, offsetof(struct ps_lease, holder));
 	reg->hdr->nleases--;
 }
 
-static void test_crash_mid_free(void **state)
+/*
+ * A child dies in fn, inside a change of the first lease that populate()
+ * made; the next lock must have rolled that lease back to what it was.
+ * Returns with the lock held through g.
+ */
+static void rolled_back(in_lock_fn fn, struct ps_reg_guard *g)
 {
 	struct ps_lease before;
-	struct ps_reg_guard g;
-	uint16_t port;
+	uint16_t port = populate();
 
-	(void)state;
-	port = populate();
 	before = fx.reg.leases[port];
-	kill_in_lock(half_free, port);
-	lock_after_death(&g);
+	kill_in_lock(fn, port);
+	lock_after_death(g);
 	assert_same_lease(&fx.reg.leases[port], &before);
 	assert_ptr_equal(ps_registry_find(&fx.reg, "even", 8000),
 			 &fx.reg.leases[port]);
+}
+
+static void test_crash_mid_free(void **state)
+{
+	struct ps_reg_guard g;
+
+	(void)state;
+	rolled_back(half_free, &g);
 	assert_int_equal(ps_registry_each_group(&fx.reg, "even", NULL, NULL),
 			 5);
 	assert_int_equal(fx.reg.hdr->nleases, 10);
@@ -333,19 +287,11 @@ static void half_update(struct ps_registry *reg, uint16_t port)
 
 static void test_crash_mid_update(void **state)
 {
-	struct ps_lease before;
 	struct ps_reg_guard g;
-	uint16_t port;
 
 	(void)state;
-	port = populate();
-	before = fx.reg.leases[port];
-	kill_in_lock(half_update, port);
-	lock_after_death(&g);
-	assert_same_lease(&fx.reg.leases[port], &before);
+	rolled_back(half_update, &g);
 	assert_null(ps_registry_find(&fx.reg, "elsewhere", 1));
-	assert_ptr_equal(ps_registry_find(&fx.reg, "even", 8000),
-			 &fx.reg.leases[port]);
 	ps_registry_unlock(&fx.reg, &g);
 }
 
@@ -358,12 +304,7 @@ static void free_then_die(struct ps_registry *reg, uint16_t port)
 	struct ps_lease *l = &reg->leases[port];
 
 	sim_tx_begin(reg, port);
-	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
-		if (reg->hbuckets[b] == port) {
-			reg->hbuckets[b] = l->hnext;
-			break;
-		}
-	}
+	unhash_head(reg, port);
 	for (uint32_t b = 0; b < PS_REG_GBUCKETS; b++) {
 		uint32_t *link = &reg->gbuckets[b];
 
@@ -432,6 +373,31 @@ static void test_crash_garbage(void **state)
 }
 
 /*
+ * The second owner of test_crash_during_repair (an fx_holder_fn): takes
+ * the mutex itself, reports 'd' if it got EOWNERDEAD ('n' if not), and
+ * has wiped the chains when it is killed.
+ */
+static int repair_then_die(void *arg, int fd)
+{
+	static struct ps_registry mine;
+	char b;
+	int rc;
+
+	(void)arg;
+	if (ps_registry_open(&mine, fx.path, NULL) != 0)
+		return 2;
+	rc = pthread_mutex_lock(&mine.hdr->lock.mutex);
+	b = rc == EOWNERDEAD ? 'd' : 'n';
+	/* The first steps of a repair, then death. */
+	memset(mine.hbuckets, 0, PS_REG_HBUCKETS * sizeof(uint32_t));
+	memset(mine.gbuckets, 0, PS_REG_GBUCKETS * sizeof(uint32_t));
+	mine.hdr->nleases = 0;
+	if (write(fd, &b, 1) != 1)
+		return 4;
+	return 0;
+}
+
+/*
  * The next owner dies too, in the middle of the repair (here: it took
  * the lock, got EOWNERDEAD and had wiped the chains when it was killed).
  * The lock stays recoverable and the third owner repairs fully.
@@ -441,7 +407,6 @@ static void test_crash_during_repair(void **state)
 	struct ps_reg_guard g;
 	uint32_t rec;
 	uint16_t port;
-	int p[2], status;
 	char b;
 	pid_t pid;
 
@@ -450,33 +415,9 @@ static void test_crash_during_repair(void **state)
 	rec = fx.reg.hdr->recoveries;
 	kill_in_lock(half_free, port);
 
-	assert_return_code(pipe(p), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		static struct ps_registry mine;
-		int rc;
-
-		close(p[0]);
-		if (ps_registry_open(&mine, fx.path, NULL) != 0)
-			_exit(2);
-		rc = pthread_mutex_lock(&mine.hdr->lock.mutex);
-		b = rc == EOWNERDEAD ? 'd' : 'n';
-		/* The first steps of a repair, then death. */
-		memset(mine.hbuckets, 0, PS_REG_HBUCKETS * sizeof(uint32_t));
-		memset(mine.gbuckets, 0, PS_REG_GBUCKETS * sizeof(uint32_t));
-		mine.hdr->nleases = 0;
-		if (write(p[1], &b, 1) != 1)
-			_exit(4);
-		for (;;)
-			pause();
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &b, 1), 1);
-	close(p[0]);
+	pid = fx_holder(repair_then_die, NULL, &b, 1);
 	assert_int_equal(b, 'd');
-	assert_return_code(kill(pid, SIGKILL), errno);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	fx_kill(pid);
 
 	lock_after_death(&g);
 	assert_int_equal(fx.reg.hdr->recoveries, rec + 1);
@@ -487,6 +428,28 @@ static void test_crash_during_repair(void **state)
 }
 
 /*
+ * The child of test_crash_exec_while_holding (an fx_holder_fn): locks the
+ * registry through a mapping of its own, says so, and execs sleep while
+ * it holds the lock.
+ */
+static int exec_in_lock(void *arg, int ready)
+{
+	static struct ps_registry mine;
+	struct ps_reg_guard g;
+
+	(void)arg;
+	if (ps_registry_open(&mine, fx.path, NULL) != 0 ||
+	    ps_registry_lock(&mine, &g) != 0)
+		return 2;
+	/* The pipe's write end is inherited by sleep; closing it
+	 * there would be as good as the byte. */
+	if (write(ready, "x", 1) != 1)
+		return 3;
+	execl("/bin/sleep", "sleep", "30", (char *)NULL);
+	return 4;
+}
+
+/*
  * PITFALLS 8: a process that execs while holding the lock gives the next
  * locker EOWNERDEAD although it is alive. Recovery works the same, and
  * the table never relied on it being dead.
@@ -494,39 +457,17 @@ static void test_crash_during_repair(void **state)
 static void test_crash_exec_while_holding(void **state)
 {
 	struct ps_reg_guard g;
-	int p[2], status;
 	char b;
 	pid_t pid;
 
 	(void)state;
 	populate();
-	assert_return_code(pipe(p), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		static struct ps_registry mine;
-		struct ps_reg_guard cg;
-
-		close(p[0]);
-		if (ps_registry_open(&mine, fx.path, NULL) != 0 ||
-		    ps_registry_lock(&mine, &cg) != 0)
-			_exit(2);
-		/* The pipe's write end is inherited by sleep; closing it
-		 * there would be as good as the byte. */
-		if (write(p[1], "x", 1) != 1)
-			_exit(3);
-		execl("/bin/sleep", "sleep", "30", (char *)NULL);
-		_exit(4);
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &b, 1), 1);
-	close(p[0]);
+	pid = fx_holder(exec_in_lock, NULL, &b, 1);
 	lock_after_death(&g);
 	assert_int_equal(kill(pid, 0), 0);	/* alive, in sleep */
 	assert_int_equal(fx.reg.hdr->nleases, 10);
 	ps_registry_unlock(&fx.reg, &g);
-	kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
+	fx_kill(pid);
 }
 
 /* ------------------------------------------------------ random deaths */
@@ -608,10 +549,8 @@ static void churn(int idx, unsigned seed, int ready)
 								  group);
 				break;
 			default: {
-				struct ps_lease t = tmpl(group,
-							 (uint16_t)(1 + (r >> 13) %
-								    5000),
-							 &me);
+				uint16_t v = (uint16_t)(1 + (r >> 13) % 5000);
+				struct ps_lease t = fx_lease(group, v, &me);
 				uint16_t real;
 
 				if (ps_registry_find(&mine, group, t.vport) ==
@@ -629,32 +568,28 @@ static void churn(int idx, unsigned seed, int ready)
 	}
 }
 
-static pid_t start_churn(int idx, unsigned seed)
-{
-	int p[2];
-	char b;
-	pid_t pid;
+/* Which child churn() is, and its random seed. */
+struct churn_arg {
+	int idx;
+	unsigned seed;
+};
 
-	assert_return_code(pipe(p), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		close(p[0]);
-		churn(idx, seed, p[1]);
-		_exit(1);
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &b, 1), 1);
-	close(p[0]);
-	return pid;
+/* churn() as an fx_holder_fn; it never returns. */
+static int churn_child(void *arg, int ready)
+{
+	const struct churn_arg *c = arg;
+
+	churn(c->idx, c->seed, ready);
+	return 1;
 }
 
-static double now_s(void)
+/* Starts child idx's churn(); returns once it has the registry open. */
+static pid_t start_churn(int idx, unsigned seed)
 {
-	struct timespec ts;
+	struct churn_arg c = { idx, seed };
+	char b;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return fx_holder(churn_child, &c, &b, 1);
 }
 
 static void test_crash_random_kills(void **state)
@@ -674,7 +609,7 @@ static void test_crash_random_kills(void **state)
 	} peeks[NPEEK];
 	int nsample = 0;
 	bool was_odd;
-	double t0 = now_s();
+	double t0 = fx_now();
 	int idx = 0;
 
 	(void)state;
@@ -735,7 +670,7 @@ static void test_crash_random_kills(void **state)
 		rec = fx.reg.hdr->recoveries;
 		assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 		in_lock += fx.reg.hdr->recoveries - rec;
-		assert_clean();
+		fx_check(&fx.reg);
 		for (int k = 0; k < NPEEK; k++) {
 			struct ps_lease *l = ps_registry_find(
 				&fx.reg, peeks[k].group, peeks[k].vport);
@@ -791,7 +726,7 @@ static void test_crash_random_kills(void **state)
 		assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 		n = ps_registry_gc(&fx.reg, false, NULL, NULL);
 		assert_int_equal(fx.reg.hdr->nleases, 0);
-		assert_clean();
+		fx_check(&fx.reg);
 		ps_registry_unlock(&fx.reg, &g);
 		fprintf(stderr,
 			"# random kills: %lu kills (%d children, 2 at a time)"
@@ -800,7 +735,7 @@ static void test_crash_random_kills(void **state)
 			" sequence word odd; up to %lu leases, range full in"
 			" %lu rounds; final gc freed %zu; registry recoveries"
 			" %u; %lu lock-free lookups of live leases agreed\n",
-			done, idx, now_s() - t0, in_lock, in_tx, odd,
+			done, idx, fx_now() - t0, in_lock, in_tx, odd,
 			max_leases, gc_rounds, n, fx.reg.hdr->recoveries,
 			peeked);
 	}
@@ -812,7 +747,8 @@ static void test_crash_random_kills(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) \
+	cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown, &fx)
 		T(test_crash_plain_holder),
 		T(test_crash_mid_insert),
 		T(test_crash_mid_free),

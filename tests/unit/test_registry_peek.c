@@ -27,71 +27,26 @@
 
 #include "registry.h"
 
+#include "fixture.h"
+
 #define LO 20000
 #define HI 29999
 
-static struct {
-	char dir[64];
-	char path[128];
-	struct ps_registry reg;
-	struct ps_ident self;
-} fx;
-
-static int setup(void **state)
-{
-	struct ps_reg_error err = { "" };
-	int rc;
-
-	(void)state;
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/ps-peek.XXXXXX");
-	assert_non_null(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/registry", fx.dir);
-	rc = ps_registry_open(&fx.reg, fx.path, &err);
-	if (rc != 0)
-		fail_msg("ps_registry_open: %d %s", rc, err.msg);
-	assert_int_equal(ps_proc_self(&fx.self), 0);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	/* Nobody holds the lock now, so unmapping is safe here. */
-	munmap(fx.reg.hdr, fx.reg.size);
-	close(fx.reg.fd);
-	unlink(fx.path);
-	rmdir(fx.dir);
-	return 0;
-}
+static struct fixture fx = { .name = "ps-peek" };
 
 /* Allocates (group, vport) under the lock; returns the real port. */
 static uint16_t alloc(const char *group, uint16_t vport)
 {
 	struct ps_reg_guard g;
-	struct ps_lease t;
+	struct ps_lease t = fx_lease(group, vport, &fx.self);
 	uint16_t real = 0;
 
-	memset(&t, 0, sizeof(t));
-	t.kind = PS_KIND_GROUP;
-	t.vport = vport;
-	t.protos = (uint8_t)PS_PROTO_BIT(PS_TCP);
-	t.maker = fx.self;
-	t.holder = fx.self;
-	snprintf(t.group, sizeof(t.group), "%s", group);
 	if (ps_registry_lock(&fx.reg, &g) != 0)
 		return 0;
 	if (ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL, NULL, &real))
 		real = 0;
 	ps_registry_unlock(&fx.reg, &g);
 	return real;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void test_peek_finds_and_misses(void **state)
@@ -214,10 +169,10 @@ static void test_peek_races_writer(void **state)
 	pid = fork();
 	assert_return_code(pid, errno);
 	if (pid == 0) {
-		double stop = now_s() + 0.5;
+		double stop = fx_now() + 0.5;
 		long i = 0;
 
-		while (now_s() < stop) {
+		while (fx_now() < stop) {
 			struct ps_reg_guard g;
 			uint16_t p = alloc("noise", vports[i++ % nv]);
 
@@ -228,8 +183,8 @@ static void test_peek_races_writer(void **state)
 		}
 		_exit(0);
 	}
-	end = now_s() + 0.5;
-	while (now_s() < end) {
+	end = fx_now() + 0.5;
+	while (fx_now() < end) {
 		int rc = ps_registry_peek(&fx.reg, "stable", 8080, &got);
 
 		if (rc == 0 && got == real)
@@ -305,7 +260,8 @@ static void test_next_visits_each_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) \
+	cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown, &fx)
 		T(test_peek_finds_and_misses),	T(test_peek_change_in_progress),
 		T(test_peek_shrunk_or_removed), T(test_peek_races_writer),
 		T(test_next_visits_each_once),
