@@ -21,6 +21,26 @@ enum ps_proto {
 };
 #define PS_NPROTO 2
 
+/*
+ * The protocol of a socket from its SO_PROTOCOL: PS_TCP for TCP and for
+ * Multipath TCP (IPPROTO_MPTCP, 262: Go 1.24's listeners by default,
+ * Python's socket.IPPROTO_MPTCP), whose sockets take their port numbers
+ * from TCP's; PS_UDP for UDP; -1 for anything else (SCTP and UDP-Lite
+ * have port numbers of their own, which portshim leaves alone).
+ */
+static inline int ps_proto_of(int ipproto)
+{
+	switch (ipproto) {
+	case 6:		/* IPPROTO_TCP */
+	case 262:	/* IPPROTO_MPTCP */
+		return PS_TCP;
+	case 17:	/* IPPROTO_UDP */
+		return PS_UDP;
+	default:
+		return -1;
+	}
+}
+
 struct ps_portspec {
 	bool all;	/* "all": every non-zero port, both protocols */
 	bool any;	/* at least one port is tagged */

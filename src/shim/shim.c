@@ -151,11 +151,7 @@ int ps_shim_socket_proto(int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
 		return -1;
-	if (proto == IPPROTO_TCP)
-		return PS_TCP;
-	if (proto == IPPROTO_UDP)
-		return PS_UDP;
-	return -1;
+	return ps_proto_of(proto);
 }
 
 static const char *proto_name(int proto)

@@ -222,11 +222,7 @@ static int socket_proto(int fd, int *type)
 	len = sizeof(*type);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &len) != 0)
 		return -1;
-	if (proto == IPPROTO_TCP)
-		return PS_TCP;
-	if (proto == IPPROTO_UDP)
-		return PS_UDP;
-	return -1;
+	return ps_proto_of(proto);
 }
 
 /* Log lines for threads that cannot be inspected: a few, then quiet. */

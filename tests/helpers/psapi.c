@@ -40,6 +40,7 @@
 #define DUAL_STACK 8085		/* [::] dual-stack */
 #define DUAL_UDP 8086
 #define REUSE 8087
+#define MPTCP_SRV 8088		/* a Multipath TCP server */
 #define TCP_UNMAPPED 8089	/* tagged, never bound */
 
 #define REUSE_THREADS 4
@@ -668,11 +669,53 @@ static void test_reuseport(void)
 	pthread_barrier_destroy(&start);
 }
 
+/* -------------------------------------------------------------- mptcp */
+
+/*
+ * Multipath TCP sockets (IPPROTO_MPTCP: Go 1.24's listeners by default)
+ * take their port numbers from TCP's: a server's bind is moved, and a
+ * client's connect reaches it, as for TCP.
+ */
+static void test_mptcp(void)
+{
+	union psh_addr a;
+	socklen_t len = psh_addr(&a, "127.0.0.1", MPTCP_SRV);
+	uint16_t real, peer;
+	int lfd, cli, c;
+
+	lfd = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
+	if (lfd < 0) {
+		psh_skip(strerror(errno), "an MPTCP server on %d", MPTCP_SRV);
+		return;
+	}
+	if (!psh_check(bind(lfd, psh_ro(&a), len) == 0 && listen(lfd, 16) == 0,
+		       "an MPTCP server binds and listens on %d", MPTCP_SRV))
+		return;
+	real = psh_raw_port(lfd);
+	psh_check(psh_name_port(lfd) == MPTCP_SRV && real != MPTCP_SRV &&
+		  psh_in_range(real),
+		  "MPTCP: getsockname shows %d; really %u", MPTCP_SRV, real);
+	cli = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
+	psh_check(cli >= 0 && connect_to(cli, "127.0.0.1", MPTCP_SRV) == 0 &&
+		  psh_raw_peer(cli) == real,
+		  "an MPTCP client's connect to %d reaches real port %u",
+		  MPTCP_SRV, real);
+	c = accept_one(lfd, false, &peer);
+	psh_check(c >= 0 && psh_peer_port(cli) == MPTCP_SRV,
+		  "the server accepts it; the client's getpeername shows %d",
+		  MPTCP_SRV);
+	if (c >= 0)
+		close(c);
+	if (cli >= 0)
+		close(cli);
+	close(lfd);
+}
+
 int main(int argc, char **argv)
 {
 	psh_kernel_init();
 	if (argc != 2) {
-		fprintf(stderr, "usage: psapi udp|tcp|dual|reuseport\n");
+		fprintf(stderr, "usage: psapi udp|tcp|dual|reuseport|mptcp\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "udp") == 0)
@@ -683,6 +726,8 @@ int main(int argc, char **argv)
 		test_dual();
 	else if (strcmp(argv[1], "reuseport") == 0)
 		test_reuseport();
+	else if (strcmp(argv[1], "mptcp") == 0)
+		test_mptcp();
 	else {
 		fprintf(stderr, "psapi: unknown test '%s'\n", argv[1]);
 		return 2;

@@ -30,6 +30,8 @@
  *       failing with ENOSYS, as on a kernel without it.
  *
  * -r makes bind and connect raw system calls (syscall(SYS_bind, ...)).
+ * -m makes the serve and get sockets Multipath TCP (IPPROTO_MPTCP), as
+ * Go 1.24's listeners are by default.
  * Exit status 0 on success; 1 with a message on stderr on failure.
  */
 #define _GNU_SOURCE
@@ -57,6 +59,9 @@ static void die(const char *what)
 	fprintf(stderr, "pssv: %s: %s\n", what, strerror(errno));
 	exit(1);
 }
+
+/* The protocol of serve's and get's sockets: TCP, or MPTCP with -m. */
+static int stream_proto = IPPROTO_TCP;
 
 static int do_bind(int fd, const struct sockaddr *a, socklen_t l)
 {
@@ -95,7 +100,7 @@ static int serve(unsigned port, const char *id, long count)
 	int fd, c, one = 1;
 	char line[256];
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
+	fd = socket(AF_INET, SOCK_STREAM, stream_proto);
 	if (fd < 0)
 		die("socket");
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -145,7 +150,7 @@ static int get(unsigned port, int nonblock, int six)
 		len = sizeof(struct sockaddr_in);
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0),
-		    0);
+		    stream_proto);
 	if (fd < 0)
 		die("socket");
 	rc = do_connect(fd, (struct sockaddr *)&ss, len);
@@ -369,6 +374,8 @@ int main(int argc, char **argv)
 			nonblock = 1;
 		else if (strcmp(argv[i], "-6") == 0)
 			six = 1;
+		else if (strcmp(argv[i], "-m") == 0)
+			stream_proto = IPPROTO_MPTCP;
 		else
 			goto usage;
 	}

@@ -5,7 +5,8 @@
 # accept/accept4/getpeername/getsockname; EINPROGRESS, errno, __connect,
 # MSG_FASTOPEN, short lengths and buffers, AF_UNSPEC, read-only
 # addresses, interface addresses; IPv4, IPv6 V6ONLY and dual-stack
-# binds of one virtual port agree; SO_REUSEPORT threads share a port.
+# binds of one virtual port agree; SO_REUSEPORT threads share a port;
+# Multipath TCP servers and clients are moved as TCP's.
 # Each part runs at once, in a group of its own; the real ports come from
 # a range of this test's own, away from the tests running beside it.
 
@@ -17,7 +18,7 @@
 PSAPI=$PS_HELPERS/psapi
 [ -x "$PSAPI" ] || bail_out "helper $PSAPI is missing (run through make check)"
 
-parts="udp tcp dual reuseport"
+parts="udp tcp dual reuseport mptcp"
 for part in $parts; do
     checks_start "$part" "$PORTSHIM" run --ports 5300-5309,8080-8089 \
         --range 18000-18199 --group "api-$part" --map "$T/api-$part.map" \

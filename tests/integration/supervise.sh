@@ -462,6 +462,40 @@ like "$T/wrapped-wa.server" "^port=$VPORT\$" \
 like "$T/wrapped-wb.out" "^peer=$VPORT\$" \
     "the wrapped static client sees the virtual peer (getpeername)"
 
+# Multipath TCP (Go 1.24's listeners use it by default): a static MPTCP
+# server and client in each of two groups at once, both servers up before
+# either client connects.
+if "$PSSV" serve -m 0 probe 0 >/dev/null 2>"$T/mptcp-probe.err"; then
+    cat >"$T/mptcp.sh" <<EOF
+"$PSSV" serve -m $VPORT "\$1" 1 >"$T/mptcp-\$1.server" &
+i=0
+until grep -q port= "$T/mptcp-\$1.server" 2>/dev/null; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+: >"$T/mptcp-\$1.up"
+i=0
+until [ -e "$T/mptcp-ma.up" ] && [ -e "$T/mptcp-mb.up" ]; do
+    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+done
+"$PSSV" get -m $VPORT
+wait
+EOF
+    for g in ma mb; do
+        "$PORTSHIM" run --supervise --ports "$VPORT" --group "$g" -- \
+            sh "$T/mptcp.sh" "$g" >"$T/mptcp-$g.out" 2>"$T/mptcp-$g.err" &
+        eval "mptcp_$g=\$!"
+    done
+    for g in ma mb; do
+        eval "wait \$mptcp_$g" && st=0 || st=$?
+        is "$st:$(head -n 1 "$T/mptcp-$g.out"):$(cat "$T/mptcp-$g.server")" \
+            "0:$g:port=$VPORT" \
+            "MPTCP under --supervise: group $g's client reaches its own server, which sees port $VPORT"
+    done
+else
+    skip "no Multipath TCP here: $(head -n 1 "$T/mptcp-probe.err")" \
+        "MPTCP under --supervise"
+fi
+
 # ------------------------------------------------- portshim supervise
 # Inside a group that a plain `portshim run` made: the supervisor joins
 # the environment's group, and the run's mapping file shows the port.
