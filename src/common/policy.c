@@ -570,6 +570,16 @@ int ps_policy_reverse(struct ps_policy *pol, uint16_t real, uint16_t *vport)
 
 	if (ensure_registry(pol) != 0)
 		return PS_PASS;
+	/* Lock-free first, as for a connect: getsockname is called often
+	 * (servers log their address, frameworks ask for it per request). */
+	switch (ps_registry_peek_at(&pol->reg, pol->group, real, vport)) {
+	case 0:
+		return 0;
+	case -EAGAIN:
+		break;
+	default:
+		return PS_PASS;
+	}
 	if (ps_registry_lock(&pol->reg, &g) != 0)
 		return PS_PASS;
 	l = ps_registry_at(&pol->reg, real);

@@ -875,6 +875,43 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 	return -EAGAIN;
 }
 
+int ps_registry_peek_at(struct ps_registry *reg, const char *group,
+			uint16_t real, uint16_t *vport)
+{
+	struct ps_reg_header *h = reg->hdr;
+	struct ps_lease *l = &reg->leases[real];
+	uint32_t gh = ps_group_hash(group);
+	struct stat st;
+
+	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)
+		return -EIO;
+	if (st.st_nlink == 0)
+		return -ESTALE;
+	for (int i = 0; i < PEEK_TRIES; i++) {
+		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		bool ours;
+		uint16_t v;
+
+		if (s1 & 1)
+			continue;
+		ours = __atomic_load_n(&l->state, __ATOMIC_RELAXED) ==
+			       PS_LEASE_USED &&
+		       __atomic_load_n(&l->kind, __ATOMIC_RELAXED) ==
+			       PS_KIND_GROUP &&
+		       __atomic_load_n(&l->ghash, __ATOMIC_RELAXED) == gh &&
+		       strncmp(l->group, group, sizeof(l->group)) == 0;
+		v = __atomic_load_n(&l->vport, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&h->seq, __ATOMIC_RELAXED) != s1)
+			continue;
+		if (!ours)
+			return -ENOENT;
+		*vport = v;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
 int ps_registry_peek(struct ps_registry *reg, const char *group,
 		     uint16_t vport, uint16_t *real)
 {

@@ -184,6 +184,15 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 			   uint16_t vport, struct ps_reg_glance *out);
 
 /*
+ * The virtual port of the group lease of group at real port, read
+ * WITHOUT the lock, as ps_registry_peek (same checks). Returns 0 and
+ * *vport, -ENOENT if real is not a lease of the group, -EAGAIN if
+ * writers kept the table changing, or -EIO/-ESTALE.
+ */
+int ps_registry_peek_at(struct ps_registry *reg, const char *group,
+			uint16_t real, uint16_t *vport);
+
+/*
  * True if no change has been made to the table since a peek that read
  * sequence word seq: what the peek saw still holds. Lock-free.
  */

@@ -1,11 +1,12 @@
 /*
- * test_policy_bind.c - ps_policy_bind's repeat bind without the lock: a
+ * test_policy_bind.c - the policy's lock-free paths. A repeat bind: a
  * process binding again a virtual port whose lease it made takes its
  * real port from a lock-free read, and the sequence word checked after
  * the bind proves the lease was still there. The races are made
  * deterministic: try_bind, called between the read and the check,
  * changes the table the way another process would (gc reclaiming the
- * lease, another group taking its port, an unrelated lease).
+ * lease, another group taking its port, an unrelated lease). And
+ * ps_policy_reverse's lock-free read of a real port's lease.
  *
  * Real sockets on 127.0.0.1, a registry of its own in a fresh folder
  * under /tmp.
@@ -326,6 +327,51 @@ static void test_other_maker_locked(void **state)
 	assert_int_equal(fx.unlocked, 1);
 }
 
+/* Reported addresses: the lock-free read of a real port's lease. */
+static void test_reverse(void **state)
+{
+	uint16_t first, vport = 0, other_real = 0;
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+
+	(void)state;
+	new_socket();
+	first = bind_vport(0);
+	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group, first,
+					     &vport), 0);
+	assert_int_equal(vport, VPORT);
+	vport = 0;
+	assert_int_equal(ps_policy_reverse(&fx.pol, first, &vport), 0);
+	assert_int_equal(vport, VPORT);
+
+	/* Another group's lease, and a port with none: not ours. */
+	assert_int_equal(lease_other(VPORT, LO, HI), 0);
+	assert_int_equal(ps_registry_lock(&fx.pol.reg, &g), 0);
+	l = ps_registry_find(&fx.pol.reg, "other", VPORT);
+	assert_non_null(l);
+	other_real = ps_registry_port(&fx.pol.reg, l);
+	ps_registry_unlock(&fx.pol.reg, &g);
+	assert_int_not_equal(other_real, first);
+	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group,
+					     other_real, &vport), -ENOENT);
+	assert_int_equal(ps_policy_reverse(&fx.pol, other_real, &vport),
+			 PS_PASS);
+	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, "other", other_real,
+					     &vport), 0);
+	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group, HI + 1,
+					     &vport), -ENOENT);
+	assert_int_equal(ps_policy_reverse(&fx.pol, HI + 1, &vport), PS_PASS);
+
+	/* A change in progress (odd sequence word): the lock decides. */
+	__atomic_fetch_add(&fx.pol.reg.hdr->seq, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group, first,
+					     &vport), -EAGAIN);
+	__atomic_fetch_add(&fx.pol.reg.hdr->seq, 1, __ATOMIC_SEQ_CST);
+	vport = 0;
+	assert_int_equal(ps_policy_reverse(&fx.pol, first, &vport), 0);
+	assert_int_equal(vport, VPORT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +385,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_other_maker_locked,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reverse, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
