@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "registry.h"
@@ -39,6 +40,20 @@ int ps_cli_doctor(int argc, char **argv);
 int ps_cli_pick(int argc, char **argv);
 int ps_cli_release(int argc, char **argv);
 int ps_cli_portserver(int argc, char **argv);
+
+struct ps_supervisor;
+
+/*
+ * Runs CMD (cmd[0] looked up in PATH) to its end, as `run` and
+ * `supervise` do: as our child, in our process group, under the seccomp
+ * supervisor sv unless sv is NULL, passing SIGINT, SIGTERM, SIGHUP,
+ * SIGQUIT, SIGUSR1 and SIGUSR2 on to it (those ignored when we started
+ * stay ignored). Returns CMD's exit status, 128+N if a signal N killed
+ * it, PS_EXIT_NO_CMD or PS_EXIT_CANNOT_EXEC if it could not be executed,
+ * or PS_EXIT_RUN_FAILED if it could not be started or waited for. Each
+ * failure is reported, the supervisor's as "<sv_name>: <why>".
+ */
+int ps_cli_exec(char **cmd, struct ps_supervisor *sv, const char *sv_name);
 
 /*
  * Finds the preload library as `run` does ($PORTSHIM_LIBRARY, the build

@@ -7,13 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -528,147 +526,9 @@ static void run_remove_maps(const char *map, const char *group,
 	closedir(d);
 }
 
-/* The signals passed on to CMD. */
-static const int run_signals[] = {
-	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
-};
-#define RUN_NSIGNALS (sizeof(run_signals) / sizeof(run_signals[0]))
-
-static volatile sig_atomic_t run_child;
-
-/*
- * Passes a signal on to CMD. CMD stays in our process group, so that it
- * keeps the terminal and job control works. The terminal's own signals
- * (^C, ^\ and hangup; si_code SI_KERNEL) go to the whole foreground
- * process group, CMD included: forwarding those would deliver them twice,
- * and many programs treat a second ^C as "quit without cleaning up". So a
- * kernel-sent signal is forwarded only if CMD has left our process group;
- * a signal that a process sent (kill(1), timeout(1), a CI runner) was
- * aimed at us alone and is always forwarded. A kill(2) of the whole
- * process group still reaches CMD twice, as with any wrapper.
- */
-static void run_forward(int sig, siginfo_t *si, void *uctx)
-{
-	int saved = errno;
-	pid_t child = (pid_t)run_child;
-
-	(void)uctx;
-	if (child > 0 &&
-	    (si->si_code != SI_KERNEL || getpgid(child) != getpgrp()))
-		kill(child, sig);
-	errno = saved;
-}
-
-/*
- * Starts CMD. The forwarded signals are blocked from before fork() until
- * the handlers know the child's pid, so none is lost or sent to pid 0.
- * The child reports an exec failure's errno through a close-on-exec pipe.
- * Returns the child's pid, -1 with the errno of a failed exec in
- * *exec_err, -2 with the errno of a failed pipe or fork in *exec_err, or
- * -3 when the supervisor could not start (run_sv_why says why).
- */
 /* The seccomp supervisor of CMD (--supervise), and why it failed. */
 static struct ps_supervisor *run_sv;
 static char run_sv_why[512];
-
-static pid_t run_spawn(char **cmd, int *exec_err)
-{
-	struct sigaction sa, cur;
-	sigset_t block, old;
-	int fds[2], err = 0;
-	size_t i;
-	ssize_t n;
-	pid_t pid;
-
-	*exec_err = 0;
-	sigemptyset(&block);
-	for (i = 0; i < RUN_NSIGNALS; i++)
-		sigaddset(&block, run_signals[i]);
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		*exec_err = errno;
-		return -2;
-	}
-	fflush(NULL);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	pid = fork();
-	if (pid < 0) {
-		*exec_err = errno;
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(fds[0]);
-		close(fds[1]);
-		return -2;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		if (run_sv != NULL && ps_supervise_child(run_sv) < 0)
-			_exit(PS_EXIT_RUN_FAILED);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		execvp(cmd[0], cmd);
-		err = errno;
-		if (write(fds[1], &err, sizeof(err)) < 0)
-			_exit(PS_EXIT_NO_CMD);
-		_exit(PS_EXIT_NO_CMD);
-	}
-	close(fds[1]);
-	if (run_sv != NULL && ps_supervise_start(run_sv, pid, run_sv_why,
-						 sizeof(run_sv_why)) < 0) {
-		/* The child exits without running CMD. */
-		close(fds[0]);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return -3;
-	}
-	run_child = pid;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = run_forward;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigfillset(&sa.sa_mask);
-	for (i = 0; i < RUN_NSIGNALS; i++) {
-		/* A signal ignored when we started (nohup, a background job
-		 * of a non-interactive shell) stays ignored, as CMD has it
-		 * ignored too. */
-		if (sigaction(run_signals[i], NULL, &cur) == 0 &&
-		    cur.sa_handler == SIG_IGN)
-			continue;
-		sigaction(run_signals[i], &sa, NULL);
-	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
-
-	do
-		n = read(fds[0], &err, sizeof(err));
-	while (n < 0 && errno == EINTR);
-	close(fds[0]);
-	if (n == (ssize_t)sizeof(err)) {
-		*exec_err = err;
-		/* The child exits at once; collect it. */
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return -1;
-	}
-	return pid;
-}
-
-/* Waits for CMD and turns its end into our exit status. */
-static int run_wait(pid_t pid)
-{
-	int st;
-
-	while (waitpid(pid, &st, 0) < 0) {
-		if (errno != EINTR) {
-			ps_cli_error("waiting for the command: %s",
-				     strerror(errno));
-			return PS_EXIT_RUN_FAILED;
-		}
-	}
-	/* The pid is free for reuse now: forward nothing more to it. */
-	run_child = 0;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return PS_EXIT_RUN_FAILED;
-}
 
 /* Prints the config's error lines, each as "portshim: PORTSHIM_X: ...". */
 static void run_print_config_errors(const char *err)
@@ -707,8 +567,7 @@ int ps_cli_run(int argc, char **argv)
 	struct ps_registry reg;
 	struct ps_ident self;
 	bool supervise = false, have_reg = false, given = false;
-	int c, rc, exec_err, status;
-	pid_t pid;
+	int c, rc, status;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:p:g:m:r:h", opts, NULL)) !=
@@ -856,21 +715,7 @@ int ps_cli_run(int argc, char **argv)
 		goto release;
 	}
 
-	pid = run_spawn(argv + optind, &exec_err);
-	if (pid == -3) {
-		ps_cli_error("--supervise: %s", run_sv_why);
-		status = PS_EXIT_RUN_FAILED;
-	} else if (pid == -2) {
-		ps_cli_error("cannot start %s: %s", argv[optind],
-			     strerror(exec_err));
-		status = PS_EXIT_RUN_FAILED;
-	} else if (pid < 0) {
-		ps_cli_error("%s: %s", argv[optind], strerror(exec_err));
-		status = exec_err == ENOENT ? PS_EXIT_NO_CMD :
-					      PS_EXIT_CANNOT_EXEC;
-	} else {
-		status = run_wait(pid);
-	}
+	status = ps_cli_exec(argv + optind, run_sv, "--supervise");
 	ps_supervise_stop(run_sv);
 
 release:

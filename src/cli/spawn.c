@@ -1,0 +1,178 @@
+/*
+ * spawn.c - how `run` and `supervise` start CMD and wait for it: the
+ * signals a wrapper passes on, the exec failure reported through a pipe,
+ * the seccomp supervisor started between fork and exec, and CMD's end
+ * turned into an exit status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "supervise.h"
+
+/* The signals passed on to CMD. */
+static const int spawn_signals[] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+};
+#define SPAWN_NSIGNALS (sizeof(spawn_signals) / sizeof(spawn_signals[0]))
+
+static volatile sig_atomic_t spawn_child;
+
+/*
+ * Passes a signal on to CMD. CMD stays in our process group, so that it
+ * keeps the terminal and job control works. The terminal's own signals
+ * (^C, ^\ and hangup; si_code SI_KERNEL) go to the whole foreground
+ * process group, CMD included: forwarding those would deliver them twice,
+ * and many programs treat a second ^C as "quit without cleaning up". So a
+ * kernel-sent signal is forwarded only if CMD has left our process group;
+ * a signal that a process sent (kill(1), timeout(1), a CI runner) was
+ * aimed at us alone and is always forwarded. A kill(2) of the whole
+ * process group still reaches CMD twice, as with any wrapper.
+ */
+static void spawn_forward(int sig, siginfo_t *si, void *uctx)
+{
+	int saved = errno;
+	pid_t child = (pid_t)spawn_child;
+
+	(void)uctx;
+	if (child > 0 &&
+	    (si->si_code != SI_KERNEL || getpgid(child) != getpgrp()))
+		kill(child, sig);
+	errno = saved;
+}
+
+/*
+ * Starts CMD. The forwarded signals are blocked from before fork() until
+ * the handlers know the child's pid, so none is lost or sent to pid 0.
+ * The child reports an exec failure's errno through a close-on-exec pipe.
+ * Returns the child's pid once CMD runs; -1 when exec failed (its errno
+ * in *exec_err, the child reaped); -2 when a pipe or the fork failed
+ * (errno in *exec_err); -3 when the supervisor could not start (why says
+ * why, the child reaped).
+ */
+static pid_t spawn_start(char **cmd, struct ps_supervisor *sv, int *exec_err,
+		   char *why, size_t why_len)
+{
+	struct sigaction sa, cur;
+	sigset_t block, old;
+	int fds[2], err = 0;
+	size_t i;
+	ssize_t n;
+	pid_t pid;
+
+	*exec_err = 0;
+	sigemptyset(&block);
+	for (i = 0; i < SPAWN_NSIGNALS; i++)
+		sigaddset(&block, spawn_signals[i]);
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		*exec_err = errno;
+		return -2;
+	}
+	fflush(NULL);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	pid = fork();
+	if (pid < 0) {
+		*exec_err = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(fds[0]);
+		close(fds[1]);
+		return -2;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if (sv != NULL && ps_supervise_child(sv) < 0)
+			_exit(PS_EXIT_RUN_FAILED);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execvp(cmd[0], cmd);
+		err = errno;
+		if (write(fds[1], &err, sizeof(err)) < 0)
+			_exit(PS_EXIT_NO_CMD);
+		_exit(PS_EXIT_NO_CMD);
+	}
+	close(fds[1]);
+	if (sv != NULL && ps_supervise_start(sv, pid, why, why_len) < 0) {
+		/* The child exits without running CMD. */
+		close(fds[0]);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return -3;
+	}
+	spawn_child = pid;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = spawn_forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	for (i = 0; i < SPAWN_NSIGNALS; i++) {
+		/* A signal ignored when we started (nohup, a background job
+		 * of a non-interactive shell) stays ignored, as CMD has it
+		 * ignored too. */
+		if (sigaction(spawn_signals[i], NULL, &cur) == 0 &&
+		    cur.sa_handler == SIG_IGN)
+			continue;
+		sigaction(spawn_signals[i], &sa, NULL);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+
+	do
+		n = read(fds[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	if (n == (ssize_t)sizeof(err)) {
+		*exec_err = err;
+		/* The child exits at once; collect it. */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		spawn_child = 0;
+		return -1;
+	}
+	return pid;
+}
+
+/* Waits for CMD and turns its end into our exit status. */
+static int spawn_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			ps_cli_error("waiting for the command: %s",
+				     strerror(errno));
+			return PS_EXIT_RUN_FAILED;
+		}
+	}
+	/* The pid is free for reuse now: forward nothing more to it. */
+	spawn_child = 0;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return PS_EXIT_RUN_FAILED;
+}
+
+int ps_cli_exec(char **cmd, struct ps_supervisor *sv, const char *sv_name)
+{
+	char why[512];
+	int err;
+	pid_t pid;
+
+	pid = spawn_start(cmd, sv, &err, why, sizeof(why));
+	if (pid == -3) {
+		ps_cli_error("%s: %s", sv_name, why);
+		return PS_EXIT_RUN_FAILED;
+	}
+	if (pid == -2) {
+		ps_cli_error("cannot start %s: %s", cmd[0], strerror(err));
+		return PS_EXIT_RUN_FAILED;
+	}
+	if (pid < 0) {
+		ps_cli_error("%s: %s", cmd[0], strerror(err));
+		return err == ENOENT ? PS_EXIT_NO_CMD : PS_EXIT_CANNOT_EXEC;
+	}
+	return spawn_wait(pid);
+}
