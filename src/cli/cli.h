@@ -104,6 +104,14 @@ int ps_cli_parse_port(const char *what, const char *text, uint16_t *out);
 const char *ps_cli_getenv(const char *name);
 
 /*
+ * Loads the configuration of a command that hands out ports of the range
+ * (`pick`, `portserver`) into cfg and sets up logging from it. Each
+ * invalid variable is reported as one line and takes its default, except
+ * PORTSHIM_RANGE: returns PS_EXIT_USAGE if it is invalid, else 0.
+ */
+int ps_cli_range_config(struct ps_config *cfg);
+
+/*
  * The registry path the commands use: $PORTSHIM_REGISTRY, or NULL for the
  * default location in the per-user state directory.
  */

@@ -183,31 +183,6 @@ static int pick_parent(struct ps_ident *out)
 	return 0;
 }
 
-/*
- * Loads the configuration for the range. An invalid PORTSHIM_RANGE is a
- * usage error: picking from the default range instead would hand out
- * ports the user meant to keep apart. Other invalid variables are
- * reported and take their defaults. Returns 0 or an exit status.
- */
-static int pick_config(struct ps_config *cfg)
-{
-	char err[2048] = "";
-	bool bad_range = false;
-
-	if (ps_config_load(cfg, ps_cli_getenv, err, sizeof(err)) != 0) {
-		for (char *line = err, *end; *line != '\0'; line = end) {
-			end = line + strcspn(line, "\n");
-			if (*end == '\n')
-				*end++ = '\0';
-			ps_cli_error("%s", line);
-			if (strncmp(line, "PORTSHIM_RANGE:", 15) == 0)
-				bad_range = true;
-		}
-	}
-	ps_log_setup(cfg->log_level, cfg->log_file);
-	return bad_range ? PS_EXIT_USAGE : 0;
-}
-
 int ps_cli_pick(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -269,7 +244,7 @@ int ps_cli_pick(int argc, char **argv)
 	if (optind < argc)
 		return ps_cli_usage_error("pick: unexpected argument '%s'",
 					  argv[optind]);
-	rc = pick_config(&cfg);
+	rc = ps_cli_range_config(&cfg);
 	if (rc != 0)
 		return rc;
 	rc = hold != NULL ? pick_parse_hold(hold, &req.holder) :

@@ -511,31 +511,6 @@ static int psv_loop(struct psv_server *sv)
 	}
 }
 
-/*
- * Loads the configuration. An invalid PORTSHIM_RANGE is refused: serving
- * ports from a range the user did not mean would defeat the point. Other
- * invalid variables are reported and take their defaults. Returns 0 or
- * an exit status.
- */
-static int psv_config(struct ps_config *cfg)
-{
-	char err[2048] = "";
-	bool bad_range = false;
-
-	if (ps_config_load(cfg, ps_cli_getenv, err, sizeof(err)) != 0) {
-		for (char *line = err, *end; *line != '\0'; line = end) {
-			end = line + strcspn(line, "\n");
-			if (*end == '\n')
-				*end++ = '\0';
-			ps_cli_error("%s", line);
-			if (strncmp(line, "PORTSHIM_RANGE:", 15) == 0)
-				bad_range = true;
-		}
-	}
-	ps_log_setup(cfg->log_level, cfg->log_file);
-	return bad_range ? PS_EXIT_USAGE : 0;
-}
-
 int ps_cli_portserver(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -564,7 +539,7 @@ int ps_cli_portserver(int argc, char **argv)
 	if (optind < argc)
 		return ps_cli_usage_error("portserver: unexpected argument "
 					  "'%s'", argv[optind]);
-	rc = psv_config(&sv.cfg);
+	rc = ps_cli_range_config(&sv.cfg);
 	if (rc != 0)
 		return rc;
 	if (ps_cli_open_registry(&sv.reg) < 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "portspec.h"
 #include "registry.h"
 
@@ -150,6 +151,30 @@ int ps_cli_parse_port(const char *what, const char *text, uint16_t *out)
 const char *ps_cli_getenv(const char *name)
 {
 	return getenv(name);
+}
+
+/*
+ * An invalid PORTSHIM_RANGE is refused rather than replaced by the
+ * default range: ports from a range the user did not mean would mix
+ * with the ones they meant to keep apart.
+ */
+int ps_cli_range_config(struct ps_config *cfg)
+{
+	char err[2048] = "";
+	bool bad_range = false;
+
+	if (ps_config_load(cfg, ps_cli_getenv, err, sizeof(err)) != 0) {
+		for (char *line = err, *end; *line != '\0'; line = end) {
+			end = line + strcspn(line, "\n");
+			if (*end == '\n')
+				*end++ = '\0';
+			ps_cli_error("%s", line);
+			if (strncmp(line, "PORTSHIM_RANGE:", 15) == 0)
+				bad_range = true;
+		}
+	}
+	ps_log_setup(cfg->log_level, cfg->log_file);
+	return bad_range ? PS_EXIT_USAGE : 0;
 }
 
 const char *ps_cli_registry_path(void)
