@@ -124,6 +124,38 @@ const char *ps_cli_registry_path(void);
 int ps_cli_open_registry(struct ps_registry *reg);
 
 /*
+ * Locks the registry. On failure prints "cannot lock the registry PATH:
+ * REASON" and returns -errno; 0 with the lock held through g.
+ */
+int ps_cli_lock_registry(struct ps_registry *reg, struct ps_reg_guard *g);
+
+/*
+ * The options that `ls`, `port` and `wait` share, for the default case of
+ * their getopt_long loop (optstring "...:g:...h"): -g/--group G (checked
+ * and copied into group, PS_GROUP_MAX + 1 bytes), -h/--help (prints help)
+ * and getopt_long's errors. Returns -1 to go on with the next option, or
+ * the exit status the command returns with.
+ */
+int ps_cli_group_option(int c, char **argv, const char *help, char *group);
+
+/*
+ * The operand of `port` and `wait` (cmd, for messages): exactly one VPORT
+ * at argv[optind], into vport; and the group, when no --group filled it
+ * in, from ps_cli_default_group(). Returns 0, or reports a usage error
+ * and returns PS_EXIT_USAGE.
+ */
+int ps_cli_vport_operand(const char *cmd, int argc, char **argv,
+			 char *group, uint16_t *vport);
+
+/*
+ * The real port that vport has in group, read under the lock: returns 1
+ * with it in *real, 0 if the group has no lease of vport, or -errno if
+ * the registry cannot be locked (reported as ps_cli_lock_registry does).
+ */
+int ps_cli_lookup(struct ps_registry *reg, const char *group, uint16_t vport,
+		  uint16_t *real);
+
+/*
  * Names the protocols of a lease's protos bits: "tcp", "udp", "tcp+udp",
  * or "-" when no protocol has bound it yet. Returns a static string.
  */

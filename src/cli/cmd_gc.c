@@ -97,19 +97,14 @@ static int gc_collect(bool dry_run)
 	struct ps_reg_guard guard;
 	uint64_t now;
 	size_t n, i;
-	int rc;
 
 	if (ps_cli_open_registry(&reg) < 0) {
 		ps_cli_error("'portshim gc --reset' replaces a refused "
 			     "registry");
 		return PS_EXIT_NOTFOUND;
 	}
-	rc = ps_registry_lock(&reg, &guard);
-	if (rc < 0) {
-		ps_cli_error("cannot lock the registry %s: %s", reg.path,
-			     strerror(-rc));
+	if (ps_cli_lock_registry(&reg, &guard) < 0)
 		return PS_EXIT_NOTFOUND;
-	}
 	n = ps_registry_gc(&reg, dry_run, gc_note, &list);
 	ps_registry_unlock(&reg, &guard);
 

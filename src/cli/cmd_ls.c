@@ -72,12 +72,9 @@ static int ls_collect(struct ps_registry *reg, const char *group,
 	uint32_t port;
 	int rc;
 
-	rc = ps_registry_lock(reg, &guard);
-	if (rc < 0) {
-		ps_cli_error("cannot lock the registry %s: %s", reg->path,
-			     strerror(-rc));
+	rc = ps_cli_lock_registry(reg, &guard);
+	if (rc < 0)
 		return rc;
-	}
 	for (port = 1; port < PS_REG_NPORTS; port++) {
 		l = ps_registry_at(reg, (uint16_t)port);
 		if (l == NULL)
@@ -218,18 +215,14 @@ int ps_cli_ls(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:g:jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'g':
-			rc = ps_cli_parse_group("--group", optarg, group);
-			if (rc != 0)
-				return rc;
-			break;
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			return ps_cli_help(ls_help);
 		default:
-			return ps_cli_bad_option(c, argv);
+			rc = ps_cli_group_option(c, argv, ls_help, group);
+			if (rc >= 0)
+				return rc;
+			break;
 		}
 	}
 	if (optind < argc)

@@ -57,59 +57,32 @@ int ps_cli_port(int argc, char **argv)
 	char group[PS_GROUP_MAX + 1] = "";
 	enum ps_proto proto = PS_TCP;
 	struct ps_registry reg;
-	struct ps_reg_guard guard;
-	struct ps_lease *l;
 	uint16_t vport, real = 0;
-	bool found = false;
 	int c, rc;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:g:uh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'g':
-			rc = ps_cli_parse_group("--group", optarg, group);
-			if (rc != 0)
-				return rc;
-			break;
 		case 'u':
 			proto = PS_UDP;
 			break;
-		case 'h':
-			return ps_cli_help(port_help);
 		default:
-			return ps_cli_bad_option(c, argv);
+			rc = ps_cli_group_option(c, argv, port_help, group);
+			if (rc >= 0)
+				return rc;
+			break;
 		}
 	}
-	if (optind >= argc)
-		return ps_cli_usage_error("port: missing VPORT");
-	if (optind + 1 < argc)
-		return ps_cli_usage_error("port: unexpected argument '%s'",
-					  argv[optind + 1]);
-	rc = ps_cli_parse_port("port", argv[optind], &vport);
+	rc = ps_cli_vport_operand("port", argc, argv, group, &vport);
 	if (rc != 0)
 		return rc;
-	if (group[0] == '\0') {
-		rc = ps_cli_default_group(group);
-		if (rc != 0)
-			return rc;
-	}
 
 	if (ps_cli_open_registry(&reg) < 0)
 		return PS_EXIT_NOTFOUND;
-	rc = ps_registry_lock(&reg, &guard);
-	if (rc < 0) {
-		ps_cli_error("cannot lock the registry %s: %s", reg.path,
-			     strerror(-rc));
+	rc = ps_cli_lookup(&reg, group, vport, &real);
+	if (rc < 0)
 		return PS_EXIT_NOTFOUND;
-	}
-	l = ps_registry_find(&reg, group, vport);
-	if (l != NULL) {
-		real = ps_registry_port(&reg, l);
-		found = true;
-	}
-	ps_registry_unlock(&reg, &guard);
-
-	if (!found) {
+	if (rc == 0) {
 		ps_cli_error("no lease for %s port %u in group %s",
 			     proto == PS_UDP ? "udp" : "tcp", vport, group);
 		return PS_EXIT_NOTFOUND;

@@ -80,24 +80,6 @@ static int wait_parse_timeout(const char *text, double *out)
 	return 0;
 }
 
-/* The group's lease of vport: 1 and the real port, 0 if none, or -errno. */
-static int wait_lookup(struct ps_registry *reg, const char *group,
-		       uint16_t vport, uint16_t *real)
-{
-	struct ps_reg_guard g;
-	struct ps_lease *l;
-	int rc;
-
-	rc = ps_registry_lock(reg, &g);
-	if (rc < 0)
-		return rc;
-	l = ps_registry_find(reg, group, vport);
-	if (l != NULL)
-		*real = ps_registry_port(reg, l);
-	ps_registry_unlock(reg, &g);
-	return l != NULL;
-}
-
 /*
  * True if a TCP connection to addr is accepted within timeout_ms. The
  * connect is non-blocking: a listener whose backlog is full drops the
@@ -177,11 +159,6 @@ int ps_cli_wait(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":g:t:uh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'g':
-			rc = ps_cli_parse_group("--group", optarg, group);
-			if (rc != 0)
-				return rc;
-			break;
 		case 't':
 			rc = wait_parse_timeout(optarg, &timeout);
 			if (rc != 0)
@@ -190,25 +167,16 @@ int ps_cli_wait(int argc, char **argv)
 		case 'u':
 			proto = PS_UDP;
 			break;
-		case 'h':
-			return ps_cli_help(wait_help);
 		default:
-			return ps_cli_bad_option(c, argv);
+			rc = ps_cli_group_option(c, argv, wait_help, group);
+			if (rc >= 0)
+				return rc;
+			break;
 		}
 	}
-	if (optind >= argc)
-		return ps_cli_usage_error("wait: missing VPORT");
-	if (optind + 1 < argc)
-		return ps_cli_usage_error("wait: unexpected argument '%s'",
-					  argv[optind + 1]);
-	rc = ps_cli_parse_port("port", argv[optind], &vport);
+	rc = ps_cli_vport_operand("wait", argc, argv, group, &vport);
 	if (rc != 0)
 		return rc;
-	if (group[0] == '\0') {
-		rc = ps_cli_default_group(group);
-		if (rc != 0)
-			return rc;
-	}
 
 	/* A registry that is refused now will not heal by waiting. */
 	if (ps_cli_open_registry(&reg) < 0)
@@ -216,12 +184,9 @@ int ps_cli_wait(int argc, char **argv)
 	start = wait_now_ns();
 	deadline = start + (uint64_t)(timeout * 1e9);
 	for (;;) {
-		rc = wait_lookup(&reg, group, vport, &real);
-		if (rc < 0) {
-			ps_cli_error("cannot lock the registry %s: %s",
-				     reg.path, strerror(-rc));
+		rc = ps_cli_lookup(&reg, group, vport, &real);
+		if (rc < 0)
 			return PS_EXIT_NOTFOUND;
-		}
 		mapped = rc == 1;
 		now = wait_now_ns();
 		ms = now < deadline ? (int)((deadline - now) / 1000000) : 0;

@@ -83,31 +83,37 @@ static const struct cli_command commands[] = {
 	{ "portserver", ps_cli_portserver },
 };
 
+/*
+ * Writes "portshim: <message>\n" and then tail to stderr. stdout goes
+ * first: when both reach one terminal or file, what was printed before
+ * the error appears before it.
+ */
+__attribute__((format(printf, 2, 0)))
+static void cli_report(const char *tail, const char *fmt, va_list ap)
+{
+	char line[1024];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	fflush(stdout);
+	fprintf(stderr, "%s: %s\n%s", PS_CLI_PROG, line, tail);
+}
+
 void ps_cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	char line[1024];
 
-	/* stdout goes first: when both reach one terminal or file, what
-	 * was printed before the error appears before it. */
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	cli_report("", fmt, ap);
 	va_end(ap);
-	fflush(stdout);
-	fprintf(stderr, "%s: %s\n", PS_CLI_PROG, line);
 }
 
 int ps_cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	char line[1024];
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	cli_report("Try '" PS_CLI_PROG " --help'.\n", fmt, ap);
 	va_end(ap);
-	fflush(stdout);
-	fprintf(stderr, "%s: %s\nTry '%s --help'.\n", PS_CLI_PROG, line,
-		PS_CLI_PROG);
 	return PS_EXIT_USAGE;
 }
 
@@ -194,6 +200,53 @@ int ps_cli_open_registry(struct ps_registry *reg)
 		ps_cli_error("%s", err.msg[0] != '\0' ? err.msg :
 			     strerror(-rc));
 	return rc;
+}
+
+int ps_cli_lock_registry(struct ps_registry *reg, struct ps_reg_guard *g)
+{
+	int rc = ps_registry_lock(reg, g);
+
+	if (rc < 0)
+		ps_cli_error("cannot lock the registry %s: %s", reg->path,
+			     strerror(-rc));
+	return rc;
+}
+
+/*
+ * Help returns PS_EXIT_OK, which is 0: so "go on" needs a value that no
+ * exit status has.
+ */
+int ps_cli_group_option(int c, char **argv, const char *help, char *group)
+{
+	int rc;
+
+	switch (c) {
+	case 'g':
+		rc = ps_cli_parse_group("--group", optarg, group);
+		return rc != 0 ? rc : -1;
+	case 'h':
+		return ps_cli_help(help);
+	default:
+		return ps_cli_bad_option(c, argv);
+	}
+}
+
+int ps_cli_vport_operand(const char *cmd, int argc, char **argv,
+			 char *group, uint16_t *vport)
+{
+	int rc;
+
+	if (optind >= argc)
+		return ps_cli_usage_error("%s: missing VPORT", cmd);
+	if (optind + 1 < argc)
+		return ps_cli_usage_error("%s: unexpected argument '%s'", cmd,
+					  argv[optind + 1]);
+	rc = ps_cli_parse_port("port", argv[optind], vport);
+	if (rc != 0)
+		return rc;
+	if (group[0] == '\0')
+		return ps_cli_default_group(group);
+	return 0;
 }
 
 const char *ps_cli_protos_name(unsigned protos)

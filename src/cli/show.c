@@ -1,7 +1,9 @@
 /*
- * show.c - what `ls` and `who` share to show leases: a lease's liveness,
- * age and maker's command, its age as text, and JSON output (strings
- * that stay valid JSON whatever bytes they hold, and the lease object).
+ * show.c - what the commands share to show leases: the real port of a
+ * group's virtual port (`port`, `wait`); for `ls` and `who`, a lease's
+ * liveness, age and maker's command, its age as text, and JSON output
+ * (strings that stay valid JSON whatever bytes they hold, and the lease
+ * object).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -94,6 +96,23 @@ void ps_cli_json_string(const char *s)
 		p++;
 	}
 	putchar('"');
+}
+
+int ps_cli_lookup(struct ps_registry *reg, const char *group, uint16_t vport,
+		  uint16_t *real)
+{
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+	int rc;
+
+	rc = ps_cli_lock_registry(reg, &g);
+	if (rc < 0)
+		return rc;
+	l = ps_registry_find(reg, group, vport);
+	if (l != NULL)
+		*real = ps_registry_port(reg, l);
+	ps_registry_unlock(reg, &g);
+	return l != NULL;
 }
 
 void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns)
