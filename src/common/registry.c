@@ -825,6 +825,18 @@ static uint32_t peek_chain(struct ps_registry *reg, const char *group,
 	return 0;
 }
 
+/* The lock's file checks, for the same reasons (SIGBUS, orphan). */
+static int peek_file_ok(struct ps_registry *reg)
+{
+	struct stat st;
+
+	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)
+		return -EIO;
+	if (st.st_nlink == 0)
+		return -ESTALE;
+	return 0;
+}
+
 /*
  * Why a reader may skip the lock: every change to the table is made under
  * the lock between two increments of the header's sequence word (tx_begin
@@ -838,13 +850,10 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 {
 	struct ps_reg_header *h = reg->hdr;
 	uint32_t gh = ps_group_hash(group);
-	struct stat st;
+	int rc = peek_file_ok(reg);
 
-	/* The lock's checks, for the same reasons (SIGBUS, orphan). */
-	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)
-		return -EIO;
-	if (st.st_nlink == 0)
-		return -ESTALE;
+	if (rc)
+		return rc;
 	for (int i = 0; i < PEEK_TRIES; i++) {
 		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
 		struct ps_lease *l;
@@ -881,12 +890,10 @@ int ps_registry_peek_at(struct ps_registry *reg, const char *group,
 	struct ps_reg_header *h = reg->hdr;
 	struct ps_lease *l = &reg->leases[real];
 	uint32_t gh = ps_group_hash(group);
-	struct stat st;
+	int rc = peek_file_ok(reg);
 
-	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)
-		return -EIO;
-	if (st.st_nlink == 0)
-		return -ESTALE;
+	if (rc)
+		return rc;
 	for (int i = 0; i < PEEK_TRIES; i++) {
 		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
 		bool ours;

@@ -720,6 +720,27 @@ struct arglist {
 	char *stack[ARGV_STACK];
 };
 
+/* Room for total pointers in al: its stack, or a mapping. 0 or -errno. */
+static int args_alloc(struct arglist *al, size_t total)
+{
+	al->map = NULL;
+	if (total <= ARGV_STACK) {
+		al->argv = al->stack;
+		return 0;
+	}
+	if (total > SIZE_MAX / sizeof(char *))
+		return -E2BIG;
+	al->maplen = total * sizeof(char *);
+	al->map = mmap(NULL, al->maplen, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (al->map == MAP_FAILED) {
+		al->map = NULL;
+		return -errno;
+	}
+	al->argv = al->map;
+	return 0;
+}
+
 /*
  * Gathers arg0 and the arguments in ap up to the terminating NULL; with
  * want_envp, reads the environment that follows it into *envp. Returns 0
@@ -730,8 +751,8 @@ static int args_gather(struct arglist *al, const char *arg0, va_list ap,
 {
 	va_list count;
 	size_t n = 1, i;
+	int rc;
 
-	al->map = NULL;
 	va_copy(count, ap);
 	if (arg0 != NULL)
 		while (va_arg(count, char *) != NULL)
@@ -739,20 +760,9 @@ static int args_gather(struct arglist *al, const char *arg0, va_list ap,
 	va_end(count);
 	if (arg0 == NULL)
 		n = 0;
-	if (n + 1 <= ARGV_STACK) {
-		al->argv = al->stack;
-	} else {
-		if (n + 1 > SIZE_MAX / sizeof(char *))
-			return -E2BIG;
-		al->maplen = (n + 1) * sizeof(char *);
-		al->map = mmap(NULL, al->maplen, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (al->map == MAP_FAILED) {
-			al->map = NULL;
-			return -errno;
-		}
-		al->argv = al->map;
-	}
+	rc = args_alloc(al, n + 1);
+	if (rc < 0)
+		return rc;
 	if (n > 0) {
 		al->argv[0] = (char *)arg0;
 		for (i = 1; i < n; i++)
@@ -784,25 +794,14 @@ static int sup_args(struct arglist *al, const char *prog, char *const argv[])
 {
 	static char verb[] = "supervise", dashes[] = "--";
 	size_t n = 0, total, i;
+	int rc;
 
 	while (argv != NULL && argv[n] != NULL)
 		n++;
 	total = 4 + (n > 0 ? n - 1 : 0) + 1;
-	al->map = NULL;
-	if (total <= ARGV_STACK) {
-		al->argv = al->stack;
-	} else {
-		if (total > SIZE_MAX / sizeof(char *))
-			return -E2BIG;
-		al->maplen = total * sizeof(char *);
-		al->map = mmap(NULL, al->maplen, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (al->map == MAP_FAILED) {
-			al->map = NULL;
-			return -errno;
-		}
-		al->argv = al->map;
-	}
+	rc = args_alloc(al, total);
+	if (rc < 0)
+		return rc;
 	al->argv[0] = sup_prog;
 	al->argv[1] = verb;
 	al->argv[2] = dashes;
