@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -197,6 +198,15 @@ int ps_supervise_child(struct ps_supervisor *sv)
 
 	if (sv == NULL)
 		return 0;
+	/*
+	 * A supervised program cannot outlive its supervisor usefully:
+	 * every call the filter stops would fail with ENOSYS. So it dies
+	 * with it (a test harness's SIGKILL to the supervisor, say) rather
+	 * than linger, half-working, on the group's port. Set before the
+	 * handshake: a parent already gone never acknowledges it.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		return -errno;
 	lfd = ps_sv_filter_install(&sv->filter);
 	/* From here on our own bind, connect... would wait for the parent;
 	 * read, write and close are not intercepted. */

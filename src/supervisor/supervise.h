@@ -49,8 +49,9 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 			 const struct ps_config *cfg, char *why, size_t len);
 
 /*
- * In the child of fork(), just before exec: sets no_new_privs, installs
- * the filter and waits until the parent has taken the listener.
+ * In the child of fork(), just before exec: asks for SIGKILL when the
+ * parent (the supervisor) dies, sets no_new_privs, installs the filter
+ * and waits until the parent has taken the listener.
  * Async-signal-safe. Returns 0, or -errno (the parent learns it too; the
  * child should then _exit()).
  */

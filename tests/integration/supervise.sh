@@ -319,6 +319,7 @@ is "$(cat "$T/udp.server")" "port=$UPORT" \
 HPORT=9000
 cat >"$T/block.sh" <<EOF
 "$PSSV" hold $HPORT >"$T/hold.out" 2>&1 &
+hold=\$!
 i=0
 until grep -q port= "$T/hold.out"; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
@@ -338,6 +339,7 @@ for p in \$(cat "$T/blocked.pids"); do
     [ -d /proc/\$p ] && alive=\$((alive + 1))
 done
 echo \$alive >"$T/blocked.alive"
+kill \$hold
 EOF
 timeout 60 "$PORTSHIM" run --supervise --ports "$HPORT,9001" -- \
     sh "$T/block.sh" >"$T/block.log" 2>&1 || true
@@ -538,6 +540,39 @@ got=$(PORTSHIM_BYPASS=fail "$PORTSHIM" run --supervise --ports "$VPORT" -- \
     sh -c "\"$PSSV\" uring" 2>"$T/fail.err") || true
 is "$got" ENOSYS \
     "PORTSHIM_BYPASS=fail: a wrapped shell starts a static program under it"
+
+# A supervised program dies with its supervisor (SIGKILLed by a test
+# harness, say) instead of lingering on the group's port with every
+# intercepted call failing: `run --supervise`, and `portshim supervise`
+# as the exec wrappers start it.
+# orphan_check WHAT SUPERVISOR_PID: kills the supervisor, then expects its
+# child (the server) gone within 5 s.
+orphan_check() {
+    oc_child=""
+    oc_n=0
+    while [ -z "$oc_child" ] && [ "$oc_n" -lt 100 ]; do
+        oc_child=$(pgrep -P "$2" 2>/dev/null | head -n 1)
+        [ -n "$oc_child" ] || sleep 0.1
+        oc_n=$((oc_n + 1))
+    done
+    if [ -z "$oc_child" ]; then
+        not_ok "$1: the supervised server started"
+        return
+    fi
+    kill -KILL "$2" 2>/dev/null
+    if wait_exit "$oc_child" 5; then
+        ok "$1: SIGKILL to the supervisor ends the supervised server too"
+    else
+        not_ok "$1: SIGKILL to the supervisor ends the supervised server too"
+        kill -KILL "$oc_child" 2>/dev/null
+    fi
+}
+bg "$T/orphan-run.log" "$PORTSHIM" run --supervise --ports "$VPORT" \
+    --group orphan-run -- "$PSSV" serve "$VPORT" orphan
+orphan_check "run --supervise" "$ps_last_pid"
+bg "$T/orphan-sv.log" env PORTSHIM_PORTS="$VPORT" PORTSHIM_GROUP=orphan-sv \
+    "$PORTSHIM" supervise -- "$PSSV" serve "$VPORT" orphan
+orphan_check "portshim supervise" "$ps_last_pid"
 
 # ------------------------------- a kernel without what --supervise needs
 for call in seccomp pidfd_getfd; do
