@@ -43,16 +43,19 @@ for i in $COPIES; do
     diag_file "$T/socat-udp-$i.log"
 done
 
+# The clients wait up to 5 s for the echo after their input ends (socat
+# -t): the server's forked shell and cat start slowly on a loaded machine
+# under the sanitizer build. A UDP client waits that long every time.
 # shellcheck disable=SC2317 # called through expect_each
 tcp_echo() {
-    printf hello | in_group "$1" socat -t 2 - TCP:127.0.0.1:7000 |
+    printf hello | in_group "$1" socat -t 5 - TCP:127.0.0.1:7000 |
         sed 's/-hello$//'
 }
 expect_each "a TCP client gets its own copy's echo" socat-tcp tcp_echo
 
 # shellcheck disable=SC2317 # called through expect_each
 udp_echo() {
-    printf hello | in_group "$1" socat -t 2 - UDP:127.0.0.1:7000 |
+    printf hello | in_group "$1" socat -t 5 - UDP:127.0.0.1:7000 |
         sed 's/-hello$//'
 }
 expect_each "a connected UDP client gets its own copy's echo" socat-udp \
@@ -60,7 +63,7 @@ expect_each "a connected UDP client gets its own copy's echo" socat-udp \
 
 # shellcheck disable=SC2317 # called through expect_each
 udp_sendto() {
-    printf hello | in_group "$1" socat -t 2 - UDP-SENDTO:127.0.0.1:7000 |
+    printf hello | in_group "$1" socat -t 5 - UDP-SENDTO:127.0.0.1:7000 |
         sed 's/-hello$//'
 }
 expect_each \
