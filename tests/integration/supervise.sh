@@ -464,6 +464,62 @@ like "$T/wrapped-wa.server" "^port=$VPORT\$" \
 like "$T/wrapped-wb.out" "^peer=$VPORT\$" \
     "the wrapped static client sees the virtual peer (getpeername)"
 
+# The same through posix_spawn and posix_spawnp (Python's os.posix_spawn*):
+# the static server gets a real port of the group (in its mapping file),
+# and the static client reaches it.
+cat >"$T/spawn.py" <<'EOF'
+import os, sys, time
+pssv, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
+def spawn(fn, path, args, name):
+    fa = [(os.POSIX_SPAWN_OPEN, 1, out + "." + name,
+           os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)]
+    return fn(path, [path] + args, os.environ, file_actions=fa)
+real, cst, sst = "none", "-", "-"
+srv = spawn(os.posix_spawn, pssv, ["serve", port, "spawned", "1"], "server")
+try:
+    for _ in range(100):
+        with open(out + ".server") as f:
+            if "port=" in f.read():
+                break
+        time.sleep(0.1)
+    try:
+        with open(os.environ["PORTSHIM_MAP_FILE"]) as f:
+            for line in f:
+                w = line.split()
+                if w[:2] == ["tcp", port]:
+                    real = w[2]
+    except OSError:
+        pass
+    os.environ["PATH"] = os.path.dirname(pssv) + ":" + os.environ["PATH"]
+    cli = spawn(os.posix_spawnp, os.path.basename(pssv), ["get", port],
+                "client")
+    cst = os.waitpid(cli, 0)[1]
+finally:
+    # The server answers one connection and exits; never leave it behind.
+    for _ in range(50):
+        pid, sst = os.waitpid(srv, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(srv, 9)
+        sst = os.waitpid(srv, 0)[1]
+print(real, cst, sst)
+EOF
+got=$(PORTSHIM_BYPASS=supervise PORTSHIM_LOG=info "$PORTSHIM" run \
+    --ports "$VPORT" --group spawn --map "$T/spawn.map" -- \
+    "$PY" "$T/spawn.py" "$PSSV" "$VPORT" "$T/spawn" 2>"$T/spawn.err") ||
+    true
+spawn_real=${got%% *}
+case $spawn_real in
+'' | *[!0-9]* | "$VPORT") spawn_want="a real port of the group" ;;
+*) spawn_want="$spawn_real 0 0:spawned" ;;
+esac
+is "$got:$(head -n 1 "$T/spawn.client" 2>/dev/null)" "$spawn_want" \
+    "BYPASS=supervise: posix_spawn'd static server (real port $spawn_real), posix_spawnp'd client"
+like "$T/spawn.err" "running it as '[^']*portshim supervise -- [^']*pssv'" \
+    "the spawn wrappers say they run the static programs under supervise"
+
 # Multipath TCP (Go 1.24's listeners use it by default): a static MPTCP
 # server and client in each of two groups at once, both servers up before
 # either client connects.
