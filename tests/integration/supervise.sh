@@ -54,6 +54,21 @@ EOF
 COPY_DIR=$T
 export COPY_DIR
 
+# reap PID, for the scripts below: waits (10 s at most) for a server that
+# answers one connection to exit, then kills it, so that a client that
+# went elsewhere never leaves the test hanging.
+cat >"$T/reap.sh" <<'EOF'
+reap() {
+    r_i=0
+    while kill -0 "$1" 2>/dev/null && [ "$r_i" -lt 100 ]; do
+        sleep 0.1
+        r_i=$((r_i + 1))
+    done
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+EOF
+
 # start_copy NAME READY CLIENT SERVER [ARG]...: one copy under its own
 # `portshim run --supervise`, in group NAME, mapping file $T/NAME.map.
 start_copy() {
@@ -426,7 +441,9 @@ fi
 # PORTSHIM_PORTS (env -u), which supervise needs, so the wrapper puts it
 # back.
 cat >"$T/wrapped.sh" <<EOF
+. "$T/reap.sh"
 "$PSSV" serve $VPORT "\$1" 1 >"$T/wrapped-\$1.server" &
+srv=\$!
 i=0
 until grep -q port= "$T/wrapped-\$1.server" 2>/dev/null; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
@@ -437,7 +454,7 @@ until [ -e "$T/wrapped-wa.up" ] && [ -e "$T/wrapped-wb.up" ]; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
 done
 env -u PORTSHIM_PORTS "$PSSV" get $VPORT
-wait
+reap \$srv
 EOF
 for g in wa wb; do
     PORTSHIM_BYPASS=supervise PORTSHIM_LOG=info "$PORTSHIM" run \
@@ -525,7 +542,9 @@ like "$T/spawn.err" "running it as '[^']*portshim supervise -- [^']*pssv'" \
 # either client connects.
 if "$PSSV" serve -m 0 probe 0 >/dev/null 2>"$T/mptcp-probe.err"; then
     cat >"$T/mptcp.sh" <<EOF
+. "$T/reap.sh"
 "$PSSV" serve -m $VPORT "\$1" 1 >"$T/mptcp-\$1.server" &
+srv=\$!
 i=0
 until grep -q port= "$T/mptcp-\$1.server" 2>/dev/null; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
@@ -536,7 +555,7 @@ until [ -e "$T/mptcp-ma.up" ] && [ -e "$T/mptcp-mb.up" ]; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
 done
 "$PSSV" get -m $VPORT
-wait
+reap \$srv
 EOF
     for g in ma mb; do
         "$PORTSHIM" run --supervise --ports "$VPORT" --group "$g" -- \
@@ -558,13 +577,15 @@ fi
 # Inside a group that a plain `portshim run` made: the supervisor joins
 # the environment's group, and the run's mapping file shows the port.
 cat >"$T/join.sh" <<EOF
+. "$T/reap.sh"
 "$PORTSHIM" supervise -- "$PSSV" serve $VPORT joined 1 >"$T/join.server" &
+srv=\$!
 i=0
 until [ -s "$T/join.map" ]; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
 done
 "$PORTSHIM" supervise -- "$PSSV" get -n $VPORT
-wait
+reap \$srv
 EOF
 got=$("$PORTSHIM" run --ports "$VPORT" --group join --map "$T/join.map" -- \
     sh "$T/join.sh" 2>"$T/join.err" | head -n 1)
@@ -576,13 +597,15 @@ is "$st" 2 "portshim supervise outside any group is a usage error"
 # A run --supervise inside another: the kernel allows one listener per
 # process, so the outer supervisor serves the inner run's group.
 cat >"$T/nest.sh" <<EOF
+. "$T/reap.sh"
 "$PSSV" serve $VPORT nested 1 >"$T/nest.server" &
+srv=\$!
 i=0
 until grep -q port= "$T/nest.server" 2>/dev/null; do
     i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
 done
 "$PSSV" get $VPORT
-wait
+reap \$srv
 EOF
 got=$("$PORTSHIM" run --supervise --ports "$VPORT" --group outer -- \
     "$PORTSHIM" run --supervise --ports "$VPORT" --group inner \
