@@ -19,15 +19,20 @@ RANGE=18600-18699
 # The TCP servers start first: a TCP port is likelier than a UDP one to
 # be held by some other program on the host, and a real port chosen by a
 # TCP bind is known to be free for TCP.
+# -t 5 on both sides: after its input ends, socat waits 0.5 s by default
+# for the other direction, and `exec cat` (with the shim, and under the
+# sanitizer build its runtime too) may take longer than that to start on
+# a loaded machine: the client would get the prefix and not the echo.
 for i in $COPIES; do
-    serve "$i" socat TCP-LISTEN:7000,reuseaddr,fork \
+    serve "$i" socat -t 5 TCP-LISTEN:7000,reuseaddr,fork \
         SYSTEM:"printf socat-tcp-$i-; exec cat"
 done
 wait_copies 7000
 for i in $COPIES; do
     bg "$T/socat-udp-$i.log" "$PORTSHIM" run --ports "$PORTS" \
         --range "$RANGE" --group "socat-$i" --map "$T/socat-$i.map" -- \
-        socat UDP-RECVFROM:7000,fork SYSTEM:"printf socat-udp-$i-; exec cat"
+        socat -t 5 UDP-RECVFROM:7000,fork \
+        SYSTEM:"printf socat-udp-$i-; exec cat"
 done
 for i in $COPIES; do
     eval "real=\$real_$i"
@@ -44,8 +49,7 @@ for i in $COPIES; do
 done
 
 # The clients wait up to 5 s for the echo after their input ends (socat
-# -t): the server's forked shell and cat start slowly on a loaded machine
-# under the sanitizer build. A UDP client waits that long every time.
+# -t, as the servers): a UDP client waits that long every time.
 # shellcheck disable=SC2317 # called through expect_each
 tcp_echo() {
     printf hello | in_group "$1" socat -t 5 - TCP:127.0.0.1:7000 |
