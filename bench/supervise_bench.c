@@ -114,6 +114,35 @@ static void report(int op, double *t, int n)
 	       t[n - 1 - n / 10]);
 }
 
+/*
+ * n timed connect + accept + close to c, whose listener is l, into t;
+ * with SOCK_NONBLOCK in flags, a non-blocking connect (EINPROGRESS, then
+ * poll), as Go and event loops do.
+ */
+static void connects(int l, const struct sockaddr_in *c, int flags,
+		     double *t, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct pollfd p;
+		double t0 = now_us();
+		int s = socket(AF_INET, SOCK_STREAM | flags, 0), a;
+
+		if (connect(s, (const struct sockaddr *)c, sizeof(*c)) != 0 &&
+		    !(flags && errno == EINPROGRESS))
+			die(flags ? "connect tagged, non-blocking" :
+				    "connect tagged");
+		p = (struct pollfd){ .fd = s, .events = POLLOUT };
+		if (flags && poll(&p, 1, 5000) != 1)
+			die("poll");
+		a = accept(l, NULL, NULL);
+		if (a < 0)
+			die("accept");
+		close(a);
+		close(s);
+		t[i] = now_us() - t0;
+	}
+}
+
 /* One mode's measurements; tagged: the ports are portshim's 8080/8081. */
 static int run(int tagged, int n)
 {
@@ -125,7 +154,7 @@ static int run(int tagged, int n)
 	struct sockaddr_in u, got;
 	socklen_t len;
 	double *t = calloc((size_t)n, sizeof(double));
-	int l, s, a, us, ur, one = 1;
+	int l, s, us, ur, one = 1;
 
 	if (t == NULL)
 		die("calloc");
@@ -147,39 +176,9 @@ static int run(int tagged, int n)
 	if (bind(l, (struct sockaddr *)&b, sizeof(b)) != 0 ||
 	    listen(l, 128) != 0)
 		die("listener");
-	for (int i = 0; i < n; i++) {
-		double t0 = now_us();
-
-		s = socket(AF_INET, SOCK_STREAM, 0);
-		if (connect(s, (struct sockaddr *)&c, sizeof(c)) != 0)
-			die("connect tagged");
-		a = accept(l, NULL, NULL);
-		if (a < 0)
-			die("accept");
-		close(a);
-		close(s);
-		t[i] = now_us() - t0;
-	}
+	connects(l, &c, 0, t, n);
 	report(1, t, n);
-
-	for (int i = 0; i < n; i++) {
-		struct pollfd p;
-		double t0 = now_us();
-
-		s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		if (connect(s, (struct sockaddr *)&c, sizeof(c)) != 0 &&
-		    errno != EINPROGRESS)
-			die("connect tagged, non-blocking");
-		p = (struct pollfd){ .fd = s, .events = POLLOUT };
-		if (poll(&p, 1, 5000) != 1)
-			die("poll");
-		a = accept(l, NULL, NULL);
-		if (a < 0)
-			die("accept");
-		close(a);
-		close(s);
-		t[i] = now_us() - t0;
-	}
+	connects(l, &c, SOCK_NONBLOCK, t, n);
 	report(2, t, n);
 
 	for (int i = 0; i < n; i++) {

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -121,7 +122,13 @@ static void test_proc_self(void **state)
 	assert_int_equal(ps_proc_alive(&a), 1);
 }
 
-static void test_proc_self_after_fork(void **state)
+/*
+ * Forks a child (with glibc's fork(), or with the raw system call, which
+ * runs none of glibc's fork handlers) that reports ps_proc_self(); checks
+ * that it got its own identity rather than the parent's cached one, and
+ * that the parent's cache is untouched.
+ */
+static void check_child_identity(bool raw)
 {
 	struct ps_ident parent, child;
 	int p[2], status;
@@ -129,7 +136,7 @@ static void test_proc_self_after_fork(void **state)
 
 	assert_int_equal(ps_proc_self(&parent), 0);
 	assert_return_code(pipe2(p, O_CLOEXEC), errno);
-	pid = fork();
+	pid = raw ? (pid_t)syscall(SYS_fork) : fork();
 	assert_return_code(pid, errno);
 	if (pid == 0) {
 		struct ps_ident id;
@@ -145,45 +152,25 @@ static void test_proc_self_after_fork(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-	/* The child did not return its parent's cached identity. */
 	assert_int_equal(child.pid, (uint32_t)pid);
 	assert_int_not_equal(child.pid, parent.pid);
-	assert_true(child.start >= parent.start);
-}
-
-/*
- * A child made by the raw system call, which runs none of glibc's fork
- * handlers, still gets its own identity rather than the cached one.
- */
-static void test_proc_self_after_raw_fork(void **state)
-{
-	struct ps_ident parent, child;
-	int p[2], status;
-	long pid;
-
-	assert_int_equal(ps_proc_self(&parent), 0);
-	assert_return_code(pipe2(p, O_CLOEXEC), errno);
-	pid = syscall(SYS_fork);
-	assert_return_code(pid, errno);
-	if (pid == 0) {
-		struct ps_ident id;
-		int rc = ps_proc_self(&id);
-
-		if (rc != 0 || write(p[1], &id, sizeof(id)) != sizeof(id))
-			_exit(1);
-		_exit(0);
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &child, sizeof(child)), sizeof(child));
-	close(p[0]);
-	assert_int_equal(waitpid((pid_t)pid, &status, 0), (pid_t)pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	assert_int_equal(child.pid, (uint32_t)pid);
 	assert_true(child.start >= parent.start);
 
 	/* The parent's cache is untouched. */
 	assert_int_equal(ps_proc_self(&child), 0);
 	assert_memory_equal(&parent, &child, sizeof(parent));
+}
+
+static void test_proc_self_after_fork(void **state)
+{
+	(void)state;
+	check_child_identity(false);
+}
+
+static void test_proc_self_after_raw_fork(void **state)
+{
+	(void)state;
+	check_child_identity(true);
 }
 
 static void test_proc_child_alive_then_dead(void **state)
