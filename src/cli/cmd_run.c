@@ -29,6 +29,27 @@
 #error "PKGLIBDIR must name the folder the preload library is installed in"
 #endif
 
+/*
+ * The worker variables of common runners, for PORTSHIM_GROUP_FROM: each
+ * is set, in each worker process, to a value that no other worker of the
+ * same run has at the same time.
+ *   PYTEST_XDIST_WORKER  pytest-xdist ("gw0", "gw1"...)
+ *   PARALLEL_SEQ         GNU parallel (the job's sequence number)
+ *   MOCHA_WORKER_ID      mocha --parallel (0, 1...)
+ *   JEST_WORKER_ID       jest (1, 2...)
+ *   VITEST_POOL_ID       vitest (1..maxWorkers)
+ *   TEST_WORKER_INDEX    Playwright Test (unique per worker process, a
+ *                        restarted worker gets a new one)
+ *   TEST_ENV_NUMBER      Ruby's parallel_tests ("", "2", "3"...)
+ *   TEST_TOKEN           ParaTest (PHPUnit)
+ *   TEST_SHARD_INDEX     Bazel's test sharding
+ * A runner that sets none of them leaves the group as it is.
+ */
+#define PS_RUN_GROUP_FROM \
+	"PYTEST_XDIST_WORKER,PARALLEL_SEQ,MOCHA_WORKER_ID,JEST_WORKER_ID," \
+	"VITEST_POOL_ID,TEST_WORKER_INDEX,TEST_ENV_NUMBER,TEST_TOKEN," \
+	"TEST_SHARD_INDEX"
+
 static const char run_help[] =
 "Usage: portshim run [OPTION]... [--] CMD [ARG]...\n"
 "Run CMD with the portshim library preloaded (after any LD_PRELOAD\n"
@@ -53,9 +74,12 @@ static const char run_help[] =
 "\n"
 "CMD sees PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_MAP_FILE,\n"
 "PORTSHIM_GROUP_OWNER, PORTSHIM_RANGE (with --range) and LD_PRELOAD,\n"
-"and PORTSHIM_GROUP_FROM=PYTEST_XDIST_WORKER,PARALLEL_SEQ unless that is\n"
-"set already (even empty): each pytest-xdist worker and each GNU\n"
-"parallel job gets a group of its own.\n"
+"and, unless it is set already (even empty), PORTSHIM_GROUP_FROM naming\n"
+"the worker variables of common test runners: PYTEST_XDIST_WORKER,\n"
+"PARALLEL_SEQ, MOCHA_WORKER_ID, JEST_WORKER_ID, VITEST_POOL_ID,\n"
+"TEST_WORKER_INDEX (Playwright), TEST_ENV_NUMBER (parallel_tests),\n"
+"TEST_TOKEN (ParaTest) and TEST_SHARD_INDEX (Bazel): each worker of such\n"
+"a runner gets a group of its own.\n"
 "\n"
 "Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
 "usage or environment; 125 portshim failed before starting CMD; 126 CMD\n"
@@ -689,8 +713,7 @@ int ps_cli_run(int argc, char **argv)
 	 * empty one (none), is kept.
 	 */
 	if (getenv("PORTSHIM_GROUP_FROM") == NULL &&
-	    setenv("PORTSHIM_GROUP_FROM", "PYTEST_XDIST_WORKER,PARALLEL_SEQ",
-		   1) < 0) {
+	    setenv("PORTSHIM_GROUP_FROM", PS_RUN_GROUP_FROM, 1) < 0) {
 		ps_cli_error("cannot set the environment: %s",
 			     strerror(errno));
 		return PS_EXIT_RUN_FAILED;

@@ -26,7 +26,7 @@
 #include "proc.h"
 
 #define PS_GROUP_MAX 63		/* characters, without the NUL */
-#define PS_GROUP_FROM_MAX 8	/* variables in PORTSHIM_GROUP_FROM */
+#define PS_GROUP_FROM_MAX 16	/* variables in PORTSHIM_GROUP_FROM */
 #define PS_ENV_NAME_MAX 63
 
 #define PS_RANGE_LO_DEFAULT 20000

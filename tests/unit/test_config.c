@@ -195,7 +195,7 @@ static void test_config_valid_edges(void **state)
 
 	env_clear();
 	env_set("PORTSHIM_GROUP", group);
-	env_set("PORTSHIM_GROUP_FROM", "A,B,C,D,E,F,G,H");
+	env_set("PORTSHIM_GROUP_FROM", "A,B,C,D,E,F,G,H,I,J,K,L,M,N,O,P");
 	env_set("PORTSHIM_RANGE", "65535-65535");
 	env_set("PORTSHIM_MAP_FILE", path);
 	env_set("PORTSHIM_REGISTRY", path);
@@ -204,7 +204,7 @@ static void test_config_valid_edges(void **state)
 	assert_int_equal(rc, 0);
 	assert_string_equal(cfg.group, group);
 	assert_int_equal(cfg.n_group_from, PS_GROUP_FROM_MAX);
-	assert_string_equal(cfg.group_from[7], "H");
+	assert_string_equal(cfg.group_from[15], "P");
 	assert_int_equal(cfg.range_lo, 65535);
 	assert_int_equal(cfg.range_hi, 65535);
 	assert_string_equal(cfg.map_file, path);
@@ -287,7 +287,8 @@ static const struct bad_case bad_cases[] = {
 	{ "PORTSHIM_GROUP_FROM", "A-B", "'A-B'" },
 	{ "PORTSHIM_GROUP_FROM", "A B", "'A B'" },
 	{ "PORTSHIM_GROUP_FROM", "OK,$X", "'$X'" },
-	{ "PORTSHIM_GROUP_FROM", "A,B,C,D,E,F,G,H,I", "'A,B,C,D,E,F,G,H,I'" },
+	{ "PORTSHIM_GROUP_FROM", "A,B,C,D,E,F,G,H,I,J,K,L,M,N,O,P,Q",
+	  "'A,B,C,D,E,F,G,H,I,J,K,L,M,N,O,P,Q'" },
 	{ "PORTSHIM_GROUP_FROM", long_name, "'NNNNNNNN" },
 	{ "PORTSHIM_MAP_FILE", long_path, "'" P48 "...'" },
 	{ "PORTSHIM_RANGE", "20000", "'20000'" },

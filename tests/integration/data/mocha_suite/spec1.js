@@ -1,0 +1,4 @@
+'use strict';
+describe('spec 1', function () {
+    require('./fixed_port').serve('1');
+});

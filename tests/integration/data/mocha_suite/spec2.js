@@ -1,0 +1,4 @@
+'use strict';
+describe('spec 2', function () {
+    require('./fixed_port').serve('2');
+});
