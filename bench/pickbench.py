@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pickbench.py - what "give me a port with a server bound to it" costs
 with portpicker, measured inside one Python process so that interpreter
 start-up is not counted.

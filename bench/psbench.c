@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * psbench.c - timings of the socket calls portshim interposes, and the
  * small test job that scripts/bench runs many copies of.

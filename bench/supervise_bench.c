@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervise_bench.c - what a call costs under `portshim run --supervise`,
  * next to the preload library and to no portshim at all.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * portshim.h - ports that stay yours, for programs that link libportshim.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * api.c - libportshim.so.0, the C API of portshim.h: portshim_pick and
  * portshim_release on top of pick.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.h - what the commands of the `portshim` program share: exit codes,
  * error and usage messages, option helpers and registry access.
@@ -19,6 +20,11 @@
 #include "registry.h"
 
 #define PS_CLI_PROG "portshim"
+
+/* Where bugs go, for --help and --version (AC_INIT's bug-report field). */
+#define PS_CLI_BUGS_LINE \
+	"Report bugs to the " PACKAGE_BUGREPORT ", with the output of " \
+	"'portshim doctor'.\n"
 
 /* Exit codes (DESIGN.md "Command line"; 125-127 as env(1) uses them). */
 #define PS_EXIT_OK 0

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_doctor.c - `portshim doctor [CMD]`: can portshim see CMD, and is
  * this host set up for it? One line per check on stdout, each starting

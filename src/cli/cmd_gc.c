@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_gc.c - `portshim gc [--dry-run] [--reset]`: reclaims the leases of
  * dead holders, or moves a refused registry aside and starts a fresh one.

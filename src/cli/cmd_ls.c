@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_ls.c - `portshim ls [--group G] [--json]`: lists the leases of the
  * registry, as an aligned table or as one JSON document.

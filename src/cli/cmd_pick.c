@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_pick.c - `portshim pick` and `portshim release`: free ports for
  * programs that take a port argument, leased in the registry to a holder

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_port.c - `portshim port [--group G] [--udp] VPORT`: prints the real
  * port that VPORT has in the group.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_portserver.c - `portshim portserver [--address ADDR]`: Google
  * portpicker's portserver protocol, served from portshim's registry.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_run.c - `portshim run [OPTION]... [--] CMD...`: runs CMD with the
  * shim preloaded in a group of its own, passes its exit status through,

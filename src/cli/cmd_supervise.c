@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_supervise.c - `portshim supervise [--] CMD...`: runs CMD under the
  * seccomp supervisor in the group of the environment it is given, without

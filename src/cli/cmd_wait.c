@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_wait.c - `portshim wait [--group G] [--timeout S] [--udp] VPORT`:
  * waits until VPORT is mapped in the group and its server is ready, then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cmd_who.c - `portshim who PORT [--udp] [--json]`: every socket on this
  * host bound or connected to PORT, or to a real port that PORT stands

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * main.c - the `portshim` program: global options, command dispatch and
  * the helpers the commands share (cli.h).
@@ -62,7 +63,10 @@ static const char main_help[] =
 "Environment: PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_GROUP_FROM,\n"
 "PORTSHIM_MAP_FILE, PORTSHIM_RANGE, PORTSHIM_REGISTRY, PORTSHIM_UNMAPPED,\n"
 "PORTSHIM_ON_ERROR, PORTSHIM_LOG, PORTSHIM_LOG_FILE, PORTSHIM_BYPASS,\n"
-"PORTSHIM_KEEP_ENV; see portshim(1).\n";
+"PORTSHIM_KEEP_ENV; see portshim(1).\n"
+"\n"
+PS_CLI_BUGS_LINE
+"portshim is free software under the MIT licence; see --version.\n";
 
 struct cli_command {
 	const char *name;
@@ -271,7 +275,13 @@ int ps_cli_help(const char *text)
 
 static int cli_version(void)
 {
-	printf("%s %s\n", PS_CLI_PROG, PACKAGE_VERSION);
+	printf("%s %s\n"
+	       "Copyright (C) 2026 the portshim authors.\n"
+	       "License MIT: <https://spdx.org/licenses/MIT.html>.\n"
+	       "This is free software: you are free to change and "
+	       "redistribute it.\n"
+	       "There is NO WARRANTY, to the extent permitted by law.\n"
+	       "\n" PS_CLI_BUGS_LINE, PS_CLI_PROG, PACKAGE_VERSION);
 	return PS_EXIT_OK;
 }
 

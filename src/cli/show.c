@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * show.c - what the commands share to show leases: the real port of a
  * group's virtual port (`port`, `wait`); for `ls` and `who`, a lease's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spawn.c - how `run` and `supervise` start CMD and wait for it: the
  * signals a wrapper passes on, the exec failure reported through a pipe,

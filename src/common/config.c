@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.c - every PORTSHIM_* variable, parsed once into struct ps_config.
  *

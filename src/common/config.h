@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * config.h - every PORTSHIM_* variable, parsed once into one struct.
  *

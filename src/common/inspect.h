@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * inspect.h - can the preload library see a program? Looks at an
  * executable before it runs and says whether LD_PRELOAD will reach it and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mapfile.c - writing, reading and removing a group's mapping file.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mapfile.h - the group's mapping file (DESIGN.md "Mapping file"):
  *

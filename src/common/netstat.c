@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * netstat.c - sockets from /proc/net, and their processes from
  * /proc/PID/fd, with fixed buffers only (see netstat.h for why).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * netstat.h - the TCP and UDP sockets of this host, read from
  * /proc/net/{tcp,tcp6,udp,udp6}, and the processes that hold them, found

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pick.c - probing and leasing ports for `portshim pick`, the C API and
  * the portserver.

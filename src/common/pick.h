@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pick.h - ports for programs that take a port argument.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * policy.c - the decisions behind every rewritten call, independent of
  * how the call was intercepted.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * policy.h - which port a tagged bind gets, where a tagged connect goes,
  * and what a reported address should say: everything that does not depend

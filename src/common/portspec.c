@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * portspec.c - the PORTSHIM_PORTS language (grammar in portspec.h).
  *

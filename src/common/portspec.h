@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * portspec.h - the PORTSHIM_PORTS language.
  *

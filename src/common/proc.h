@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc.h - process identity: pid plus start time, so that a reused pid is
  * never mistaken for the process that made a lease.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * registry.c - the shared lease registry: creation, validation, the robust
  * lock with repair, and the lease table.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sockaddr.c - port access and locality of AF_INET/AF_INET6 addresses.
  */

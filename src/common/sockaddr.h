@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sockaddr.h - reading and rewriting the port of AF_INET/AF_INET6 socket
  * addresses, and deciding whether a destination is this host.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statedir.c - the per-user state directory.
  *

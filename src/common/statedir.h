@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * statedir.h - the per-user state directory that holds the registry and
  * the default mapping files: /dev/shm/portshim-<uid>/, or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supcall.c - socket system calls carrying the supervisor's cookie.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supcall.h - socket system calls that the seccomp supervisor lets
  * through.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * accept.c - the peer address that accept() and accept4() report.
  *

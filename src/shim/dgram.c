@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dgram.c - the calls that carry an address with the data: sendto (and
  * its MSG_FASTOPEN form, an implicit TCP connect), sendmsg and sendmmsg

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * exec.c - the exec*() and posix_spawn*() wrappers of libportshim.so:
  * never let a program escape the shim silently.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shim.c - the interposed socket calls of libportshim.so.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * shim.h - what the interposition files of libportshim.so share: the
  * process's configuration and policy, the once-guarded initialisation and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervised.c - the real-symbol table of a supervised process: the
  * preload's own socket calls carry the supervisor's cookie.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervised.h - the preload library under `portshim run --supervise`.
  *

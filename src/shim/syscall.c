@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * syscall.c - libc's syscall() for the socket calls that carry a port.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * filter.c - the seccomp filter of supervised processes (see filter.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * filter.h - the seccomp filter of supervised processes, and the kernel
  * features the supervisor needs.

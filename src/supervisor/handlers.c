@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handlers.c - what the supervisor does with each intercepted call.
  *

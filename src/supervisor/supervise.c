@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervise.c - the supervisor's life: the handshake with the child that
  * installs the filter, the notification loop, and the worker threads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * supervise.h - `portshim run --supervise`: a seccomp user-notification
  * supervisor that applies portshim's policy to programs the preload

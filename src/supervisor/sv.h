@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sv.h - what the files of the supervisor share: the supervisor itself,
  * one intercepted call, and the two halves of handling it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * target.c - the supervised threads, their environments and policies,
  * and access to their memory and descriptors (see target.h).

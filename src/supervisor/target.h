@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * target.h - what the supervisor knows about the processes it watches:
  * one entry per thread that made an intercepted call (its process, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_header.c - libFuzzer target for what the registry reads from a
  * file it does not trust.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_portspec.c - libFuzzer target for the PORTSHIM_PORTS parser.
  *

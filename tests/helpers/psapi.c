@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * psapi.c - checks of the socket calls the shim rewrites, from inside a
  * program running under `portshim run --ports 5300-5309,8080-8089`:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * psh.h - what the socket-API test helpers (psapi, psproc) share:
  * reporting checks as lines a shell test relays to TAP, building

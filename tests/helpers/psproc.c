@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * psproc.c - processes, threads and signal handlers under the shim, run
  * by `portshim run --ports 8080-8099,9000-9015`:

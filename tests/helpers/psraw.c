@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * psraw.c - socket calls made with libc's syscall(), as some programs do,
  * for the integration tests: the shim must rewrite them like the libc

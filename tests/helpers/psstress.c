@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * psstress.c - load and inspection tool for the registry's integration
  * tests.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pssv.c - a small server and client for the supervisor's tests, meant to
  * be linked statically (cc -static), so that no preload library can see

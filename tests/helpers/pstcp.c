@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pstcp.c - a tiny socket tool for the integration tests.
  *

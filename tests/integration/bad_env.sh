@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bad_env.sh - invalid PORTSHIM_* values, seen from a program under the
 # preloaded shim: each gives exactly one "portshim[PID]:" line on
 # standard error naming the variable, the program runs on, and the

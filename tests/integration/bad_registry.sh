@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bad_registry.sh - a registry the shim must refuse, seen from a program.
 #
 # For each kind of bad registry file (garbage, zero-length, truncated,

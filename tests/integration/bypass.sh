@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bypass.sh - a program that escapes the shim is never silent.
 #
 # Programs the preload cannot see (built here: a static C program, a

@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# SPDX-License-Identifier: MIT
 # checks.sh - runs the C test helpers (psapi, psproc; see
 # tests/helpers/psh.h) and relays their check lines to TAP through
 # lib.sh. Source it after lib.sh.

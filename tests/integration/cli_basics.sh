@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # cli_basics.sh - the portshim program's contract: help and version, usage
 # errors (exit 2, one line naming the bad value), `run` passing CMD's exit
 # status through and setting CMD's environment, releasing the group at
@@ -45,6 +46,9 @@ usage_error() {
 is "$(st "$PORTSHIM" --help)" 0 "--help exits 0"
 check "--help prints the usage to stdout" grep -q '^Usage: portshim' "$T/out"
 is "$(wc -c <"$T/err" | tr -d ' ')" 0 "--help writes nothing to stderr"
+check "--help says where to report bugs" \
+    grep -q "^Report bugs to .*'portshim doctor'" "$T/out"
+check "--help names the licence" grep -q 'MIT licence' "$T/out"
 is "$(st "$PORTSHIM" help)" 0 "help exits 0"
 check "help prints the usage" grep -q '^Usage: portshim' "$T/out"
 is "$(st "$PORTSHIM" help gc)" 0 "help gc exits 0"
@@ -57,6 +61,10 @@ done
 is "$(st "$PORTSHIM" --version)" 0 "--version exits 0"
 check "--version prints 'portshim VERSION'" \
     grep -Eq '^portshim [0-9]+\.[0-9]+' "$T/out"
+check "--version names the MIT licence" grep -q '^License MIT' "$T/out"
+check "--version has the copyright line" grep -q '^Copyright (C)' "$T/out"
+check "--version says where to report bugs" \
+    grep -q "^Report bugs to .*'portshim doctor'" "$T/out"
 
 # --------------------------------------------------------- usage errors
 usage_error "no command" "missing command" "$PORTSHIM"

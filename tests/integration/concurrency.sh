@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # concurrency.sh - eight processes of four threads each, every process in a
 # group of its own under `portshim run`, bind tagged ports at the same
 # moment: 100 different virtual ports per thread, 3200 binds in all, each

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # debug.sh - debugging port clashes, against real processes: `who` on a
 # foreign (unwrapped) listener, a TIME_WAIT socket and a wrapped server in
 # a group (by real and by virtual port); `ls` and `gc` on a group whose

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # group_from.sh - one `portshim run` around a runner that numbers its
 # workers in the environment: PORTSHIM_GROUP_FROM (which `portshim run`
 # sets to PYTEST_XDIST_WORKER,PARALLEL_SEQ by default) gives each worker

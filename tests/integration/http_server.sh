@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # http_server.sh - eight copies of the unmodified `python3 -m http.server
 # 8080` run side by side, each under its own `portshim run`, and each
 # group's client reaches its own copy at 127.0.0.1:8080. The same eight

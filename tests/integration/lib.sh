@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# SPDX-License-Identifier: MIT
 # lib.sh - a small TAP library for portshim's integration tests (POSIX sh).
 #
 # A test sources it first:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # mapfile_poll.sh - a reader polling a group's mapping file while the
 # group's mapping changes hundreds of times never sees a partial file,
 # and the writer never follows a symlink someone placed at the final

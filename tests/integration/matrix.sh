@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# SPDX-License-Identifier: MIT
 # matrix.sh - what the matrix tests share: N copies of an unmodified
 # server on one virtual port, each under its own `portshim run` in a
 # group of its own, and clients that must reach their own copy only.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_java.sh - four copies of a Java server doing
 # `new ServerSocket(9000)` (compiled here with javac), each answering
 # with its own text; each group's Java client (v4-mapped IPv6 socket)

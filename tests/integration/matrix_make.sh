@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_make.sh - a sample `make -j4` suite whose four shell tests each
 # start a web server on the same hard-coded port 18090
 # (tests/integration/data/make_suite): alone it fails ("Address already

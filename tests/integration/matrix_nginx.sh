@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_nginx.sh - four copies of an unmodified nginx, each with three
 # worker processes and `listen 8080 reuseport` (the master binds one
 # SO_REUSEPORT socket per worker: all must get the group's one real

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_node.sh - four copies of an unmodified Node.js one-liner,
 # http.createServer().listen(3000) (libuv binds [::] dual-stack when the
 # host has IPv6), each answering with its own text; each group's client

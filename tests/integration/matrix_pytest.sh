@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_pytest.sh - a sample pytest suite whose tests all start a server
 # on one hard-coded port (tests/integration/data/pytest_suite): with
 # `pytest -n 4` alone, the xdist workers clash ("Address already in

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_redis.sh - four copies of an unmodified redis-server on 6379
 # (binding both 0.0.0.0 and [::] by default: the two binds of one group
 # must agree on the real port), each group's redis-cli writing a key

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_socat.sh - four copies of unmodified socat echo servers, TCP
 # and UDP on the same virtual port 7000 (one real port serves both, as
 # for a DNS server), each copy prefixing the echo with its own name; each

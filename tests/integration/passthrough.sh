@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # passthrough.sh - what portshim must leave alone, and what it must refuse.
 #
 # Under `portshim run --ports 8080`: a server on an untagged port is bound

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # pick.sh - `portshim pick` and `portshim release`.
 #
 # 16 shells call `portshim pick` 50 times each, all at once, while

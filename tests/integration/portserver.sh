@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # portserver.sh - `portshim portserver` against the real client: Debian's
 # python3-portpicker with PORTSERVER_ADDRESS set.
 #

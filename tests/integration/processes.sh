@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # processes.sh - the shim in real process trees (tests/helpers/psproc.c):
 # fork (the first shim call in a child; children of a busy
 # multi-threaded parent; a server restarted in a live group gets its

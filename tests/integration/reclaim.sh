@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # reclaim.sh - `portshim gc` takes back the leases of a group whose owner
 # was killed with SIGKILL, and never those of a living one.
 #

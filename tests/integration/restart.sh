@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # restart.sh - a server restarted inside a live group. The group "live"
 # is owned by a long-lived run (its own server holds port 8081). A server
 # on 8080 joins the group with `portshim run --group live`, is killed,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # secure_mode.sh - in a setuid program (AT_SECURE) the shim ignores every
 # PORTSHIM_* variable, as secure_getenv does: an unprivileged user must
 # not be able to make a root program write files of the user's choosing

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # socket_api.sh - the socket calls portshim rewrites, checked call by call
 # from inside a program under `portshim run` (tests/helpers/psapi.c):
 # UDP sendto/sendmsg/sendmmsg and what recvfrom/recvmsg/recvmmsg report;

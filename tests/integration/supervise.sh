@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # supervise.sh - `portshim run --supervise`: programs that no preload can
 # see (a statically linked C server and client, a real Go program, raw
 # system calls) run as 4 concurrent copies on one port, each reaching its

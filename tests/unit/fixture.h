@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fixture.h - what the registry's unit tests share: a registry of the
  * test's own in a fresh folder under /tmp, a lease template, the

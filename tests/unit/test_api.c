@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api.c - the C API of portshim.h (libportshim.so.0), used as a
  * program uses it: through the public header and the shared library,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_config.c - reading the PORTSHIM_* variables into struct ps_config.
  *

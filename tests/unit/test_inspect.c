@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_inspect.c - what ps_inspect says about real executables built
  * here: a dynamic and a static C program, programs carrying the Go

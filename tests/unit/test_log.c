@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_log.c - log lines: format, levels, truncation, errno, and lines
  * from many processes at once.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_mapfile.c - the mapping file: exact text, round trip, the strict
  * reader, atomic replacement under a concurrent reader, symlinks planted

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_netstat.c - socket tables and socket owners: parsing the kernel's
  * lines, finding real sockets of this process and of a child (listening,

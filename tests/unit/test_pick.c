@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_pick.c - probing and leasing ports for pick (pick.c): what the
  * probe refuses, distinct ports under many processes, all-or-nothing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_policy_bind.c - the policy's lock-free paths. A repeat bind: a
  * process binding again a virtual port whose lease it made takes its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_portspec.c - the PORTSHIM_PORTS parser and ps_parse_uint.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_proc.c - process identity: pid + start time, liveness, zombies,
  * command lines, and the "PID:START" text form.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registry.c - the lease table: layout, lookups, chains, reclaiming,
  * allocation, and the basic contract of the lock.

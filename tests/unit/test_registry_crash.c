@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registry_crash.c - a process killed while it holds the registry
  * lock costs the others nothing but the lock's recovery.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registry_files.c - opening the registry: the creation race, and
  * every kind of file that must be refused.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registry_peek.c - the cheap ways to read the registry: the
  * lock-free read of a (group, vport) lease (ps_registry_peek: answers,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sockaddr.c - port access, copies, locality and this host's
  * interface addresses (src/common/sockaddr.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_statedir.c - the per-user state directory: creation, refusal of
  * anything another user could have planted, the XDG_RUNTIME_DIR fallback,

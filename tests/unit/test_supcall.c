@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_supcall.c - the supervisor's cookie: its text form, and the
  * cookie-carrying socket calls, which must behave exactly like the plain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sv_filter.c - the supervisor's seccomp filter, installed for real
  * in a child whose listener the test takes with pidfd_getfd: which calls

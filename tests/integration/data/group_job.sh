@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # group_job.sh ID DIR PSTCP VPORT - one job of group_from.sh: serves
 # "job-ID" on 127.0.0.1:VPORT, waits (10 s at most) until all four jobs
 # of the run serve, fetches from VPORT and notes in DIR/result-ID what it

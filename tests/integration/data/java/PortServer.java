@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // PortServer - an unmodified-style Java server and client for the
 // portshim matrix: `new ServerSocket(9000)` (the JDK binds a dual-stack
 // IPv6 socket, [::]:9000) and `new Socket("127.0.0.1", 9000)` (which

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # server_test.sh NAME PORT PYTHON - one test of the sample suite: serves
 # a folder holding NAME on 127.0.0.1:PORT, fetches it back (waiting up
 # to 10 s for the server), keeps the server up for a second, stops it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Makefile of a test suite written without parallel runs in mind
 # (the test copies it in as Makefile): each test starts a web server on
 # the same hard-coded port, checks that it answers with the test's own

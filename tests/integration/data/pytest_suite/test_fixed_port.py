@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A test suite written without parallel runs in mind: every test starts
 its own HTTP server on the same hard-coded port, talks to it for a
 moment, and stops it. Run one test at a time, it passes; run with
