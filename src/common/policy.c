@@ -358,6 +358,37 @@ static int bind_settle(struct ps_policy *pol, const struct ps_ident *self,
 	return 0;
 }
 
+/*
+ * The error line of a bind that failed because another live process of
+ * the same group holds the group's real port of vport: as without
+ * portshim, two servers of one group cannot share a port, and the usual
+ * cause under portshim is a runner whose jobs or workers all landed in
+ * one group. Shown at the default level, since the program's own message
+ * ("Address already in use") does not say why. Names the process that
+ * holds the socket (a /proc scan, on this failure path only), else the
+ * lease's maker, which lives. No allocation; errno preserved.
+ */
+static void clash_in_group(struct ps_policy *pol, enum ps_proto proto,
+			   uint16_t vport, uint16_t real,
+			   const struct ps_ident *maker, const char *sockdesc)
+{
+	struct ps_netstat_holder h;
+	char cmd[64];
+	pid_t pid = maker->pid;
+	int saved = errno;
+
+	if (ps_netstat_holder(proto, real, &h) == 0 && h.found && h.pid > 0)
+		pid = h.pid;
+	ps_proc_cmdline(pid, cmd, sizeof(cmd));
+	PS_ERROR("bind %s failed: port %u of group=%s (real %u) is held by "
+		 "pid %d (%s) of the same group; to give parallel jobs or "
+		 "workers a group each, use 'portshim run --per-job' (make "
+		 "-j, ctest -j, xargs -P) or name the runner's worker "
+		 "variable in PORTSHIM_GROUP_FROM", sockdesc, (unsigned)vport,
+		 pol->group, (unsigned)real, (int)pid, cmd);
+	errno = saved;
+}
+
 int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
 		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
 		   uint16_t *real, const char *sockdesc)
@@ -384,9 +415,11 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	struct ps_lease *l;
 	bool changed = false;
 	bool moved = false;
+	struct ps_ident inside;		/* live maker of a clash */
 	uint16_t busy = 0, bound;
 	int rc;
 
+	memset(&inside, 0, sizeof(inside));
 	rc = bind_repeat(pol, &self, proto, vport, try_bind, arg, real,
 			 &bound);
 	if (rc == 0) {
@@ -419,6 +452,8 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 			goto out;
 		}
 		busy = ps_registry_port(&pol->reg, l);
+		if (rc == -EADDRINUSE)
+			inside = l->maker;
 		if (rc != -EAGAIN)
 			goto out;
 		tmpl = *l;
@@ -462,6 +497,10 @@ out:
 			 (unsigned)cfg->range_lo, (unsigned)cfg->range_hi,
 			 pol->group);
 	} else if (rc == -EADDRINUSE) {
+		if (inside.pid != 0 && inside.pid != self.pid)
+			clash_in_group(pol, proto, vport, busy, &inside,
+				       sockdesc);
+		/* With PORTSHIM_LOG=info, the socket and lease too. */
 		ps_policy_clash(pol, proto, busy, sockdesc);
 	} else {
 		PS_ERROR("bind %s failed: %s", sockdesc, strerror(-rc));
