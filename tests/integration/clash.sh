@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # clash.sh - a bind that fails because another live process of the same
 # group holds the group's port says so at the default log level, in one
 # line that names the holder (pid and command) and the fix (--per-job,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # matrix_mocha.sh - a mocha suite whose four spec files each start a server
 # on one hard-coded port (tests/integration/data/mocha_suite) and talk to
 # it while the others run: under `portshim run -- mocha --parallel`, with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 'use strict';
 // fixed_port.js - what each spec file of this suite does: serves its own
 // text on one hard-coded port (18300), waits until every spec of the run

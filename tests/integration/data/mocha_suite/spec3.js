@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 'use strict';
 describe('spec 3', function () {
     require('./fixed_port').serve('3');
