@@ -426,6 +426,9 @@ static int try_bind(void *arg, uint16_t real)
 	struct bind_arg *b = arg;
 	union ps_sockaddr copy;
 
+	/* Never with privileges the process lacks (see target.h). */
+	if (!ps_sv_task_may_bind(&b->sv->targets, b->c->task, real))
+		return -EACCES;
 	ps_sockaddr_copy_port(&copy, &b->c->addr.sa, b->c->addrlen, real);
 	if (ps_supcall_bind(b->sv->cookie, b->c->fd, &copy.sa,
 			    b->c->addrlen) == 0)

@@ -168,7 +168,8 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 	}
 	rc = ps_sv_targets_init(&sv->targets);
 	if (rc) {
-		snprintf(why, len, "out of memory");
+		snprintf(why, len, "cannot take the supervisor's own "
+			 "credentials and configuration: %s", strerror(-rc));
 		goto fail;
 	}
 	pthread_mutex_init(&sv->mu, NULL);
@@ -187,7 +188,7 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 	*out = sv;
 	return 0;
 fail:
-	free(sv->targets.scratch);
+	ps_sv_targets_free(&sv->targets);
 	free_supervisor(sv);
 	return rc;
 }
@@ -489,7 +490,7 @@ void ps_supervise_stop(struct ps_supervisor *sv)
 	if (!idle)
 		return;
 	ps_sv_targets_clear(&sv->targets);
-	free(sv->targets.scratch);
+	ps_sv_targets_free(&sv->targets);
 	free_supervisor(sv);
 }
 

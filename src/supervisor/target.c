@@ -23,15 +23,78 @@
 /* /proc/PID/environ can be as large as the exec limit allows. */
 #define ENVIRON_MAX (64u << 20)
 
+/* linux/capability.h's CAP_NET_BIND_SERVICE, as a bit of CapEff. */
+#define CAP_NET_BIND_SERVICE_BIT 10
+
 /* Beyond this many cached threads, dead ones are swept out. */
 #define TASKS_SWEEP 1024u
 
+static int read_all(int dirfd, const char *name, char **out, size_t *len);
+static int read_creds(int dirfd, pid_t *tgid, char **creds, uint64_t *caps);
+
+/*
+ * This process's PORTSHIM_* variables (and those PORTSHIM_GROUP_FROM
+ * names: all variables are kept, as they are few), NUL-separated as in
+ * /proc/PID/environ.
+ */
+static int copy_own_environ(struct ps_sv_targets *t)
+{
+	size_t n = 0;
+	char *p;
+
+	for (char **e = environ; *e != NULL; e++)
+		n += strlen(*e) + 1;
+	t->own_environ = malloc(n + 1);
+	if (t->own_environ == NULL)
+		return -ENOMEM;
+	p = t->own_environ;
+	for (char **e = environ; *e != NULL; e++) {
+		size_t l = strlen(*e) + 1;
+
+		memcpy(p, *e, l);
+		p += l;
+	}
+	t->own_environ_len = n;
+	return 0;
+}
+
 int ps_sv_targets_init(struct ps_sv_targets *t)
 {
+	char *buf;
+	size_t len;
+	pid_t tgid;
+	int dirfd, rc;
+
 	memset(t, 0, sizeof(*t));
 	t->sweep_at = TASKS_SWEEP;
+	t->unpriv_port = 1024;
+	if (read_all(AT_FDCWD, "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+		     &buf, &len) == 0) {
+		t->unpriv_port = (unsigned)strtoul(buf, NULL, 10);
+		free(buf);
+	}
 	t->scratch = malloc(sizeof(*t->scratch));
-	return t->scratch == NULL ? -ENOMEM : 0;
+	if (t->scratch == NULL)
+		return -ENOMEM;
+	rc = copy_own_environ(t);
+	if (rc)
+		return rc;
+	dirfd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	rc = read_creds(dirfd, &tgid, &t->own_creds, &t->own_caps);
+	close(dirfd);
+	return rc;
+}
+
+void ps_sv_targets_free(struct ps_sv_targets *t)
+{
+	free(t->scratch);
+	free(t->own_creds);
+	free(t->own_environ);
+	t->scratch = NULL;
+	t->own_creds = NULL;
+	t->own_environ = NULL;
 }
 
 bool ps_sv_notif_valid(int listener, uint64_t id)
@@ -146,11 +209,38 @@ out:
 	return rc;
 }
 
-/* The Tgid of the thread whose /proc directory is dirfd. */
-static int read_tgid(int dirfd, pid_t *tgid)
+/* Appends the line of status that starts with name to *out. */
+static int add_line(const char *status, const char *name, char **out,
+		    size_t *len)
+{
+	const char *p = strstr(status, name), *nl;
+	char *n;
+
+	if (p == NULL)
+		return -EIO;
+	nl = strchr(p, '\n');
+	if (nl == NULL)
+		nl = p + strlen(p);
+	n = realloc(*out, *len + (size_t)(nl - p) + 2);
+	if (n == NULL)
+		return -ENOMEM;
+	memcpy(n + *len, p, (size_t)(nl - p));
+	*len += (size_t)(nl - p);
+	n[(*len)++] = '\n';
+	n[*len] = '\0';
+	*out = n;
+	return 0;
+}
+
+/*
+ * From the status file of the thread whose /proc directory is dirfd: its
+ * Tgid, and, if creds is not NULL, its Uid, Gid and Groups lines (in a
+ * new string) and its effective capabilities.
+ */
+static int read_creds(int dirfd, pid_t *tgid, char **creds, uint64_t *caps)
 {
 	char *buf, *p;
-	size_t len;
+	size_t len, clen = 0;
 	long v;
 	int rc;
 
@@ -166,8 +256,70 @@ static int read_tgid(int dirfd, pid_t *tgid)
 			rc = 0;
 		}
 	}
+	if (rc == 0 && creds != NULL) {
+		*creds = NULL;
+		rc = add_line(buf, "\nUid:", creds, &clen);
+		if (rc == 0)
+			rc = add_line(buf, "\nGid:", creds, &clen);
+		if (rc == 0)
+			rc = add_line(buf, "\nGroups:", creds, &clen);
+		p = strstr(buf, "\nCapEff:");
+		if (rc == 0 && p == NULL)
+			rc = -EIO;
+		if (rc == 0)
+			*caps = strtoull(p + 8, NULL, 16);
+		if (rc) {
+			free(*creds);
+			*creds = NULL;
+		}
+	}
 	free(buf);
 	return rc;
+}
+
+/*
+ * True if the thread whose /proc directory is dirfd has the supervisor's
+ * credentials: the same user and group ids (real, effective, saved,
+ * file system), the same supplementary groups, and every capability the
+ * supervisor has. Such a thread could do itself whatever the supervisor
+ * would do on its word. False when it cannot be told.
+ *
+ * The thread is blocked in a notification while this is asked, and only
+ * a thread changes its own credentials, so the answer holds until it
+ * leaves the call. Its other threads share its memory (its environment
+ * included): a process whose threads differ is only as trustworthy as
+ * the least privileged of them, which the thread asking is not required
+ * to be; such processes are made with raw system calls only, and are
+ * as exposed to their own threads without portshim.
+ */
+static bool is_peer(const struct ps_sv_targets *t, int dirfd)
+{
+	char *creds = NULL;
+	uint64_t caps = 0;
+	pid_t tgid;
+	bool peer;
+
+	if (read_creds(dirfd, &tgid, &creds, &caps) != 0)
+		return false;
+	peer = strcmp(creds, t->own_creds) == 0 &&
+	       (caps & t->own_caps) == t->own_caps;
+	free(creds);
+	return peer;
+}
+
+bool ps_sv_task_may_bind(const struct ps_sv_targets *t,
+			 const struct ps_sv_task *task, unsigned port)
+{
+	char *creds = NULL;
+	uint64_t caps = 0;
+	pid_t tgid;
+
+	if (port >= t->unpriv_port)
+		return true;
+	if (read_creds(task->procfd, &tgid, &creds, &caps) != 0)
+		return false;
+	free(creds);
+	return (caps >> CAP_NET_BIND_SERVICE_BIT) & 1u;
 }
 
 /* ------------------------------------------------------ environments */
@@ -368,6 +520,37 @@ static int find_env(struct ps_sv_targets *t, pid_t tgid,
 	return 0;
 }
 
+/*
+ * The supervisor's own configuration (for processes that are not its
+ * peers): made from its own environment at first use, and shared.
+ */
+static int own_env(struct ps_sv_targets *t, pid_t tgid,
+		   struct ps_sv_env **out)
+{
+	int rc = 0;
+
+	if (t->own_env == NULL) {
+		static bool said;
+
+		cur_env = t->own_environ;
+		cur_env_len = t->own_environ_len;
+		/* Its processes without a group share one, as the
+		 * supervisor's own (the first such process names it). */
+		rc = find_env(t, tgid, &t->own_env);
+		cur_env = NULL;
+		cur_env_len = 0;
+		if (rc == 0 && !said) {
+			said = true;
+			PS_INFO("supervised pid %d does not have the "
+				"supervisor's privileges: it gets the "
+				"supervisor's own configuration, whatever its "
+				"environment says", (int)tgid);
+		}
+	}
+	*out = t->own_env;
+	return rc;
+}
+
 /* ------------------------------------------------------------ tasks */
 
 static unsigned bucket(pid_t tid)
@@ -475,7 +658,7 @@ static int new_task(struct ps_sv_targets *t, pid_t tid, int listener,
 		rc = -errno;
 		goto fail;
 	}
-	rc = read_tgid(task->procfd, &task->tgid);
+	rc = read_creds(task->procfd, &task->tgid, NULL, NULL);
 	if (rc)
 		goto fail;
 	rc = ps_proc_ident(task->tgid, &task->ident);
@@ -486,9 +669,14 @@ static int new_task(struct ps_sv_targets *t, pid_t tid, int listener,
 		rc = -errno;
 		goto fail;
 	}
-	rc = read_all(task->procfd, "environ", &environ_buf, &environ_len);
-	if (rc)
-		goto fail;
+	/* Only a peer's environment is read at all (see target.h). */
+	task->peer = is_peer(t, task->procfd);
+	if (task->peer) {
+		rc = read_all(task->procfd, "environ", &environ_buf,
+			      &environ_len);
+		if (rc)
+			goto fail;
+	}
 	/*
 	 * Everything above was opened or read while the thread waited in
 	 * this notification, so it is the thread's own, not a successor's
@@ -499,11 +687,15 @@ static int new_task(struct ps_sv_targets *t, pid_t tid, int listener,
 		rc = -ENOENT;
 		goto fail;
 	}
-	cur_env = environ_buf;
-	cur_env_len = environ_len;
-	rc = find_env(t, task->tgid, &task->env);
-	cur_env = NULL;
-	cur_env_len = 0;
+	if (task->peer) {
+		cur_env = environ_buf;
+		cur_env_len = environ_len;
+		rc = find_env(t, task->tgid, &task->env);
+		cur_env = NULL;
+		cur_env_len = 0;
+	} else {
+		rc = own_env(t, task->tgid, &task->env);
+	}
 	if (rc)
 		goto fail;
 	free(environ_buf);
@@ -526,8 +718,21 @@ int ps_sv_task_get(struct ps_sv_targets *t, pid_t tid, int listener,
 		if ((*link)->tid != tid)
 			continue;
 		if (task_alive(*link)) {
-			ps_sv_task_hold(*link);
-			*out = *link;
+			task = *link;
+			/*
+			 * A privileged supervisor's peer may have dropped
+			 * privileges since (an unprivileged one's cannot
+			 * change its ids): from then on it is not a peer.
+			 */
+			if (task->peer && t->own_caps != 0 &&
+			    !is_peer(t, task->procfd)) {
+				rc = own_env(t, task->tgid, &task->env);
+				if (rc)
+					return rc;
+				task->peer = false;
+			}
+			ps_sv_task_hold(task);
+			*out = task;
 			return 0;
 		}
 		unlink_task(t, link);

@@ -5,14 +5,29 @@
  * handle on it, and the portshim configuration of its environment), and
  * access to their memory and descriptors.
  *
- * A supervised program's configuration comes from its own environment,
- * read from /proc/PID/environ (the environment it was started with), and
- * is turned into a policy by the same code as the preload library's
- * (ps_config_load, ps_policy_setup): a group, PORTSHIM_GROUP_FROM, the
- * mapping file, PORTSHIM_UNMAPPED and the rest mean the same under both
- * front ends. Processes with the same portshim variables share one
- * policy; all policies with the same registry file share one mapping of
- * it (a mapping is never unmapped, see registry.h).
+ * Whose configuration applies depends on the process's privileges:
+ *
+ *   - a process with exactly the supervisor's credentials (user and group
+ *     ids, supplementary groups, and at least the supervisor's effective
+ *     capabilities) is its peer: whatever its environment names, it could
+ *     do itself. Its configuration comes from its own environment, read
+ *     from /proc/PID/environ, so that PORTSHIM_GROUP_FROM and per-job
+ *     groups work for the programs only the supervisor sees;
+ *   - any other process (one that switched to another user or dropped a
+ *     capability under a root supervisor) gets the supervisor's own
+ *     configuration, the one it was started with: its environment and
+ *     memory are its own to write, so nothing read from them may choose a
+ *     path, a range or a group for the supervisor.
+ *
+ * Either way the configuration is turned into a policy by the same code
+ * as the preload library's (ps_config_load, ps_policy_setup): a group,
+ * PORTSHIM_GROUP_FROM, the mapping file, PORTSHIM_UNMAPPED and the rest
+ * mean the same under both front ends. Processes with the same portshim
+ * variables share one policy; all policies with the same registry file
+ * share one mapping of it (a mapping is never unmapped, see registry.h).
+ * And whichever configuration applies, the supervisor never binds a port
+ * below ip_unprivileged_port_start for a process that lacks
+ * CAP_NET_BIND_SERVICE (ps_sv_task_may_bind).
  *
  * Threads: the table of entries is used by the notification loop only.
  * An entry handed to a worker thread is kept alive by a reference; the
@@ -49,6 +64,7 @@ struct ps_sv_task {
 	int pidfd;		/* pidfd of TGID */
 	struct ps_ident ident;	/* TGID's pid and start time */
 	struct ps_sv_env *env;
+	bool peer;		/* env is from its own environment */
 	int refs;		/* atomic */
 };
 
@@ -60,10 +76,26 @@ struct ps_sv_targets {
 	size_t sweep_at;	/* sweep dead entries beyond this many */
 	struct ps_sv_env *envs;
 	struct ps_config *scratch;	/* parsing room, reused */
+
+	/* The supervisor's own credentials and configuration. */
+	char *own_creds;	/* its Uid, Gid and Groups lines */
+	uint64_t own_caps;	/* its effective capabilities */
+	char *own_environ;	/* its PORTSHIM_* variables, NUL-separated */
+	size_t own_environ_len;
+	struct ps_sv_env *own_env;	/* made at first use */
+	unsigned unpriv_port;	/* ip_unprivileged_port_start */
 };
 
-/* Prepares an empty table. Returns 0 or -ENOMEM. */
+/*
+ * Prepares an empty table, and takes the supervisor's own credentials
+ * and configuration (this process's environment, as CMD gets it: call it
+ * once the run's variables are set). Returns 0, -ENOMEM, or -errno when
+ * this process's credentials cannot be read.
+ */
 int ps_sv_targets_init(struct ps_sv_targets *t);
+
+/* Frees what ps_sv_targets_init allocated (the entries stay). */
+void ps_sv_targets_free(struct ps_sv_targets *t);
 
 /* Drops every thread entry (the environments stay). */
 void ps_sv_targets_clear(struct ps_sv_targets *t);
@@ -79,6 +111,15 @@ void ps_sv_targets_clear(struct ps_sv_targets *t);
  */
 int ps_sv_task_get(struct ps_sv_targets *t, pid_t tid, int listener,
 		   uint64_t id, struct ps_sv_task **out);
+
+/*
+ * True if the supervisor may bind port for task's process: a port below
+ * ip_unprivileged_port_start only for a process with
+ * CAP_NET_BIND_SERVICE (the supervisor never binds with privileges the
+ * process lacks). The thread must be blocked in a notification.
+ */
+bool ps_sv_task_may_bind(const struct ps_sv_targets *t,
+			 const struct ps_sv_task *task, unsigned port);
 
 /* Takes another reference on task (for a worker thread). */
 void ps_sv_task_hold(struct ps_sv_task *task);
