@@ -592,6 +592,7 @@ int ps_cli_run(int argc, char **argv)
 	struct ps_registry reg;
 	struct ps_ident self;
 	bool supervise = false, have_reg = false, given = false;
+	uid_t map_owner = 0;
 	int c, rc, status;
 
 	opterr = 0;
@@ -696,6 +697,28 @@ int ps_cli_run(int argc, char **argv)
 		if (cfg.on_error != PS_ON_ERROR_PASS)
 			return PS_EXIT_RUN_FAILED;
 		map[0] = '\0';
+	}
+
+	/* A --map that another user can take is refused before CMD runs. */
+	if (map_opt != NULL && map[0] != '\0') {
+		rc = ps_mapfile_claim(map, group, &map_owner);
+		if (rc == -EPERM) {
+			ps_cli_error("--map %s: the file is there already and "
+				     "belongs to uid %u: refusing a mapping "
+				     "file that another user controls", map,
+				     (unsigned)map_owner);
+			return PS_EXIT_RUN_FAILED;
+		}
+		if (rc == -EACCES) {
+			ps_cli_error("--map %s: its folder can be written by "
+				     "other users and is not sticky: anyone "
+				     "could replace the mapping file", map);
+			return PS_EXIT_RUN_FAILED;
+		}
+		if (rc < 0) {
+			ps_cli_error("--map %s: %s", map, strerror(-rc));
+			return PS_EXIT_RUN_FAILED;
+		}
 	}
 
 	rc = run_library(lib, sizeof(lib));

@@ -318,6 +318,10 @@ int ps_mapfile_read(const char *path, char *group,
 		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 		goto out;
 	}
+	if (!ps_mapfile_trusted(&st)) {
+		rc = -EPERM;
+		goto out;
+	}
 	for (;;) {
 		got = read(fd, chunk, sizeof(chunk));
 		if (got < 0 && errno == EINTR)
@@ -359,6 +363,67 @@ int ps_mapfile_read(const char *path, char *group,
 	rc = 0;
 out:
 	close(fd);
+	return rc;
+}
+
+bool ps_mapfile_trusted(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) &&
+	       (st->st_uid == geteuid() || st->st_uid == 0);
+}
+
+int ps_mapfile_claim(const char *path, const char *group, uid_t *owner)
+{
+	char buf[sizeof(MAP_HEADER) + PS_GROUP_MAX + 1];
+	const char *base;
+	struct stat st;
+	size_t len;
+	int dirfd, fd = -1, rc;
+
+	if (group == NULL || !ps_group_valid(group))
+		return -EINVAL;
+	dirfd = ps_open_parent(path, &base);
+	if (dirfd < 0)
+		return dirfd;
+	if (fstat(dirfd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		rc = -EACCES;
+		goto out;
+	}
+	fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd >= 0) {
+		/* One short write: a reader sees the header or nothing. */
+		len = put_str(buf, MAP_HEADER);
+		len += put_str(buf + len, group);
+		buf[len++] = '\n';
+		rc = write_all(fd, buf, len);
+		close(fd);
+		if (rc < 0)
+			unlinkat(dirfd, base, 0);
+		goto out;
+	}
+	if (errno != EEXIST) {
+		rc = -errno;
+		goto out;
+	}
+	/*
+	 * Something is there. Ours (a file the rename will replace, or a
+	 * symlink it replaces without following): kept. Anyone else's:
+	 * in a sticky folder, our rename could never replace it.
+	 */
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	*owner = st.st_uid;
+	rc = st.st_uid == geteuid() &&
+	     (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) ? 0 : -EPERM;
+out:
+	close(dirfd);
 	return rc;
 }
 

@@ -514,6 +514,50 @@ static void test_mapfile_remove(void **state)
 	assert_return_code(rmdir(f->path), errno);
 }
 
+/*
+ * Another user's mapping file is never believed, and a run cannot claim
+ * a name another user holds (as root: chown makes the other user's
+ * files; a file of root's own is trusted by everyone).
+ */
+static void test_mapfile_foreign_owner(void **state)
+{
+	struct fixture *f = *state;
+	const struct ps_map_entry e = { PS_TCP, 8080, 24117, 1 };
+	struct ps_map_entry got;
+	char group[PS_GROUP_MAX + 1];
+	uid_t owner = 0;
+	size_t n;
+
+	/* Claim: made when absent (an empty mapping), kept when ours. */
+	assert_int_equal(ps_mapfile_claim(f->path, "g1", &owner), 0);
+	assert_int_equal(ps_mapfile_read(f->path, group, NULL, 0, &n), 0);
+	assert_string_equal(group, "g1");
+	assert_int_equal(n, 0);
+	assert_int_equal(ps_mapfile_write(f->path, "g1", &e, 1), 0);
+	assert_int_equal(ps_mapfile_claim(f->path, "g1", &owner), 0);
+	assert_int_equal(ps_mapfile_read(f->path, NULL, &got, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(got.real, 24117);
+
+	/* A folder others may write to, without the sticky bit: refused. */
+	assert_return_code(chmod(f->dir, 0777), errno);
+	assert_int_equal(ps_mapfile_claim(f->path, "g1", &owner), -EACCES);
+	assert_return_code(chmod(f->dir, 01777), errno);
+	assert_int_equal(ps_mapfile_claim(f->path, "g1", &owner), 0);
+
+	if (geteuid() != 0) {
+		assert_return_code(chmod(f->dir, 0700), errno);
+		skip();
+	}
+	/* Another user's file: neither read nor claimed. */
+	assert_return_code(chown(f->path, 65534, 65534), errno);
+	assert_int_equal(ps_mapfile_read(f->path, NULL, &got, 1, &n),
+			 -EPERM);
+	assert_int_equal(ps_mapfile_claim(f->path, "g1", &owner), -EPERM);
+	assert_int_equal(owner, 65534);
+	assert_return_code(chmod(f->dir, 0700), errno);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -527,6 +571,7 @@ int main(void)
 		T(test_mapfile_replaces_symlink),
 		T(test_mapfile_temp_symlink_not_followed),
 		T(test_mapfile_remove),
+		T(test_mapfile_foreign_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

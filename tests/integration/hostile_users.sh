@@ -1,0 +1,68 @@
+#!/bin/sh
+# hostile_users.sh - another user on the host cannot redirect anyone's
+# connects through the files portshim shares a folder with:
+#   - a --map path that user 65534 created first in a sticky folder (as
+#     in /tmp) makes `run` refuse with one line before CMD runs, and so
+#     does a --map in a folder anyone may write to without the sticky bit;
+#     a run that claimed its --map keeps it: the other user cannot
+#     replace it later.
+# Needs root (to act as user 65534 through setpriv).
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip_all "needs root to act as two users"
+command -v setpriv >/dev/null 2>&1 || skip_all "setpriv is not installed"
+# User 65534 must reach the folders below.
+chmod 755 "$T"
+AS_NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+
+# st CMD...: prints CMD's exit status (its output is kept in $T/out and
+# $T/err).
+st() {
+    if "$@" >"$T/out" 2>"$T/err"; then echo 0; else echo $?; fi
+}
+
+# --------------------------------------------- a pre-created mapping file
+S=$T/sticky
+mkdir "$S"
+chmod 1777 "$S"
+# shellcheck disable=SC2086 # $AS_NOBODY is a command prefix
+$AS_NOBODY sh -c 'printf "# portshim map v1 group=mine\ntcp 8080 31337 1\n" \
+    >"$1"' sh "$S/a.map"
+is "$(st "$PORTSHIM" run --ports 8080 --group mine --map "$S/a.map" -- \
+    touch "$T/ran")" 125 \
+    "run refuses a --map that another user created first (status 125)"
+check "CMD did not run" [ ! -e "$T/ran" ]
+is "$(wc -l <"$T/err")" 1 "with one line"
+like "$T/err" "^portshim: --map $S/a.map: .*belongs to uid 65534" \
+    "which names the file and its owner"
+check "the other user's file is left as it was" \
+    grep -q '^tcp 8080 31337 1$' "$S/a.map"
+
+# A folder anyone may write to, not sticky: anyone could replace it.
+W=$T/open
+mkdir "$W"
+chmod 777 "$W"
+is "$(st "$PORTSHIM" run --ports 8080 --map "$W/b.map" -- \
+    touch "$T/ran")" 125 \
+    "run refuses a --map in a world-writable folder without the sticky bit"
+like "$T/err" "^portshim: --map $W/b.map: its folder can be written by" \
+    "saying why"
+check "CMD did not run" [ ! -e "$T/ran" ]
+
+# Claimed first, the file stays the run's: user 65534 can neither replace
+# nor remove it while the run lasts, and readers get the run's ports.
+bg "$T/claim.log" "$PORTSHIM" run --ports 8080 --group claim \
+    --map "$S/c.map" -- "$PSTCP" listen 127.0.0.1 8080 claimed
+claim=$ps_last_pid
+wait_for_map "$S/c.map" 8080 20 || true
+real=$(map_real "$S/c.map" tcp 8080)
+# shellcheck disable=SC2086 # $AS_NOBODY is a command prefix
+$AS_NOBODY sh -c 'printf "# portshim map v1 group=claim\ntcp 8080 31337 1\n" \
+    >"$1.x" && mv -f "$1.x" "$1"' sh "$S/c.map" 2>/dev/null || true
+is "$(map_real "$S/c.map" tcp 8080)" "$real" \
+    "another user cannot replace a claimed mapping file (tcp 8080 -> $real)"
+kill_tree "$claim"
+
+done_testing
