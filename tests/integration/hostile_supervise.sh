@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # hostile_supervise.sh - a process that drops privileges under a root
 # supervisor cannot steer it. Under `portshim run --supervise` as root, a
 # static server switches to user 65534 and names, in its own environment,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # hostile_users.sh - another user on the host cannot redirect anyone's
 # connects through the files portshim shares a folder with:
 #   - a --map path that user 65534 created first in a sticky folder (as
