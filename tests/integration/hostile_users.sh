@@ -28,7 +28,7 @@ st() {
 S=$T/sticky
 mkdir "$S"
 chmod 1777 "$S"
-# shellcheck disable=SC2086 # $AS_NOBODY is a command prefix
+# shellcheck disable=SC2086,SC2016 # a command prefix; $1 is the inner sh's
 $AS_NOBODY sh -c 'printf "# portshim map v1 group=mine\ntcp 8080 31337 1\n" \
     >"$1"' sh "$S/a.map"
 is "$(st "$PORTSHIM" run --ports 8080 --group mine --map "$S/a.map" -- \
@@ -59,7 +59,7 @@ bg "$T/claim.log" "$PORTSHIM" run --ports 8080 --group claim \
 claim=$ps_last_pid
 wait_for_map "$S/c.map" 8080 20 || true
 real=$(map_real "$S/c.map" tcp 8080)
-# shellcheck disable=SC2086 # $AS_NOBODY is a command prefix
+# shellcheck disable=SC2086,SC2016 # a command prefix; $1 is the inner sh's
 $AS_NOBODY sh -c 'printf "# portshim map v1 group=claim\ntcp 8080 31337 1\n" \
     >"$1.x" && mv -f "$1.x" "$1"' sh "$S/c.map" 2>/dev/null || true
 is "$(map_real "$S/c.map" tcp 8080)" "$real" \
