@@ -270,6 +270,8 @@ static int doctor_statedir(char *path, size_t len)
 		report("fail", "state directory: %s", why);
 		return -1;
 	}
+	if (why[0] != '\0')
+		report("warn", "state directory: %s", why);
 	if (fstat(fd, &st) == 0)
 		report("ok", "state directory %s: yours (uid %u), mode %04o",
 		       dir, (unsigned)st.st_uid,

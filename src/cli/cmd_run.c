@@ -280,6 +280,25 @@ static int run_set_preload(const char *lib)
 	return rc;
 }
 
+/*
+ * Says so (one line) when another user holds the default state directory
+ * and its fallback is used; the failures are reported where the
+ * registry is opened.
+ */
+static void run_statedir_notice(void)
+{
+	char dir[PATH_MAX], why[512];
+	int fd;
+
+	fd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
+			      sizeof(why));
+	if (fd < 0)
+		return;
+	close(fd);
+	if (why[0] != '\0')
+		ps_cli_error("warning: %s", why);
+}
+
 /* The default mapping file, "<state dir>/<group>.map". Returns 0 or
  * -errno with a reason printed. */
 static int run_default_map(const char *group, char *out, size_t len)
@@ -670,6 +689,9 @@ int ps_cli_run(int argc, char **argv)
 			return rc;
 	}
 
+	/* The default place taken by another user: say where we go. */
+	if (cfg.registry[0] == '\0')
+		run_statedir_notice();
 	rc = ps_registry_open(&reg, cfg.registry[0] != '\0' ?
 			      cfg.registry : NULL, &rerr);
 	if (rc == 0) {

@@ -10,6 +10,9 @@
  * relative to that descriptor. A directory that fails the checks is
  * refused with a message saying what to do; it is never repaired behind
  * the user's back (a chmod would hide that something else made it).
+ * One that another user owns (whatever it is) was put there by them: it
+ * cannot be ours to fix, so $XDG_RUNTIME_DIR/portshim is used instead,
+ * and the caller is told so.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -174,29 +177,52 @@ static int try_dir(const char *path, bool *unusable, char *why,
 	return open_verified(path, why, whylen);
 }
 
+/*
+ * True if what is at path (not followed) belongs to another user: made
+ * by someone else in a folder anyone may create in. *owner is set.
+ */
+static bool squatted(const char *path, uid_t *owner)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return false;
+	*owner = st.st_uid;
+	return st.st_uid != geteuid();
+}
+
 int ps_statedir_open(const char *(*getenv_fn)(const char *), char *path,
 		     size_t len, char *why, size_t whylen)
 {
 	char shm[sizeof(SHM_BASE) + 16];
 	char xdg[PATH_MAX];
 	const char *chosen = shm, *runtime = NULL;
-	bool unusable;
+	bool unusable, was_squatted;
+	uid_t squatter = 0;
 	int fd, n, shm_err;
 
 	snprintf(shm, sizeof(shm), SHM_BASE "%u", (unsigned)geteuid());
+	say(why, whylen, "%s", "");
 	fd = try_dir(shm, &unusable, why, whylen);
-	if (fd >= 0 || !unusable)
+	if (fd >= 0 || !(unusable || squatted(shm, &squatter)))
 		goto out;
 
-	/* /dev/shm is missing, read-only, full or not ours to write. */
+	/*
+	 * /dev/shm is missing, read-only, full or not ours to write; or
+	 * another user took our name there first (anyone can create in
+	 * /dev/shm): that is never ours to use or to remove, so the user's
+	 * own runtime directory is used instead.
+	 */
 	shm_err = -fd;
 	if (getenv_fn != NULL)
 		runtime = getenv_fn("XDG_RUNTIME_DIR");
 	if (runtime == NULL || runtime[0] != '/') {
-		say(why, whylen, "cannot create %s: %s, and XDG_RUNTIME_DIR "
-		    "is not set to a directory; set it, or set "
-		    "PORTSHIM_REGISTRY to a file in a private directory",
-		    shm, errtext(shm_err));
+		/* A squatted name: why already says what is there. */
+		if (unusable)
+			say(why, whylen, "cannot create %s: %s, and "
+			    "XDG_RUNTIME_DIR is not set to a directory; set "
+			    "it, or set PORTSHIM_REGISTRY to a file in a "
+			    "private directory", shm, errtext(shm_err));
 		goto out;
 	}
 	n = snprintf(xdg, sizeof(xdg), "%s" XDG_LEAF, runtime);
@@ -206,10 +232,16 @@ int ps_statedir_open(const char *(*getenv_fn)(const char *), char *path,
 		goto out;
 	}
 	chosen = xdg;
+	was_squatted = !unusable;
 	fd = try_dir(xdg, &unusable, why, whylen);
 	if (fd < 0 && unusable)
 		say(why, whylen, "cannot create %s (%s) nor %s (%s)", shm,
-		    errtext(shm_err), xdg, errtext(-fd));
+		    was_squatted ? "another user's" : errtext(shm_err), xdg,
+		    errtext(-fd));
+	else if (fd >= 0 && was_squatted)
+		say(why, whylen, "%s belongs to uid %u, not to you (uid %u): "
+		    "using %s instead", shm, (unsigned)squatter,
+		    (unsigned)geteuid(), xdg);
 out:
 	if (fd >= 0 && path != NULL) {
 		if (strlen(chosen) >= len) {

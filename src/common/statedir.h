@@ -2,7 +2,8 @@
 /*
  * statedir.h - the per-user state directory that holds the registry and
  * the default mapping files: /dev/shm/portshim-<uid>/, or
- * $XDG_RUNTIME_DIR/portshim/ when /dev/shm is unusable.
+ * $XDG_RUNTIME_DIR/portshim/ when /dev/shm is unusable or another user
+ * took that name first.
  *
  * The directory is created 0700 and then verified through an
  * O_DIRECTORY|O_NOFOLLOW descriptor: a directory, owned by geteuid(), no
@@ -17,8 +18,10 @@
 /*
  * Opens (creating if needed) and verifies the state directory. On success
  * returns a directory descriptor (O_CLOEXEC) and writes its path into
- * path (len bytes). On failure returns -errno and writes a one-line
- * reason naming the path and what to do into why.
+ * path (len bytes), and into why either "" or, when another user holds
+ * /dev/shm/portshim-<uid> and $XDG_RUNTIME_DIR/portshim is used instead,
+ * a one-line notice saying so. On failure returns -errno and writes a
+ * one-line reason naming the path and what to do into why.
  * getenv_fn supplies XDG_RUNTIME_DIR (NULL means no fallback).
  */
 int ps_statedir_open(const char *(*getenv_fn)(const char *), char *path,

@@ -6,7 +6,11 @@
 #     in /tmp) makes `run` refuse with one line before CMD runs, and so
 #     does a --map in a folder anyone may write to without the sticky bit;
 #     a run that claimed its --map keeps it: the other user cannot
-#     replace it later.
+#     replace it later;
+#   - /dev/shm/portshim-<uid> made first by user 65534 (anyone can create
+#     in /dev/shm): the victim's runs use $XDG_RUNTIME_DIR/portshim
+#     instead and say so in one line. The victim is a uid of the test's
+#     own (100000 + its pid), so no real user's directory is touched.
 # Needs root (to act as user 65534 through setpriv).
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -65,5 +69,39 @@ $AS_NOBODY sh -c 'printf "# portshim map v1 group=claim\ntcp 8080 31337 1\n" \
 is "$(map_real "$S/c.map" tcp 8080)" "$real" \
     "another user cannot replace a claimed mapping file (tcp 8080 -> $real)"
 kill_tree "$claim"
+
+# ------------------------------------------------- a squatted state dir
+V=$((100000 + $$))
+SQ=/dev/shm/portshim-$V
+rm -rf "$SQ"
+XDG=$T/xdg-$V
+mkdir "$XDG"
+chown "$V:$V" "$XDG"
+chmod 700 "$XDG"
+# shellcheck disable=SC2086 # $AS_NOBODY is a command prefix
+$AS_NOBODY mkdir -m 700 "$SQ"
+AS_VICTIM="setpriv --reuid=$V --regid=$V --clear-groups"
+# The victim's own default registry: no PORTSHIM_REGISTRY.
+# shellcheck disable=SC2086,SC2016 # a command prefix; $1 is the inner sh's
+got=$(st env -u PORTSHIM_REGISTRY XDG_RUNTIME_DIR="$XDG" $AS_VICTIM \
+    "$PORTSHIM" run --ports 8080 --group victim -- \
+    sh -c '"$1" bind 127.0.0.1 8080 && "$2" port 8080' sh "$PSTCP" "$PORTSHIM")
+is "$got" 0 "another user's $SQ: the victim's run still works"
+real=$(sed -n 2p "$T/out")
+check "its bind got a real port from the fallback registry ($real)" \
+    expr "X$real" : 'X[0-9][0-9]*$'
+check "the registry is in \$XDG_RUNTIME_DIR/portshim" \
+    [ -f "$XDG/portshim/registry" ]
+is "$(wc -l <"$T/err")" 1 "one line says so"
+like "$T/err" "^portshim: warning: $SQ belongs to uid 65534, not to you \\(uid $V\\): using $XDG/portshim instead$" \
+    "naming the squatter and the place used instead"
+check "what the other user made is left alone" [ -d "$SQ" ]
+# Without XDG_RUNTIME_DIR there is nowhere safe to go: a clear refusal.
+# shellcheck disable=SC2086 # $AS_VICTIM is a command prefix
+is "$(st env -u PORTSHIM_REGISTRY -u XDG_RUNTIME_DIR $AS_VICTIM \
+    "$PORTSHIM" run --ports 8080 -- true)" 125 \
+    "without XDG_RUNTIME_DIR the run is refused"
+like "$T/err" "$SQ is owned by uid 65534, not by you" "naming the squatter"
+rm -rf "$SQ"
 
 done_testing

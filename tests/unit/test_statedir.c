@@ -291,6 +291,66 @@ static void test_statedir_refuses_foreign_owner(void **state)
 	assert_non_null(strstr(r.why, "owned by uid 0"));
 }
 
+/*
+ * Another user's directory, symlink or file at /dev/shm/portshim-<uid>
+ * (anyone can create there): $XDG_RUNTIME_DIR/portshim is used instead,
+ * with a one-line notice naming the squatter; what they made is left
+ * alone.
+ */
+static void test_statedir_squatted_falls_back(void **state)
+{
+	struct fixture *f = *state;
+	char run[256], want[PATH_MAX], target[PATH_MAX];
+	struct result r;
+	struct stat st;
+	int fd;
+
+	need_root();
+	snprintf(run, sizeof(run), "%s/run", f->tmp);
+	make_dir(run, f->uid, 0700);
+	snprintf(want, sizeof(want), "%s/portshim", run);
+	g_xdg = run;
+
+	for (int kind = 0; kind < 3; kind++) {
+		remove_any(f->shm);
+		if (kind == 0) {
+			make_dir(f->shm, NOBODY, 0700);
+		} else if (kind == 1) {
+			snprintf(target, sizeof(target), "%s/target", f->tmp);
+			remove_any(target);
+			make_dir(target, f->uid, 0700);
+			assert_return_code(symlink(target, f->shm), errno);
+			assert_return_code(lchown(f->shm, NOBODY, NOBODY),
+					   errno);
+		} else {
+			fd = open(f->shm, O_WRONLY | O_CREAT | O_EXCL |
+				  O_CLOEXEC, 0600);
+			assert_return_code(fd, errno);
+			close(fd);
+			assert_return_code(chown(f->shm, NOBODY, NOBODY),
+					   errno);
+		}
+		open_as(f, 022, false, &r);
+		assert_int_equal(r.rc, 0);
+		assert_string_equal(r.path, want);
+		assert_int_equal(r.owner, f->uid);
+		assert_int_equal(r.mode & 07777, 0700);
+		assert_non_null(strstr(r.why, f->shm));
+		assert_non_null(strstr(r.why, "belongs to uid 65534"));
+		assert_non_null(strstr(r.why, want));
+		assert_null(strchr(r.why, '\n'));
+		assert_return_code(lstat(f->shm, &st), errno);
+		assert_int_equal(st.st_uid, NOBODY);
+	}
+
+	/* The first choice, when it is ours, says nothing. */
+	remove_any(f->shm);
+	open_as(f, 022, false, &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.path, f->shm);
+	assert_string_equal(r.why, "");
+}
+
 static void test_statedir_falls_back_to_xdg(void **state)
 {
 	struct fixture *f = *state;
@@ -444,6 +504,7 @@ int main(void)
 		T(test_statedir_refuses_symlink),
 		T(test_statedir_refuses_file),
 		T(test_statedir_refuses_foreign_owner),
+		T(test_statedir_squatted_falls_back),
 		T(test_statedir_falls_back_to_xdg),
 		T(test_statedir_verify),
 		T(test_open_parent),
