@@ -217,4 +217,18 @@ void ps_cli_json_string(const char *s);
  */
 void ps_cli_json_lease(const struct ps_cli_lease *v);
 
+/*
+ * `portshim run --report`: creates the empty report file of group in the
+ * state directory and stores its path in path (len bytes). Returns 0, or
+ * -1 after printing why.
+ */
+int ps_cli_report_setup(const char *group, char *path, size_t len);
+
+/*
+ * Prints to standard error the ports that the report at path lists (each
+ * with bound / connected to) and the --ports that tags the bound ones,
+ * then removes the file.
+ */
+void ps_cli_report_print(const char *path, const char *group);
+
 #endif

@@ -67,6 +67,9 @@ static const char run_help[] =
 "  -m, --map FILE    the mapping file (default: <state dir>/<group>.map)\n"
 "  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
 "                    or 20000-32767)\n"
+"      --report      when CMD ends, print the tagged ports that the group\n"
+"                    (with its workers and jobs) bound and connected to,\n"
+"                    and the --ports that tags the bound ones\n"
 "      --supervise   also intercept the socket system calls that the\n"
 "                    preload cannot see (static and Go programs, raw\n"
 "                    system calls) with a seccomp supervisor; CMD runs\n"
@@ -597,12 +600,14 @@ int ps_cli_run(int argc, char **argv)
 		{ "map", required_argument, NULL, 'm' },
 		{ "range", required_argument, NULL, 'r' },
 		{ "supervise", no_argument, NULL, 'S' },
+		{ "report", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct ps_portspec spec;
 	static struct ps_config cfg;
 	static char cfg_err[4096], map[PATH_MAX], lib[PATH_MAX];
+	static char report[PATH_MAX];
 	char group[PS_GROUP_MAX + 1] = "", owner[64], err[256];
 	struct ps_ident joined;
 	const char *ports = "all", *map_opt = NULL, *range = NULL;
@@ -612,6 +617,7 @@ int ps_cli_run(int argc, char **argv)
 	struct ps_ident self;
 	bool supervise = false, have_reg = false, given = false;
 	uid_t map_owner = 0;
+	bool want_report = false;
 	int c, rc, status;
 
 	opterr = 0;
@@ -635,6 +641,9 @@ int ps_cli_run(int argc, char **argv)
 			break;
 		case 'S':
 			supervise = true;
+			break;
+		case 'R':
+			want_report = true;
 			break;
 		case 'h':
 			return ps_cli_help(run_help);
@@ -777,15 +786,30 @@ int ps_cli_run(int argc, char **argv)
 		return PS_EXIT_RUN_FAILED;
 	}
 
+	if (want_report) {
+		if (ps_cli_report_setup(group, report, sizeof(report)) < 0)
+			return PS_EXIT_RUN_FAILED;
+		if (setenv("PORTSHIM_REPORT", report, 1) < 0) {
+			ps_cli_error("cannot set the environment: %s",
+				     strerror(errno));
+			unlink(report);
+			return PS_EXIT_RUN_FAILED;
+		}
+	}
+
 	if (supervise && ps_supervise_prepare(&run_sv, &cfg, run_sv_why,
 					      sizeof(run_sv_why)) < 0) {
 		ps_cli_error("--supervise: %s", run_sv_why);
+		if (want_report)
+			unlink(report);
 		status = PS_EXIT_RUN_FAILED;
 		goto release;
 	}
 
 	status = ps_cli_exec(argv + optind, run_sv, "--supervise");
 	ps_supervise_stop(run_sv);
+	if (want_report)
+		ps_cli_report_print(report, group);
 
 release:
 	if (have_reg) {

@@ -284,6 +284,19 @@ static void load_registry(struct ps_config *cfg, const char *name,
 	load_path(cfg->registry, name, value, es);
 }
 
+static void load_report(struct ps_config *cfg, const char *name,
+			const char *value, struct errsink *es)
+{
+	char q[QUOTE_BUF];
+
+	if (value[0] != '/') {
+		report(es, name, "%s is not an absolute path, expected one "
+		       "starting with '/'", quote(q, value));
+		return;
+	}
+	load_path(cfg->report_file, name, value, es);
+}
+
 static void load_log_file(struct ps_config *cfg, const char *name,
 			  const char *value, struct errsink *es)
 {
@@ -458,6 +471,7 @@ static const struct {
 	{ "PORTSHIM_BYPASS", load_bypass },
 	{ "PORTSHIM_KEEP_ENV", load_keep_env },
 	{ "PORTSHIM_GROUP_OWNER", load_group_owner },
+	{ "PORTSHIM_REPORT", load_report },
 };
 
 /*

@@ -69,6 +69,9 @@ struct ps_config {
 	/* PORTSHIM_GROUP_OWNER (set by `portshim run`): pid:start of the
 	 * process whose life keeps the group's leases. pid 0 = none. */
 	struct ps_ident owner;
+	/* PORTSHIM_REPORT (set by `portshim run --report`): an absolute
+	 * path; the ports bound and connected to are noted there. "" = no. */
+	char report_file[PATH_MAX];
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -11,6 +11,7 @@
 #include "mapfile.h"
 #include "netstat.h"
 #include "policy.h"
+#include "report.h"
 
 int ps_policy_init(struct ps_policy *pol, const struct ps_config *cfg,
 		   const char *group, const char *map_file)
@@ -420,6 +421,7 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	int rc;
 
 	memset(&inside, 0, sizeof(inside));
+	ps_report_note(cfg, PS_REPORT_BIND, proto, vport);
 	rc = bind_repeat(pol, &self, proto, vport, try_bind, arg, real,
 			 &bound);
 	if (rc == 0) {
@@ -558,7 +560,8 @@ int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 	struct ps_lease *l;
 	int rc;
 
-	(void)proto;	/* one real port serves both protocols */
+	ps_report_note(pol->cfg, PS_REPORT_CONNECT, proto, vport);
+	/* One real port serves both protocols. */
 	rc = ensure_registry(pol);
 	if (rc)
 		return registry_failure(pol, rc);

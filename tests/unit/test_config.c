@@ -58,7 +58,7 @@ static const char *const all_vars[] = {
 	"PORTSHIM_MAP_FILE", "PORTSHIM_RANGE", "PORTSHIM_REGISTRY",
 	"PORTSHIM_UNMAPPED", "PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
 	"PORTSHIM_LOG_FILE", "PORTSHIM_BYPASS", "PORTSHIM_KEEP_ENV",
-	"PORTSHIM_GROUP_OWNER",
+	"PORTSHIM_GROUP_OWNER", "PORTSHIM_REPORT",
 };
 #define N_VARS (sizeof(all_vars) / sizeof(all_vars[0]))
 
@@ -332,6 +332,7 @@ static const struct bad_case bad_cases[] = {
 	{ "PORTSHIM_GROUP_OWNER", "12:ab", "'12:ab'" },
 	{ "PORTSHIM_GROUP_OWNER", ":5", "':5'" },
 	{ "PORTSHIM_GROUP_OWNER", "1:2:3", "'1:2:3'" },
+	{ "PORTSHIM_REPORT", "ports.txt", "'ports.txt'" },
 };
 
 /*
