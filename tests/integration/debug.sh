@@ -4,9 +4,10 @@
 # foreign (unwrapped) listener, a TIME_WAIT socket and a wrapped server in
 # a group (by real and by virtual port); `ls` and `gc` on a group whose
 # run was killed with SIGKILL; the shim's one-line diagnostic of a bind
-# that fails with EADDRINUSE, tagged and untagged; `wait` returning as
-# soon as a delayed server listens, not before, and timing out with
-# status 1; `gc --reset` saying what it found; what `who` says it could
+# that fails with EADDRINUSE, tagged and untagged; `wait` waiting while
+# its port is not mapped, or mapped with nothing listening, returning
+# once a delayed server listens, and timing out with status 1, not
+# before its time; `gc --reset` saying what it found; what `who` says it could
 # not see when not root; every --json output read by python3's json
 # module; the man pages rendering cleanly; `--help` of every command
 # naming the options portshim(1) lists, and the other way round; and the
@@ -50,11 +51,6 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 $1
 " "$json_file"
-}
-
-# now_ms: milliseconds since the epoch.
-now_ms() {
-    "$PY" -c 'import time; print(int(time.time() * 1000))'
 }
 
 # ----------------------------------------------------- a foreign listener
@@ -266,61 +262,90 @@ is "$(st "$PORTSHIM" port --group dbg-a "$VA")" 0 \
     "the live group's lease survives gc"
 
 # ------------------------------------------------------------- wait
-# A server that starts a second later: wait returns as soon as it listens.
-t0=$(now_ms)
-# shellcheck disable=SC2016 # expanded by the inner shell
-bg "$T/late.log" sh -c 'sleep 1; exec "$0" run --ports "$3" --group dbg-w \
-    --range "$1" -- "$2" listen 127.0.0.1 "$3"' "$PORTSHIM" "$RANGE" "$PSTCP" \
-    "$VW"
-wreal=$(capture "$PORTSHIM" wait --group dbg-w --timeout 20 "$VW")
-t1=$(now_ms)
+# wait started before any server of its group exists keeps waiting: the
+# positive sign is that it goes to sleep between its checks, again and
+# again, without returning. Only then is the server started; wait
+# returns with its real port.
+bg "$T/wait-w.out" "$PORTSHIM" wait --group dbg-w --timeout 300 "$VW"
+waitw=$ps_last_pid
+if wait_polling "$waitw" 5 60 && [ ! -s "$T/wait-w.out" ]; then
+    ok "wait keeps waiting while no server of the group runs"
+else
+    not_ok "wait keeps waiting while no server of the group runs"
+    diag_file "$T/wait-w.out"
+fi
+bg "$T/late.log" "$PORTSHIM" run --ports "$VW" --group dbg-w \
+    --range "$RANGE" -- "$PSTCP" listen 127.0.0.1 "$VW"
+rc=0
+wait "$waitw" || rc=$?
+wreal=$(cat "$T/wait-w.out")
+is "$rc" 0 "wait returns once the delayed server listens"
 check "wait prints the delayed server's real port" \
     expr "X$wreal" : 'X[0-9][0-9]*$'
 is "$("$PSTCP" connect 127.0.0.1 "$wreal")" "ok pstcp" \
     "which accepts connections"
-check "wait did not return before the server started ($((t1 - t0)) ms)" \
-    test $((t1 - t0)) -ge 900
-check "wait returned soon after ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 4000
 
-# Mapped but not listening yet: bind, 1.5 s, listen.
+# Mapped but not listening yet: the server binds, says so, and listens
+# only when the test lets it (after saying "listening", so that a wait
+# that returned has always been preceded by that line).
 bg "$T/slow.log" "$PORTSHIM" run --ports "$VS" --group dbg-s --range "$RANGE" \
     -- "$PY" -c '
-import socket, sys, time
+import os, socket, sys, time
 s = socket.socket()
 s.bind(("127.0.0.1", int(sys.argv[1])))
 print("bound", flush=True)
-time.sleep(1.5)
-s.listen()
+for _ in range(6000):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)
 print("listening", flush=True)
+s.listen()
 time.sleep(600)
-' "$VS"
-n=100
+' "$VS" "$T/slow.go"
+n=200
 while [ "$n" -gt 0 ] && ! grep -q bound "$T/slow.log"; do
     sleep 0.1
     n=$((n - 1))
 done
-t0=$(now_ms)
-sreal=$(capture "$PORTSHIM" wait --group dbg-s --timeout 20 "$VS")
-t1=$(now_ms)
-check "wait waits for listen, not only the mapping ($((t1 - t0)) ms)" \
-    test $((t1 - t0)) -ge 1000
-check "and then prints the real port" grep -q listening "$T/slow.log"
-check "which accepts connections" "$PY" -c '
+bg "$T/wait-s.out" "$PORTSHIM" wait --group dbg-s --timeout 300 "$VS"
+waits=$ps_last_pid
+if wait_polling "$waits" 5 60 && [ ! -s "$T/wait-s.out" ] &&
+    ! grep -q listening "$T/slow.log"; then
+    ok "wait keeps waiting while the port is mapped but nothing listens"
+else
+    not_ok "wait keeps waiting while the port is mapped but nothing listens"
+    diag_file "$T/wait-s.out"
+    diag_file "$T/slow.log"
+fi
+touch "$T/slow.go"
+rc=0
+wait "$waits" || rc=$?
+sreal=$(cat "$T/wait-s.out")
+is "$rc" 0 "wait returns once the server listens"
+check "after the server said it listens" grep -q listening "$T/slow.log"
+check "and prints the real port, which accepts connections" "$PY" -c '
 import socket, sys
 socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10).close()
 ' "$sreal"
 
-# Timeouts.
-t0=$(now_ms)
-is "$(st "$PORTSHIM" wait --group dbg-none --timeout 0.5 "$VW")" 1 \
-    "wait for a port that nobody maps times out with status 1"
-t1=$(now_ms)
+# Timeouts. The run is timed on the monotonic clock from before wait
+# starts to after it ends: an interval that holds wait's whole life, so
+# that it cannot be shorter than the 0.5 s wait gives itself, however
+# slow the machine (there is no upper bound).
+is "$("$PY" -c '
+import subprocess, sys, time
+t0 = time.monotonic_ns()
+with open(sys.argv[1], "w") as o, open(sys.argv[2], "w") as e:
+    rc = subprocess.call(sys.argv[3:], stdout=o, stderr=e)
+t1 = time.monotonic_ns()
+print(rc, "late" if t1 - t0 >= 500000000 else "early (%d ns)" % (t1 - t0))
+' "$T/out" "$T/err" "$PORTSHIM" wait --group dbg-none --timeout 0.5 "$VW")" \
+    "1 late" \
+    "wait for a port that nobody maps times out with status 1, not before 0.5 s"
 is "$(cat "$T/err")" \
     "portshim: timed out after 0.5s: tcp port $VW is not mapped in group dbg-none" \
     "and says it was never mapped"
 is "$(wc -c <"$T/out" | tr -d ' ')" 0 "and prints no port"
-check "after about 0.5 s ($((t1 - t0)) ms)" \
-    sh -c "[ $((t1 - t0)) -ge 450 ] && [ $((t1 - t0)) -lt 3000 ]"
 bg "$T/mute.log" "$PORTSHIM" run --ports "$VM" --group dbg-m --range "$RANGE" \
     -- "$PY" -c '
 import socket, sys, time

@@ -214,6 +214,33 @@ wait_exit() {
     return 1
 }
 
+# sleeps PID: how many times PID has gone to sleep so far (its voluntary
+# context switches); empty once it is gone.
+sleeps() {
+    sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$1/status" \
+        2>/dev/null || true
+}
+
+# wait_polling PID N TIMEOUT: waits until PID, a process that polls and
+# sleeps between its checks, has gone to sleep N more times while still
+# running: the positive sign that it keeps waiting rather than having
+# returned. False if PID ends first (or after TIMEOUT seconds, a safety
+# net only).
+wait_polling() {
+    wp_base=$(sleeps "$1")
+    [ -n "$wp_base" ] || return 1
+    wp_n=$(($3 * 100))
+    while [ "$wp_n" -gt 0 ]; do
+        alive "$1" || return 1
+        wp_now=$(sleeps "$1")
+        [ -n "$wp_now" ] || return 1
+        [ "$wp_now" -ge $((wp_base + $2)) ] && alive "$1" && return 0
+        sleep 0.01
+        wp_n=$((wp_n - 1))
+    done
+    return 1
+}
+
 # kill_tree PID: sends SIGTERM to PID's process group (or to PID alone
 # if it leads none), then SIGKILL after 5 seconds.
 kill_tree() {
