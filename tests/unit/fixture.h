@@ -147,6 +147,27 @@ static inline double fx_now(void)
 }
 
 /*
+ * Waits until another process sleeps in the kernel on the registry
+ * mutex m, which the caller holds: glibc marks the lock word with
+ * FUTEX_WAITERS (futex(2)) before a waiter's futex wait, and nobody else
+ * sets it while the owner holds the lock. The positive sign that pid is
+ * blocked in the lock, not merely on its way there. Fails the test if
+ * pid ends first.
+ */
+static inline void fx_wait_for_waiter(pthread_mutex_t *m, pid_t pid)
+{
+	int status;
+
+	while (!(__atomic_load_n(&m->__data.__lock, __ATOMIC_SEQ_CST) &
+		 0x80000000u /* FUTEX_WAITERS */)) {
+		if (waitpid(pid, &status, WNOHANG) != 0)
+			fail_msg("pid %d ended before it waited for the lock",
+				 (int)pid);
+		usleep(1000);
+	}
+}
+
+/*
  * What a holder does before it waits: reports through fd and returns 0,
  * or returns the status to exit with. It may also never return.
  */

@@ -422,23 +422,37 @@ static void test_pick_holder_death_frees(void **state)
 
 static void test_pick_expiry(void **state)
 {
-	uint16_t base = free_block(2);
-	struct ps_pick_req r = req_for(&fx.self, base, base + 1);
-	struct timespec ts = { 1, 500 * 1000000 };
+	uint16_t base = free_block(4);
+	struct ps_pick_req hour = req_for(&fx.self, base, base + 1);
+	struct ps_pick_req r = req_for(&fx.self, base + 2, base + 3);
+	struct timespec ts = { 0, 1000000 };
 	uint16_t ports[2];
+	uint64_t expires;
 
 	(void)state;
-	/* A second: long enough for a slow (sanitizer) build to make the
-	 * second pick before the time runs out. */
-	r.expires_ns = ps_now_ns() + 1000000000ull;
+	/* An hour: still running at the next call, however slow that is. */
+	hour.expires_ns = ps_now_ns() + 3600ull * 1000000000ull;
+	assert_int_equal(ps_pick(&fx.reg, &hour, ports, 2), 0);
+	hour.expires_ns = 0;
+	assert_int_equal(ps_pick(&fx.reg, &hour, ports, 1), -EADDRNOTAVAIL);
+
+	/*
+	 * Leases whose time runs out: once the monotonic clock has passed
+	 * their expiry (an order of events, whatever the machine's speed),
+	 * the holder lives but their ports serve the next pick.
+	 */
+	expires = ps_now_ns() + 10000000ull;
+	r.expires_ns = expires;
 	assert_int_equal(ps_pick(&fx.reg, &r, ports, 2), 0);
+	while (ps_now_ns() <= expires)
+		nanosleep(&ts, NULL);
 	r.expires_ns = 0;
-	assert_int_equal(ps_pick(&fx.reg, &r, ports, 1), -EADDRNOTAVAIL);
-	nanosleep(&ts, NULL);
-	/* The holder lives, but the time ran out. */
 	assert_int_equal(ps_pick(&fx.reg, &r, ports, 2), 0);
 	assert_int_equal(ps_registry_at(&fx.reg, ports[0])->expires_ns, 0);
-	assert_int_equal(leases(), 2);
+	assert_int_equal(ps_registry_at(&fx.reg, ports[1])->expires_ns, 0);
+	/* The hour's leases are still there: 2 of theirs, 2 new ones. */
+	assert_int_equal(ps_pick(&fx.reg, &hour, ports, 1), -EADDRNOTAVAIL);
+	assert_int_equal(leases(), 4);
 }
 
 static void test_pick_release(void **state)

@@ -621,9 +621,19 @@ static void test_files_shrunk_while_waiting(void **state)
 		munmap(reg.hdr, reg.size);
 		_exit(rc == -EIO ? 0 : 4);
 	}
-	/* Let the child open and block on the lock, then shrink the file
-	 * (the header page, which holds the mutex, stays). */
-	usleep(200 * 1000);
+	/*
+	 * Once the child sleeps on the lock (glibc marks the lock word with
+	 * FUTEX_WAITERS, futex(2), before a waiter's futex wait: the
+	 * positive sign that it is past its first size check and blocked),
+	 * shrink the file (the header page, which holds the mutex, stays).
+	 */
+	while (!(__atomic_load_n(&reg.hdr->lock.mutex.__data.__lock,
+				 __ATOMIC_SEQ_CST) & 0x80000000u)) {
+		if (waitpid(pid, &status, WNOHANG) != 0)
+			fail_msg("the child ended before it waited for the "
+				 "lock");
+		usleep(1000);
+	}
 	assert_return_code(truncate(fx.path, 8192), errno);
 	ps_registry_unlock(&reg, &g);
 	assert_int_equal(waitpid(pid, &status, 0), pid);

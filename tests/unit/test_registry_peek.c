@@ -147,6 +147,16 @@ static int colliding(uint16_t target, uint16_t *vports, int max)
 	return n;
 }
 
+/* True when run under valgrind (scripts/test says so in the environment). */
+static bool under_valgrind(void)
+{
+	const char *v = getenv("PS_UNDER_VALGRIND");
+	const char *p = getenv("LD_PRELOAD");
+
+	return (v != NULL && strcmp(v, "1") == 0) ||
+	       (p != NULL && strstr(p, "vgpreload") != NULL);
+}
+
 /*
  * A writer in another process keeps inserting and freeing leases that
  * sit on the same chain as, and in front of, the lease this process
@@ -156,13 +166,27 @@ static int colliding(uint16_t target, uint16_t *vports, int max)
  */
 static void test_peek_races_writer(void **state)
 {
+	/*
+	 * Enough rounds on both sides that the reads surely meet changes:
+	 * the reader keeps reading until the writer has made WRITES changes
+	 * since its first read, and the writer keeps changing until the
+	 * reader says stop. Fewer under valgrind, where each is slower.
+	 */
+	const long writes = under_valgrind() ? 2000 : 20000;
+	const long reads = under_valgrind() ? 2000 : 20000;
+	struct shared {
+		long cycles;
+		int stop;
+	} *sh;
 	uint16_t real, got = 0, vports[4];
-	long right = 0, retry = 0, wrong = 0;
+	long right = 0, retry = 0, wrong = 0, n = 0, c0;
 	int status, nv;
-	double end;
 	pid_t pid;
 
 	(void)state;
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sh != MAP_FAILED);
 	real = alloc("stable", 8080);
 	assert_int_not_equal(real, 0);
 	nv = colliding(real, vports, 4);
@@ -170,10 +194,9 @@ static void test_peek_races_writer(void **state)
 	pid = fork();
 	assert_return_code(pid, errno);
 	if (pid == 0) {
-		double stop = fx_now() + 0.5;
 		long i = 0;
 
-		while (fx_now() < stop) {
+		while (!__atomic_load_n(&sh->stop, __ATOMIC_SEQ_CST)) {
 			struct ps_reg_guard g;
 			uint16_t p = alloc("noise", vports[i++ % nv]);
 
@@ -181,11 +204,19 @@ static void test_peek_races_writer(void **state)
 				_exit(1);
 			ps_registry_free(&fx.reg, ps_registry_at(&fx.reg, p));
 			ps_registry_unlock(&fx.reg, &g);
+			__atomic_add_fetch(&sh->cycles, 1, __ATOMIC_SEQ_CST);
 		}
 		_exit(0);
 	}
-	end = fx_now() + 0.5;
-	while (fx_now() < end) {
+	/* The writer is at work before the first read. */
+	while (__atomic_load_n(&sh->cycles, __ATOMIC_SEQ_CST) == 0) {
+		if (waitpid(pid, &status, WNOHANG) != 0)
+			fail_msg("the writer ended before it wrote");
+		usleep(1000);
+	}
+	c0 = __atomic_load_n(&sh->cycles, __ATOMIC_SEQ_CST);
+	while (n < reads ||
+	       __atomic_load_n(&sh->cycles, __ATOMIC_SEQ_CST) < c0 + writes) {
 		int rc = ps_registry_peek(&fx.reg, "stable", 8080, &got);
 
 		if (rc == 0 && got == real)
@@ -194,12 +225,18 @@ static void test_peek_races_writer(void **state)
 			retry++;
 		else
 			wrong++;
+		/* A writer that died would leave this loop waiting. */
+		if (++n % 1024 == 0 && waitpid(pid, &status, WNOHANG) != 0)
+			fail_msg("the writer ended early");
 	}
+	__atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	print_message("# %d colliding vports; %ld right, %ld retries, %ld"
-		      " wrong\n",
-		      nv, right, retry, wrong);
+	print_message("# %d colliding vports; %ld writes during %ld reads:"
+		      " %ld right, %ld retries, %ld wrong\n",
+		      nv, __atomic_load_n(&sh->cycles, __ATOMIC_SEQ_CST) - c0,
+		      n, right, retry, wrong);
+	munmap(sh, sizeof(*sh));
 	assert_int_equal(wrong, 0);
 	assert_true(right > 0);
 }
