@@ -15,15 +15,21 @@
  *       prints "ready" when its threads wait for GO, then one line per
  *       socket, "PROTO VPORT REAL", then "done BINDS SECONDS", and keeps the sockets open until the file
  *       STOP exists.
- *   psstress churn N VBASE
+ *   psstress churn N VBASE [SEEN STEP]
  *       Run under the shim. Binds and closes N sockets to VBASE..VBASE+N-1
  *       one after the other (TCP, then UDP on every other port), so that
  *       the group's mapping changes about 1.5 N times. Prints "churned N".
- *   psstress mapread FILE STOP
+ *       With SEEN and STEP: after every STEP ports, waits until the file
+ *       SEEN (written by mapread) holds at least the number of entries
+ *       made so far, so that a reader sees the file change N / STEP
+ *       times at least, however the two are scheduled.
+ *   psstress mapread FILE STOP [SEEN]
  *       Reads the mapping file FILE in a tight loop until the file STOP
  *       exists, parsing each read completely. Prints
  *       "reads R versions V partial P missing M last N"; exits 1 if any
- *       read was partial or the number of entries ever went down.
+ *       read was partial or the number of entries ever went down. With
+ *       SEEN: writes the number of entries of each new version there
+ *       (replaced whole, by rename).
  *   psstress regcheck REGISTRY
  *       Locks the registry, checks every invariant, and prints each lease
  *       as "GROUP KIND VPORT REAL HOLDERPID", then "check ok" (exit 0) or
@@ -326,24 +332,74 @@ static int bind_close(int type, uint16_t port)
 	return rc;
 }
 
+/* The number in file path (-1 if it cannot be read). */
+static long read_number(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+/* Waits (polling) until the number in path is at least want. */
+static bool wait_number(const char *path, long want)
+{
+	double end = now_s() + WAIT_MAX_S;
+
+	while (read_number(path) < want) {
+		if (now_s() > end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
 static int cmd_churn(int argc, char **argv)
 {
-	long n, vbase;
+	long n, vbase, step = 0;
 
-	if (argc != 4 || parse(argv[2], 1, 10000, &n) ||
-	    parse(argv[3], 1, 65535, &vbase) || vbase + n > 65536)
+	if ((argc != 4 && argc != 6) || parse(argv[2], 1, 10000, &n) ||
+	    parse(argv[3], 1, 65535, &vbase) || vbase + n > 65536 ||
+	    (argc == 6 && parse(argv[5], 1, 10000, &step)))
 		return EXIT_USAGE;
 	for (long i = 0; i < n; i++) {
 		if (bind_close(SOCK_STREAM, (uint16_t)(vbase + i)) != 0)
 			return EXIT_CHECK;
 		if (i % 2 == 0 && bind_close(SOCK_DGRAM, (uint16_t)(vbase + i)))
 			return EXIT_CHECK;
+		/* Entries so far: i + 1 TCP, i / 2 + 1 UDP. */
+		if (step > 0 && (i + 1) % step == 0 &&
+		    !wait_number(argv[4], i + 1 + i / 2 + 1)) {
+			printf("error the reader never saw %ld entries\n",
+			       i + 1 + i / 2 + 1);
+			return EXIT_CHECK;
+		}
 	}
 	printf("churned %ld\n", n);
 	return 0;
 }
 
 /* ----------------------------------------------------------- mapread */
+
+/* Replaces the file path by one holding the number v. */
+static void write_number(const char *path, size_t v)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "%zu\n", v);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
 
 static int cmd_mapread(int argc, char **argv)
 {
@@ -353,7 +409,7 @@ static int cmd_mapread(int argc, char **argv)
 	bool went_down = false, stop = false;
 	char group[PS_GROUP_MAX + 1];
 
-	if (argc != 4)
+	if (argc != 4 && argc != 5)
 		return EXIT_USAGE;
 	while (!stop) {
 		int rc;
@@ -373,8 +429,11 @@ static int cmd_mapread(int argc, char **argv)
 		}
 		if (n < last)
 			went_down = true;
-		if (n != last)
+		if (n != last) {
 			versions++;
+			if (argc == 5)
+				write_number(argv[4], n);
+		}
 		last = n;
 	}
 	printf("reads %lu versions %lu partial %lu missing %lu last %zu\n",
@@ -483,8 +542,8 @@ int main(int argc, char **argv)
 	if (rc == EXIT_USAGE)
 		fprintf(stderr,
 			"usage: psstress storm THREADS PER VBASE GO STOP |"
-			" churn N VBASE |\n"
-			"       mapread FILE STOP | regcheck REGISTRY |"
+			" churn N VBASE [SEEN STEP] |\n"
+			"       mapread FILE STOP [SEEN] | regcheck REGISTRY |"
 			" secure LIBRARY PORT\n");
 	return rc;
 }

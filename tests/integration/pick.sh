@@ -342,30 +342,37 @@ is "$(st "$PORTSHIM" release "$base" $((base + 1)) $((base + 2)))" 0 \
 is "$(holder_of "$base")" "" "... and their leases are gone"
 
 # ------------------------------------------------------------ --for
-p=$(capture "$PORTSHIM" pick --for 5 --group timed)
-[ -n "$p" ] || diag_file "$T/.capture.err"
+# alive_of PORT: the "alive" of PORT's lease in `ls --json` ("[True]").
+alive_of() {
+    "$PORTSHIM" ls --json | "$PY" -c '
+import json, sys
+print([l["alive"] for l in json.load(sys.stdin)["leases"]
+       if l["real"] == int(sys.argv[1])])' "$1"
+}
+# An hour: alive at the next call however slow the machine is.
+long=$(capture "$PORTSHIM" pick --for 3600 --group timed)
+[ -n "$long" ] || diag_file "$T/.capture.err"
 check "a --for lease is listed with its label" sh -c \
-    "\"\$1\" ls --group timed | grep -q ' $p '" ls "$PORTSHIM"
-alive=$("$PORTSHIM" ls --json | "$PY" -c '
-import json, sys
-print([l["alive"] for l in json.load(sys.stdin)["leases"]
-       if l["real"] == int(sys.argv[1])])' "$p")
-is "$alive" "[True]" "... alive while its time lasts"
-# Wait by the clock for the 5 seconds to run out (bounded: 20 s).
+    "\"\$1\" ls --group timed | grep -q ' $long '" ls "$PORTSHIM"
+is "$(alive_of "$long")" "[True]" "... alive while its time lasts"
+# A second: wait for it to run out (bounded: 60 s, a safety net only).
+p=$(capture "$PORTSHIM" pick --for 1 --group timed)
+[ -n "$p" ] || diag_file "$T/.capture.err"
 i=0
-while [ "$i" -lt 200 ]; do
-    alive=$("$PORTSHIM" ls --json | "$PY" -c '
-import json, sys
-print([l["alive"] for l in json.load(sys.stdin)["leases"]
-       if l["real"] == int(sys.argv[1])])' "$p")
+while [ "$i" -lt 600 ]; do
+    alive=$(alive_of "$p")
     [ "$alive" = "[True]" ] || break
     sleep 0.1
     i=$((i + 1))
 done
 is "$alive" "[False]" "... dead once it ran out, though its holder lives"
+is "$(alive_of "$long")" "[True]" "... while a longer one of the same holder lives on"
 "$PORTSHIM" gc >"$T/gc-for.txt" 2>&1 || true
 check "gc frees it as expired" \
     grep -q "^freed pick port $p group=timed (expired)$" "$T/gc-for.txt"
+check "... and not the longer one" \
+    sh -c "! grep -q ' $long ' '$T/gc-for.txt'"
+is "$(st "$PORTSHIM" release "$long")" 0 "the longer one is released"
 
 # -------------------------------------------------- release: whose lease
 p=$(capture "$PORTSHIM" pick)
