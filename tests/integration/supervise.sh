@@ -312,7 +312,7 @@ cat >"$T/udp.sh" <<EOF
 "$PSSV" udp-serve $UPORT dns-copy >"$T/udp.server" 2>&1 &
 i=0
 until grep -q port= "$T/udp.server"; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 for mode in sendto sendmsg sendmmsg connect; do
     printf '%s:' "\$mode"
@@ -457,12 +457,12 @@ cat >"$T/wrapped.sh" <<EOF
 srv=\$!
 i=0
 until grep -q port= "$T/wrapped-\$1.server" 2>/dev/null; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 : >"$T/wrapped-\$1.up"
 i=0
 until [ -e "$T/wrapped-wa.up" ] && [ -e "$T/wrapped-wb.up" ]; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 env -u PORTSHIM_PORTS "$PSSV" get $VPORT
 reap \$srv
@@ -558,12 +558,12 @@ if "$PSSV" serve -m 0 probe 0 >/dev/null 2>"$T/mptcp-probe.err"; then
 srv=\$!
 i=0
 until grep -q port= "$T/mptcp-\$1.server" 2>/dev/null; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 : >"$T/mptcp-\$1.up"
 i=0
 until [ -e "$T/mptcp-ma.up" ] && [ -e "$T/mptcp-mb.up" ]; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 "$PSSV" get -m $VPORT
 reap \$srv
@@ -592,8 +592,8 @@ cat >"$T/join.sh" <<EOF
 "$PORTSHIM" supervise -- "$PSSV" serve $VPORT joined 1 >"$T/join.server" &
 srv=\$!
 i=0
-until [ -s "$T/join.map" ]; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+until grep -q port= "$T/join.server" 2>/dev/null; do
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 "$PORTSHIM" supervise -- "$PSSV" get -n $VPORT
 reap \$srv
@@ -613,7 +613,7 @@ cat >"$T/nest.sh" <<EOF
 srv=\$!
 i=0
 until grep -q port= "$T/nest.server" 2>/dev/null; do
-    i=\$((i + 1)); [ "\$i" -gt 100 ] && break; sleep 0.1
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 "$PSSV" get $VPORT
 reap \$srv
