@@ -64,7 +64,8 @@ static const char run_help[] =
 "  -g, --group G     the group's name (default: a fresh unique name); a\n"
 "                    group that another live run owns is joined: its\n"
 "                    leases stay when this run ends\n"
-"  -m, --map FILE    the mapping file (default: <state dir>/<group>.map)\n"
+"  -m, --map FILE    the mapping file (default: <group>.map in the\n"
+"                    registry's folder)\n"
 "  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
 "                    or 20000-32767)\n"
 "      --report      when CMD ends, print the tagged ports that the group\n"
@@ -302,13 +303,27 @@ static void run_statedir_notice(void)
 		ps_cli_error("warning: %s", why);
 }
 
-/* The default mapping file, "<state dir>/<group>.map". Returns 0 or
- * -errno with a reason printed. */
-static int run_default_map(const char *group, char *out, size_t len)
+/* The default mapping file, "<folder>/<group>.map": the folder of the
+ * registry, so that two registries never share a mapping file (the
+ * state directory for the default registry). Returns 0 or -errno with a
+ * reason printed. */
+static int run_default_map(const char *registry, const char *group,
+			   char *out, size_t len)
 {
 	char dir[PATH_MAX], why[512];
-	int fd;
+	const char *slash;
+	int fd, n;
 
+	if (registry[0] != '\0') {
+		slash = strrchr(registry, '/');
+		n = (int)(slash - registry);
+		if ((size_t)snprintf(out, len, "%.*s/%s.map", n, registry,
+				     group) >= len) {
+			ps_cli_error("the registry's path is too long");
+			return -ENAMETOOLONG;
+		}
+		return 0;
+	}
 	fd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
 			      sizeof(why));
 	if (fd < 0) {
@@ -717,7 +732,7 @@ int ps_cli_run(int argc, char **argv)
 	if (map_opt != NULL)
 		rc = run_absolute(map_opt, map, sizeof(map));
 	else
-		rc = run_default_map(group, map, sizeof(map));
+		rc = run_default_map(cfg.registry, group, map, sizeof(map));
 	if (rc == -ENAMETOOLONG && map_opt != NULL) {
 		ps_cli_error("--map: the path '%s' is too long", map_opt);
 		return PS_EXIT_RUN_FAILED;

@@ -299,6 +299,25 @@ static int cli_finish(int status)
 	return status;
 }
 
+/*
+ * A relative PORTSHIM_REGISTRY would name another file in every working
+ * directory: every command refuses it, as the shim does (a command's
+ * --help still works).
+ */
+static int cli_check_registry(int argc, char **argv)
+{
+	const char *p = getenv("PORTSHIM_REGISTRY");
+
+	if (p == NULL || p[0] == '\0' || p[0] == '/')
+		return 0;
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+			 strcmp(argv[1], "-h") == 0))
+		return 0;
+	ps_cli_error("PORTSHIM_REGISTRY: '%s' is a relative path, expected "
+		     "an absolute one (starting with /)", p);
+	return PS_EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -351,6 +370,9 @@ int main(int argc, char **argv)
 		argc -= optind;
 		argv += optind;
 		optind = 0;
+		c = cli_check_registry(argc, argv);
+		if (c != 0)
+			return c;
 		return cli_finish(commands[i].fn(argc, argv));
 	}
 	return ps_cli_usage_error("unknown command '%s'", name);

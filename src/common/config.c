@@ -278,9 +278,20 @@ static void load_map_file(struct ps_config *cfg, const char *name,
 	load_path(cfg->map_file, name, value, es);
 }
 
+/* The registry: an absolute path. A relative one would name a different
+ * file in every working directory, and processes meant to share one
+ * registry would hand out the same ports; refused, the default registry
+ * (shared by all) stays. */
 static void load_registry(struct ps_config *cfg, const char *name,
 			  const char *value, struct errsink *es)
 {
+	char q[QUOTE_BUF];
+
+	if (value[0] != '/') {
+		report(es, name, "%s is a relative path, expected an "
+		       "absolute one (starting with /)", quote(q, value));
+		return;
+	}
 	load_path(cfg->registry, name, value, es);
 }
 

@@ -192,6 +192,7 @@ static void test_config_valid_edges(void **state)
 	memset(group, 'g', PS_GROUP_MAX);
 	group[PS_GROUP_MAX] = '\0';
 	memset(path, 'p', PATH_MAX - 1);
+	path[0] = '/';		/* the registry's path must be absolute */
 	path[PATH_MAX - 1] = '\0';
 
 	env_clear();
@@ -307,6 +308,9 @@ static const struct bad_case bad_cases[] = {
 	{ "PORTSHIM_RANGE", "99999999999999999999-1",
 	  "'99999999999999999999-1'" },
 	{ "PORTSHIM_REGISTRY", long_path, "'" P48 "...'" },
+	{ "PORTSHIM_REGISTRY", "registry", "'registry'" },
+	{ "PORTSHIM_REGISTRY", "./reg", "'./reg'" },
+	{ "PORTSHIM_REGISTRY", "~/reg", "'~/reg'" },
 	{ "PORTSHIM_UNMAPPED", "deny", "'deny'" },
 	{ "PORTSHIM_UNMAPPED", "REFUSE", "'REFUSE'" },
 	{ "PORTSHIM_UNMAPPED", " pass", "' pass'" },
