@@ -80,15 +80,17 @@ void ps_cli_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
 /*
- * Writes "portshim: <message>\n" and "Try 'portshim --help'.\n" to
- * stderr and returns PS_EXIT_USAGE.
+ * Writes "portshim: <message>\n" and "Try 'portshim COMMAND --help'.\n"
+ * (the command being run; "Try 'portshim --help'." before one is chosen)
+ * to stderr and returns PS_EXIT_USAGE.
  */
 int ps_cli_usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
 /*
  * Reports the option error that getopt_long (called with opterr = 0 and
- * an optstring beginning with "+:") signalled by returning '?' or ':'.
+ * an optstring beginning with ":", or "+:" for the commands that take a
+ * CMD) signalled by returning '?' or ':'.
  * Returns PS_EXIT_USAGE.
  */
 int ps_cli_bad_option(int ret, char **argv);

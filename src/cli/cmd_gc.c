@@ -351,7 +351,7 @@ int ps_cli_gc(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:nrh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":nrh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			dry_run = true;

@@ -214,7 +214,7 @@ int ps_cli_ls(int argc, char **argv)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:g:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":g:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;

@@ -207,7 +207,7 @@ int ps_cli_pick(int argc, char **argv)
 
 	memset(&req, 0, sizeof(req));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:tun:g:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":tun:g:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			req.protos |= PS_PROTO_BIT(PS_TCP);
@@ -349,7 +349,7 @@ int ps_cli_release(int argc, char **argv)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:fh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			force = true;

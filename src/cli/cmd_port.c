@@ -62,7 +62,7 @@ int ps_cli_port(int argc, char **argv)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:g:uh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":g:uh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			proto = PS_UDP;

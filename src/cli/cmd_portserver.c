@@ -526,7 +526,7 @@ int ps_cli_portserver(int argc, char **argv)
 	sv.address = PSV_DEFAULT_ADDRESS;
 	sv.listen_fd = sv.sig_fd = -1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:a:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":a:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			sv.address = optarg;

@@ -111,12 +111,20 @@ void ps_cli_error(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The command being run, for the "Try" line of a usage error; NULL
+ * before one is chosen. */
+static const char *cli_command;
+
 int ps_cli_usage_error(const char *fmt, ...)
 {
+	char tail[64];
 	va_list ap;
 
+	snprintf(tail, sizeof(tail), "Try '%s%s%s --help'.\n", PS_CLI_PROG,
+		 cli_command != NULL ? " " : "",
+		 cli_command != NULL ? cli_command : "");
 	va_start(ap, fmt);
-	cli_report("Try '" PS_CLI_PROG " --help'.\n", fmt, ap);
+	cli_report(tail, fmt, ap);
 	va_end(ap);
 	return PS_EXIT_USAGE;
 }
@@ -358,6 +366,7 @@ int main(int argc, char **argv)
 			if (strcmp(name, commands[i].name) != 0)
 				continue;
 			help_argv[0] = argv[optind + 1];
+			cli_command = commands[i].name;
 			optind = 0;
 			return cli_finish(commands[i].fn(2, help_argv));
 		}
@@ -370,6 +379,7 @@ int main(int argc, char **argv)
 		argc -= optind;
 		argv += optind;
 		optind = 0;
+		cli_command = commands[i].name;
 		c = cli_check_registry(argc, argv);
 		if (c != 0)
 			return c;

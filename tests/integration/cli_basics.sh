@@ -18,11 +18,20 @@ st() {
 }
 
 # usage_error DESC WANT_TEXT CMD...: CMD exits 2, and its stderr is one
-# "portshim: ..." line containing WANT_TEXT, then the "Try" line.
+# "portshim: ..." line containing WANT_TEXT, then the "Try" line of the
+# command ("Try 'portshim port --help'.", or "Try 'portshim --help'." when
+# no known command was given).
 usage_error() {
     ue_desc=$1
     ue_want=$2
     shift 2
+    case ${2:-} in
+    run | supervise | port | wait | ls | who | gc | doctor | pick | release | \
+        portserver | env)
+        ue_try="Try 'portshim $2 --help'."
+        ;;
+    *) ue_try="Try 'portshim --help'." ;;
+    esac
     ue_st=$(st "$@")
     ue_first=$(sed -n 1p "$T/err")
     ue_second=$(sed -n 2p "$T/err")
@@ -32,7 +41,7 @@ usage_error() {
     *) ue_named=no ;;
     esac
     if [ "$ue_st" = 2 ] && [ "$ue_named" = yes ] && [ "$ue_lines" = 2 ] &&
-        [ "$ue_second" = "Try 'portshim --help'." ] && [ ! -s "$T/out" ]
+        [ "$ue_second" = "$ue_try" ] && [ ! -s "$T/out" ]
     then
         ok "$ue_desc"
     else
@@ -92,6 +101,31 @@ usage_error "port with an invalid VPORT" "'0'" "$PORTSHIM" port -g g1 0
 usage_error "port without a group" "PORTSHIM_GROUP" "$PORTSHIM" port 8080
 usage_error "ls with an argument" "'extra'" "$PORTSHIM" ls extra
 usage_error "gc with an argument" "'extra'" "$PORTSHIM" gc extra
+
+# Each command's usage error points at its own help.
+for cmd in run supervise port wait ls who gc doctor pick release portserver
+do
+    usage_error "$cmd: an unknown option" "'--frobnicate'" \
+        "$PORTSHIM" "$cmd" --frobnicate
+done
+
+# Options after operands (GNU permutation), for every command that takes
+# operands and options; run, supervise and doctor stop at CMD, whose
+# options are its own.
+is "$(st "$PORTSHIM" port 8080 --group perm)" 1 \
+    "port 8080 --group G: the option is taken"
+check "and the message names the group" grep -q 'group perm' "$T/err"
+is "$(st "$PORTSHIM" wait 8080 --group perm --timeout 0)" 1 \
+    "wait 8080 --group G --timeout 0: the options are taken"
+is "$(st "$PORTSHIM" release 20000 --force)" 1 \
+    "release 20000 --force: the option is taken"
+check "and the message is about the port" grep -q '20000' "$T/err"
+st "$PORTSHIM" who 1 --json >/dev/null || true
+check "who 1 --json: the option is taken" grep -q '^{' "$T/out"
+usage_error "port VPORT with an unknown option after it" "'--frobnicate'" \
+    "$PORTSHIM" port 8080 --frobnicate
+usage_error "release PORT with an unknown option after it" "'--frobnicate'" \
+    "$PORTSHIM" release 20000 --frobnicate
 
 got=$(st env PORTSHIM_RANGE=30000-20000 "$PORTSHIM" run true)
 is "$got" 2 "run refuses an invalid PORTSHIM_RANGE in its environment"
