@@ -220,11 +220,13 @@ void ps_cli_json_string(const char *s);
 void ps_cli_json_lease(const struct ps_cli_lease *v);
 
 /*
- * `portshim run --report`: creates the empty report file of group in the
- * state directory and stores its path in path (len bytes). Returns 0, or
- * -1 after printing why.
+ * Creates the empty file "<state dir>/<group>.<ext>" (a left-over of the
+ * same name is replaced) and stores its path in path (len bytes): the
+ * report of `run --report`, the PORTSHIM_WARNED file. Returns 0, or -1
+ * (after printing why unless quiet).
  */
-int ps_cli_report_setup(const char *group, char *path, size_t len);
+int ps_cli_state_file(const char *group, const char *ext, char *path,
+		      size_t len, bool quiet);
 
 /*
  * Prints to standard error the ports that the report at path lists (each

@@ -622,7 +622,7 @@ int ps_cli_run(int argc, char **argv)
 	static struct ps_portspec spec;
 	static struct ps_config cfg;
 	static char cfg_err[4096], map[PATH_MAX], lib[PATH_MAX];
-	static char report[PATH_MAX];
+	static char report[PATH_MAX], warned[PATH_MAX];
 	char group[PS_GROUP_MAX + 1] = "", owner[64], err[256];
 	struct ps_ident joined;
 	const char *ports = "all", *map_opt = NULL, *range = NULL;
@@ -801,13 +801,26 @@ int ps_cli_run(int argc, char **argv)
 		return PS_EXIT_RUN_FAILED;
 	}
 
+	/* Bypass warnings: once per program and run (src/shim/exec.c). */
+	if (ps_cli_state_file(group, "warned", warned, sizeof(warned),
+			      true) == 0 &&
+	    setenv("PORTSHIM_WARNED", warned, 1) < 0) {
+		unlink(warned);
+		warned[0] = '\0';
+	}
 	if (want_report) {
-		if (ps_cli_report_setup(group, report, sizeof(report)) < 0)
-			return PS_EXIT_RUN_FAILED;
-		if (setenv("PORTSHIM_REPORT", report, 1) < 0) {
+		rc = ps_cli_state_file(group, "report", report,
+				       sizeof(report), false);
+		if (rc == 0 && setenv("PORTSHIM_REPORT", report, 1) < 0) {
 			ps_cli_error("cannot set the environment: %s",
 				     strerror(errno));
 			unlink(report);
+			rc = -1;
+		}
+		if (rc < 0) {
+			ps_cli_error("--report: cannot make the report file");
+			if (warned[0] != '\0')
+				unlink(warned);
 			return PS_EXIT_RUN_FAILED;
 		}
 	}
@@ -817,6 +830,8 @@ int ps_cli_run(int argc, char **argv)
 		ps_cli_error("--supervise: %s", run_sv_why);
 		if (want_report)
 			unlink(report);
+		if (warned[0] != '\0')
+			unlink(warned);
 		status = PS_EXIT_RUN_FAILED;
 		goto release;
 	}
@@ -825,6 +840,8 @@ int ps_cli_run(int argc, char **argv)
 	ps_supervise_stop(run_sv);
 	if (want_report)
 		ps_cli_report_print(report, group);
+	if (warned[0] != '\0')
+		unlink(warned);
 
 release:
 	if (have_reg) {

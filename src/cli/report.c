@@ -16,32 +16,37 @@
 #include "report.h"
 #include "statedir.h"
 
-int ps_cli_report_setup(const char *group, char *path, size_t len)
+int ps_cli_state_file(const char *group, const char *ext, char *path,
+		      size_t len, bool quiet)
 {
 	char dir[PATH_MAX], why[512];
+	const char *base;
 	int dfd, fd;
 
 	dfd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
 			       sizeof(why));
 	if (dfd < 0) {
-		ps_cli_error("--report: %s", why);
+		if (!quiet)
+			ps_cli_error("%s", why);
 		return -1;
 	}
-	if ((size_t)snprintf(path, len, "%s/%s.report", dir, group) >= len) {
+	if ((size_t)snprintf(path, len, "%s/%s.%s", dir, group, ext) >= len) {
 		close(dfd);
-		ps_cli_error("--report: the state directory's path is too "
-			     "long");
+		if (!quiet)
+			ps_cli_error("the state directory's path is too long");
 		return -1;
 	}
 	/* A fresh, empty file of ours: a left-over of a run with the same
-	 * group name (given with --group) must not add to this report. */
-	unlinkat(dfd, path + strlen(dir) + 1, 0);
-	fd = openat(dfd, path + strlen(dir) + 1, O_WRONLY | O_CREAT | O_EXCL |
-		    O_CLOEXEC | O_NOFOLLOW, 0600);
+	 * group name (given with --group) must not add to this one. */
+	base = path + strlen(dir) + 1;
+	unlinkat(dfd, base, 0);
+	fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
 	close(dfd);
 	if (fd < 0) {
-		ps_cli_error("--report: cannot create %s: %s", path,
-			     strerror(errno));
+		if (!quiet)
+			ps_cli_error("cannot create %s: %s", path,
+				     strerror(errno));
 		return -1;
 	}
 	close(fd);

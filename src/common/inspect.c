@@ -557,6 +557,122 @@ out:
 	return rc;
 }
 
+/*
+ * The names whose presence in a program's dynamic string table means it
+ * may make a socket of its own or start another program: the socket
+ * calls, every way to run a program, and the ways to reach code or the
+ * kernel that the table does not name (dlopen, syscall).
+ */
+static const char *const net_names[] = {
+	"socket", "bind", "connect", "__connect", "sendto", "sendmsg",
+	"sendmmsg", "execve", "execv", "execvp", "execvpe", "execl",
+	"execlp", "execle", "fexecve", "execveat", "posix_spawn",
+	"posix_spawnp", "system", "popen", "fork", "vfork", "_Fork", "clone",
+	"clone3", "dlopen", "dlmopen", "syscall",
+};
+
+/* The libraries that such a program may need: the C library, the loader. */
+static bool harmless_library(const char *name)
+{
+	return strcmp(name, "libc.so.6") == 0 ||
+	       strncmp(name, "ld-linux", 8) == 0;
+}
+
+/* One token of the string table: true if it rules "harmless" out. */
+static bool token_risky(const char *tok, size_t len, bool cut)
+{
+	size_t i;
+
+	if (cut)	/* too long to compare: cannot tell */
+		return true;
+	if (len == 0)
+		return false;
+	for (i = 0; i < sizeof(net_names) / sizeof(net_names[0]); i++)
+		if (strcmp(tok, net_names[i]) == 0)
+			return true;
+	return strstr(tok, ".so") != NULL && !harmless_library(tok);
+}
+
+/* Bytes of a string table looked at, at most. */
+#define DYNSTR_MAX (1u << 20)
+
+/*
+ * True if the ELF on fd is dynamically linked (eh), needs no library but
+ * the C library, and imports none of net_names: it cannot bind, connect
+ * or start a program through anything a preload sees or misses. Read
+ * from the section headers (.dynsym's string table); false when they are
+ * missing or unusual (cannot tell).
+ */
+static bool elf_harmless(int fd, const ElfW(Ehdr) *eh)
+{
+	char buf[2048], tok[64];
+	ElfW(Shdr) sh, str;
+	uint64_t i, off, left;
+	size_t tlen = 0, k;
+	bool cut = false, found = false;
+	ssize_t n;
+
+	if (eh->e_shoff == 0 || eh->e_shentsize != sizeof(ElfW(Shdr)) ||
+	    eh->e_shnum == 0 || eh->e_shnum > MAX_SHNUM)
+		return false;
+	for (i = 1; i < eh->e_shnum && !found; i++) {
+		if (read_shdr(fd, eh, i, &sh) < 0)
+			return false;
+		found = sh.sh_type == SHT_DYNSYM;
+	}
+	if (!found || sh.sh_link == 0 || sh.sh_link >= eh->e_shnum ||
+	    read_shdr(fd, eh, sh.sh_link, &str) < 0 ||
+	    str.sh_type != SHT_STRTAB || str.sh_size == 0 ||
+	    str.sh_size > DYNSTR_MAX)
+		return false;
+	for (off = str.sh_offset, left = str.sh_size; left > 0;) {
+		n = read_some(fd, buf, left < sizeof(buf) ? left : sizeof(buf),
+			      off);
+		if (n <= 0)
+			return false;
+		for (k = 0; k < (size_t)n; k++) {
+			if (buf[k] != '\0') {
+				if (tlen + 1 < sizeof(tok))
+					tok[tlen++] = buf[k];
+				else
+					cut = true;
+				continue;
+			}
+			tok[tlen] = '\0';
+			if (token_risky(tok, tlen, cut))
+				return false;
+			tlen = 0;
+			cut = false;
+		}
+		off += (uint64_t)n;
+		left -= (uint64_t)n;
+	}
+	return tlen == 0;
+}
+
+bool ps_inspect_harmless(int dirfd, const char *path)
+{
+	unsigned char head[HEAD_SIZE];
+	ElfW(Ehdr) eh;
+	bool ok = false;
+	ssize_t n;
+	int fd;
+
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	n = read_some(fd, head, sizeof(head), 0);
+	if (n >= (ssize_t)sizeof(eh) &&
+	    memcmp(head, ELFMAG, SELFMAG) == 0 &&
+	    head[EI_CLASS] == NATIVE_CLASS && head[EI_DATA] == NATIVE_DATA) {
+		memcpy(&eh, head, sizeof(eh));
+		ok = (eh.e_type == ET_EXEC || eh.e_type == ET_DYN) &&
+		     elf_harmless(fd, &eh);
+	}
+	close(fd);
+	return ok;
+}
+
 int ps_inspect_path(int dirfd, const char *path, struct ps_inspect *out)
 {
 	struct ps_inspect_creds cr;

@@ -151,4 +151,17 @@ const char *ps_inspect_advice(enum ps_inspect_verdict verdict);
 size_t ps_inspect_message(const struct ps_inspect *in, const char *prog,
 			  enum ps_bypass mode, char *buf, size_t len);
 
+/*
+ * True if the program at path (relative to dirfd) can tell that it never
+ * binds, connects or starts another program: a native ELF whose dynamic
+ * string table names no library but the C library and none of the socket,
+ * exec, spawn, fork, dlopen and syscall functions (true(1), false(1),
+ * sleep(1), cat(1) on glibc systems). False when it cannot tell: scripts,
+ * static programs, programs without section headers. Such a program
+ * escapes nothing when it runs without the shim, so the exec wrappers do
+ * not warn about it. Reads through a descriptor into stack buffers, as
+ * the rest of this file.
+ */
+bool ps_inspect_harmless(int dirfd, const char *path);
+
 #endif

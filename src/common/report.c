@@ -38,9 +38,11 @@ void ps_report_note(const struct ps_config *cfg, enum ps_report_kind kind,
 	saved = errno;
 	n = snprintf(line, sizeof(line), "%s %s %u\n", kind_names[kind],
 		     proto_names[proto], (unsigned)vport);
-	/* O_NOFOLLOW: the file is ours, in our state directory. */
-	fd = open(cfg->report_file, O_WRONLY | O_APPEND | O_CREAT |
-		  O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	/* O_NOFOLLOW: the file is ours, in our state directory. Never
+	 * created here: run made it, and a process that outlives the run
+	 * must not leave a new one behind. */
+	fd = open(cfg->report_file, O_WRONLY | O_APPEND | O_CLOEXEC |
+		  O_NOFOLLOW | O_NOCTTY);
 	if (fd >= 0) {
 		if (write(fd, line, (size_t)n) != n) {
 			/* Nothing to do: the report misses a line. */

@@ -81,6 +81,7 @@
 #include "config.h"
 #include "inspect.h"
 #include "log.h"
+#include "once.h"
 #include "real.h"
 #include "shim.h"
 #include "supcall.h"
@@ -138,6 +139,7 @@ static char *snap_preload;		/* "LD_PRELOAD=...", or NULL */
 static char self_entry[PATH_MAX];	/* our LD_PRELOAD entry, or "" */
 static const char *self_base;		/* its last component */
 static char sup_prog[PATH_MAX];		/* portshim's program, or "" */
+static char exec_warned[PATH_MAX];	/* PORTSHIM_WARNED, or "" */
 
 /* ------------------------------------------------- real functions */
 
@@ -349,6 +351,7 @@ static void find_supervisor(void)
 __attribute__((constructor)) static void exec_init(void)
 {
 	static struct ps_config cfg;
+	const char *warned;
 
 	exec_resolve();
 	/* The loader runs setuid programs in secure mode without us; a
@@ -367,6 +370,10 @@ __attribute__((constructor)) static void exec_init(void)
 	if (ps_supcall_supervised())
 		exec_supervised = true;
 	exec_keep_env = cfg.keep_env;
+	warned = secure_getenv("PORTSHIM_WARNED");
+	if (warned != NULL && warned[0] == '/' &&
+	    strlen(warned) < sizeof(exec_warned))
+		memcpy(exec_warned, warned, strlen(warned) + 1);
 	snapshot();
 	if (exec_bypass == PS_BYPASS_SUPERVISE)
 		find_supervisor();
@@ -547,11 +554,32 @@ static bool is_supervised(void)
 }
 
 /*
- * The environment check: returns 0 (xe->envp is what to pass on) or
- * -EPERM (PORTSHIM_BYPASS=fail).
+ * Whether to write a warning of kind ("bin": the program cannot be seen;
+ * "env": its environment drops the shim) about prog: once per program
+ * and `portshim run` (PORTSHIM_WARNED names the run's file of programs
+ * warned about), every time without one. GNU parallel, for one, starts
+ * its probes (/usr/bin/false, ...) with a scrubbed environment again and
+ * again: a line each would bury what matters.
  */
-static int env_check(const char *prog, char *const envp[],
-		     struct exec_env *xe)
+static bool say_once(const char *kind, const char *prog)
+{
+	char key[PATH_MAX + 8];
+
+	if (exec_warned[0] == '\0')
+		return true;
+	if ((size_t)snprintf(key, sizeof(key), "%s %s", kind, prog) >=
+	    sizeof(key))
+		return true;
+	return ps_once_claim(exec_warned, key) != 0;
+}
+
+/*
+ * The environment check of prog, whose file is path relative to dirfd
+ * (NULL: run from a descriptor): returns 0 (xe->envp is what to pass on)
+ * or -EPERM (PORTSHIM_BYPASS=fail).
+ */
+static int env_check(const char *prog, int dirfd, const char *path,
+		     char *const envp[], struct exec_env *xe)
 {
 	char names[NAMES_MAX];
 	struct env_scan sc;
@@ -577,6 +605,10 @@ static int env_check(const char *prog, char *const envp[],
 	}
 	if (exec_bypass == PS_BYPASS_IGNORE)
 		return 0;
+	/* A program that can tell it never binds, connects or starts
+	 * another (true, false, sleep) escapes nothing without the shim. */
+	if (path != NULL && ps_inspect_harmless(dirfd, path))
+		return 0;
 	/* kept_names[0] is PORTSHIM_PORTS. */
 	escapes = sc.preload_missing || sc.missing[0];
 	if (exec_bypass == PS_BYPASS_FAIL) {
@@ -588,6 +620,8 @@ static int env_check(const char *prog, char *const envp[],
 			 "it would run outside this group's settings");
 		return -EPERM;
 	}
+	if (!say_once("env", prog))
+		return 0;
 	PS_ERROR("warning: %s is started with an environment that drops %s: "
 		 "%s. Set PORTSHIM_KEEP_ENV=1 to put them back "
 		 "(PORTSHIM_BYPASS=ignore silences this)", prog, names,
@@ -678,16 +712,19 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 			if (sup_wanted(&in, dirfd, path) &&
 			    sup_prepare(&in, prog, path, envp, xe) == 0)
 				goto out;
-			ps_inspect_message(&in, prog, exec_bypass, msg,
-					   sizeof(msg));
-			PS_ERROR("%s", msg);
+			if (exec_bypass == PS_BYPASS_FAIL ||
+			    say_once("bin", prog)) {
+				ps_inspect_message(&in, prog, exec_bypass,
+						   msg, sizeof(msg));
+				PS_ERROR("%s", msg);
+			}
 			/* Its environment does not matter: the shim cannot
 			 * act in it either way. */
 			rc = exec_bypass == PS_BYPASS_FAIL ? -EPERM : 0;
 			goto out;
 		}
 	}
-	rc = env_check(prog, envp, xe);
+	rc = env_check(prog, dirfd, path, envp, xe);
 out:
 	errno = saved;
 	return rc;

@@ -203,14 +203,17 @@ is_file "$T/gl2.err" "$W" "execve from a wrapped shell: Go warning"
 run_cmd gl3 env PATH="$T:$PATH" "$PORTSHIM" run -- env golike
 is_file "$T/gl3.err" "$W" "execvp (env CMD) through PATH: Go warning"
 
+# One run each: a run writes each program's warning once.
 run_cmd gl4 env PATH="$T:$PATH" "$PORTSHIM" run -- "$PY" -c '
 import os, sys
 pid = os.posix_spawn(sys.argv[1], [sys.argv[1]], os.environ)
-os.waitpid(pid, 0)
-pid = os.posix_spawnp("golike", ["golike"], os.environ)
 os.waitpid(pid, 0)' "$T/golike"
-is_file "$T/gl4.err" "$W
-$W" "posix_spawn and posix_spawnp: Go warning each"
+run_cmd gl4p env PATH="$T:$PATH" "$PORTSHIM" run -- "$PY" -c '
+import os, sys
+pid = os.posix_spawnp("golike", ["golike"], os.environ)
+os.waitpid(pid, 0)'
+is_file "$T/gl4.err" "$W" "posix_spawn: Go warning"
+is_file "$T/gl4p.err" "$W" "posix_spawnp: Go warning"
 
 run_cmd gl5 "$PORTSHIM" run -- "$PY" -c '
 import subprocess, sys
@@ -306,7 +309,8 @@ P=$(free_port 45000 45999)
 dropped() {
     dr_list=LD_PRELOAD
     for dr_v in PORTS GROUP GROUP_FROM MAP_FILE RANGE REGISTRY UNMAPPED \
-        ON_ERROR LOG LOG_FILE BYPASS KEEP_ENV GROUP_OWNER SUPERVISED; do
+        ON_ERROR LOG LOG_FILE BYPASS KEEP_ENV GROUP_OWNER REPORT \
+        SUPERVISED; do
         if grep -q "^PORTSHIM_$dr_v=." "$1"; then
             dr_list="$dr_list, PORTSHIM_$dr_v"
         fi
