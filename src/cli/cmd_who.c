@@ -22,20 +22,28 @@
 #include "registry.h"
 
 static const char who_help[] =
-"Usage: portshim who PORT [--udp] [--json]\n"
-"Show every socket on this host bound or connected to PORT, as a real\n"
-"port and, where PORT is a virtual port of a group, at the real port it\n"
-"maps to: protocol, state, local and remote address, the processes that\n"
-"hold it and their command, and the lease portshim made for it.\n"
+"Usage: portshim who PORT [--udp] [--listening] [--json]\n"
+"Say who holds PORT on this host, in one line, then show every socket\n"
+"bound or connected to PORT, as a real port and, where PORT is a virtual\n"
+"port of a group, at the real port it maps to: protocol, state, local\n"
+"and remote address, the processes that hold it and their command, and\n"
+"the lease portshim made for it.\n"
 "\n"
 "  -u, --udp         UDP sockets instead of TCP ones\n"
-"  -j, --json        print one JSON document instead of a table\n"
+"  -l, --listening   only listening sockets (bound, for UDP), not the\n"
+"                    connections and TIME_WAIT leftovers\n"
+"  -j, --json        print one JSON document instead of a table (its\n"
+"                    schema: docs/who-json.md, \"version\": 1)\n"
 "  -h, --help        show this help\n"
 "\n"
 "Without root, the processes of other users cannot be looked into: their\n"
 "sockets are shown, and a note says that their process was not seen.\n"
 "\n"
 "Exit status: 0 something holds the port, 1 nothing does, 2 bad usage.\n";
+
+/* The version of `who --json`'s document (docs/who-json.md): raised
+ * when a field changes meaning or goes; new fields keep it. */
+#define PS_WHO_JSON_VERSION 1
 
 struct who_row {
 	struct ps_sock s;
@@ -54,6 +62,7 @@ struct who_owner {
 struct who {
 	uint16_t port;
 	enum ps_proto proto;
+	bool listening;		/* --listening: listeners only */
 	uint8_t want[PS_REG_NPORTS / 8];	/* ports to look for */
 	struct ps_cli_lease *leases;
 	size_t nleases;
@@ -162,6 +171,8 @@ static int who_lease_at(const struct who *w, uint16_t real)
 	return -1;
 }
 
+static int who_state_rank(const struct ps_sock *s);
+
 static int who_sock(void *arg, const struct ps_sock *s)
 {
 	struct who *w = arg;
@@ -169,6 +180,8 @@ static int who_sock(void *arg, const struct ps_sock *s)
 	bool local = who_wants(w, s->lport);
 
 	if (!local && !who_wants(w, s->rport))
+		return 0;
+	if (w->listening && (!local || who_state_rank(s) != 0))
 		return 0;
 	if (who_grow((void **)&w->rows, &w->caprows, w->nrows,
 		     sizeof(w->rows[0])) < 0) {
@@ -411,6 +424,92 @@ static void who_table_pass(const struct who *w, int *width, bool print)
 	}
 }
 
+/* "pid 42 (python3 -m http.server)", or why no process is named. */
+static void who_holder_text(const struct who *w, const struct who_row *r,
+			    char *buf, size_t len)
+{
+	if (r->nowners > 0)
+		snprintf(buf, len, "pid %d (%s)%s",
+			 (int)w->owners[r->first].pid,
+			 w->owners[r->first].cmd,
+			 r->nowners > 1 ? " and others" : "");
+	else if (who_hidden(r))
+		snprintf(buf, len, "a process of uid %u that cannot be "
+			 "looked into", (unsigned)r->s.uid);
+	else
+		snprintf(buf, len, "no process (a kernel socket)");
+}
+
+/* What the lease is, for the summary: "lease of group g1 (virtual
+ * 8080), real port 20003" or "pick lease of pid 42, real port 20003". */
+static void who_lease_summary(const struct ps_cli_lease *v, char *buf,
+			      size_t len)
+{
+	if (v->lease.kind == PS_KIND_PICK)
+		snprintf(buf, len, "pick lease of pid %u, real port %u%s",
+			 v->lease.holder.pid, v->real,
+			 v->alive ? "" : " (its holder is gone)");
+	else
+		snprintf(buf, len, "lease of group %s (virtual %u), real port "
+			 "%u%s", v->lease.group, v->lease.vport, v->real,
+			 v->alive ? "" : " (its group is gone)");
+}
+
+/*
+ * The one-line answer that comes first: who listens on PORT (or on the
+ * real port it stands for), under which lease; else the lease with
+ * nothing listening; else the connections that still use the port.
+ * Empty when nothing holds the port.
+ */
+static void who_summary(const struct who *w, char *buf, size_t len)
+{
+	char what[256], holder[PS_CLI_CMD_MAX + 64];
+	const struct who_row *r = NULL;
+	size_t i, tw = 0, more = 0;
+
+	for (i = 0; i < w->nrows; i++) {
+		if (w->rows[i].remote || who_state_rank(&w->rows[i].s) != 0)
+			continue;
+		if (r == NULL)
+			r = &w->rows[i];
+		else if (w->rows[i].lease != r->lease ||
+			 w->rows[i].s.lport != r->s.lport)
+			more++;
+	}
+	if (r != NULL) {
+		who_holder_text(w, r, holder, sizeof(holder));
+		if (r->lease >= 0) {
+			who_lease_summary(&w->leases[r->lease], what,
+					  sizeof(what));
+			snprintf(buf, len, "port %u: %s, listening: %s",
+				 w->port, what, holder);
+		} else {
+			snprintf(buf, len, "port %u: held by %s, not under "
+				 "portshim", w->port, holder);
+		}
+	} else if (w->nleases > 0) {
+		who_lease_summary(&w->leases[0], what, sizeof(what));
+		snprintf(buf, len, "port %u: %s, nothing listening",
+			 w->port, what);
+		more = w->nleases - 1;
+	} else if (w->nrows > 0) {
+		for (i = 0; i < w->nrows; i++)
+			tw += w->rows[i].s.state == PS_SOCK_TIME_WAIT;
+		snprintf(buf, len, "port %u: nothing listens; %zu socket%s "
+			 "still use%s it (%zu in TIME_WAIT)", w->port,
+			 w->nrows, w->nrows == 1 ? "" : "s",
+			 w->nrows == 1 ? "s" : "", tw);
+		return;
+	} else {
+		buf[0] = '\0';
+		return;
+	}
+	if (more > 0) {
+		i = strlen(buf);
+		snprintf(buf + i, len - i, "; %zu more below", more);
+	}
+}
+
 static void who_print_table(const struct who *w)
 {
 	static const struct who_line head = {
@@ -483,8 +582,18 @@ static void who_print_json(const struct who *w, size_t hidden)
 {
 	size_t i;
 
-	printf("{\"port\":%u,\"protocol\":\"%s\",\"sockets\":[", w->port,
-	       w->proto == PS_UDP ? "udp" : "tcp");
+	char summary[PS_CLI_CMD_MAX + 512];
+
+	who_summary(w, summary, sizeof(summary));
+	printf("{\"version\":%d,\"port\":%u,\"protocol\":\"%s\","
+	       "\"listening_only\":%s,\"summary\":", PS_WHO_JSON_VERSION,
+	       w->port, w->proto == PS_UDP ? "udp" : "tcp",
+	       w->listening ? "true" : "false");
+	if (summary[0] != '\0')
+		ps_cli_json_string(summary);
+	else
+		fputs("null", stdout);
+	printf(",\"sockets\":[");
 	for (i = 0; i < w->nrows; i++) {
 		printf("%s\n", i ? "," : "");
 		who_json_sock(w, &w->rows[i]);
@@ -532,12 +641,14 @@ int ps_cli_who(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "udp", no_argument, NULL, 'u' },
+		{ "listening", no_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char summary[PS_CLI_CMD_MAX + 512];
 	struct who *w;
-	bool json = false;
+	bool json = false, listening = false;
 	enum ps_proto proto = PS_TCP;
 	size_t i, hidden = 0;
 	uint16_t port;
@@ -545,8 +656,11 @@ int ps_cli_who(int argc, char **argv)
 
 	/* No "+": options may also follow PORT ("who 8080 --json"). */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":ujh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":uljh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'l':
+			listening = true;
+			break;
 		case 'u':
 			proto = PS_UDP;
 			break;
@@ -575,6 +689,7 @@ int ps_cli_who(int argc, char **argv)
 	}
 	w->port = port;
 	w->proto = proto;
+	w->listening = listening;
 	rc = who_collect(w);
 	if (rc != 0)
 		goto out;
@@ -583,6 +698,9 @@ int ps_cli_who(int argc, char **argv)
 	if (json) {
 		who_print_json(w, hidden);
 	} else {
+		who_summary(w, summary, sizeof(summary));
+		if (summary[0] != '\0')
+			printf("%s\n", summary);
 		if (w->nrows)
 			who_print_table(w);
 		who_print_idle_leases(w);
@@ -591,7 +709,8 @@ int ps_cli_who(int argc, char **argv)
 	rc = PS_EXIT_OK;
 	if (w->nrows == 0) {
 		if (!json)
-			ps_cli_error("nothing holds %s port %u",
+			ps_cli_error("nothing %s %s port %u",
+				     listening ? "listens on" : "holds",
 				     proto == PS_UDP ? "udp" : "tcp", port);
 		rc = PS_EXIT_NOTFOUND;
 	}

@@ -82,6 +82,15 @@ assert d['leases'] == [] and d['hidden_sockets'] == 0
 assert isinstance(d['unreadable_processes'], int)
 assert isinstance(d['root'], bool) and d['registry_error'] is None
 "
+st "$PORTSHIM" who "$fport" >/dev/null
+is "$(sed -n 1p "$T/out")" \
+    "port $fport: held by pid $fpid ($PSTCP listen 127.0.0.1 $fport), not under portshim" \
+    "who answers in one line first: the holder, not under portshim"
+st "$PORTSHIM" who --json "$fport" >/dev/null
+json "who --json: version 1 and the one-line summary" "$T/out" "
+assert d['version'] == 1 and d['listening_only'] is False
+assert d['summary'].startswith('port $fport: held by pid $fpid ('), d
+"
 is "$(st "$PORTSHIM" who --udp "$fport")" 1 \
     "who --udp on a TCP-only port exits 1"
 is "$(cat "$T/err")" "portshim: nothing holds udp port $fport" "and says so"
@@ -108,6 +117,14 @@ for s in tw:
 # The listener comes first.
 assert d['sockets'][0]['state'] == 'LISTEN'
 "
+st "$PORTSHIM" who --listening "$fport" >/dev/null
+check "who --listening leaves the TIME_WAIT sockets out" \
+    sh -c "! grep -q TIME_WAIT '$T/out' && grep -q LISTEN '$T/out'"
+st "$PORTSHIM" who "$fport" --listening --json >/dev/null
+json "who --listening --json: the listener only" "$T/out" "
+assert d['listening_only'] is True
+assert [x['state'] for x in d['sockets']] == ['LISTEN'], d['sockets']
+"
 
 # ------------------------------------------------- a wrapped server
 bg "$T/srv.log" "$PORTSHIM" run --ports "$VA" --group dbg-a --range "$RANGE" \
@@ -123,6 +140,9 @@ like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real +0\\.0\\.0\\.0:\\* +[0-9]+ +d
     "who $VA shows the listener at the real port with its lease"
 spid=$(awk -v p="127.0.0.1:$real" '$2 == "LISTEN" && $3 == p { print $5 }' \
     "$T/out")
+is "$(sed -n 1p "$T/out")" \
+    "port $VA: lease of group dbg-a (virtual $VA), real port $real, listening: pid $spid ($PSTCP listen 127.0.0.1 $VA)" \
+    "who $VA answers in one line first: the group's lease, listening"
 is "$(st "$PORTSHIM" who "$real")" 0 "who by real port exits 0"
 like "$T/out" "^tcp +LISTEN +127\\.0\\.0\\.1:$real .* $spid +dbg-a $VA->$real " \
     "who by real port shows the same socket and lease"
@@ -537,7 +557,7 @@ if command -v bash >/dev/null 2>&1; then
         ' sh "$COMP" "$PORTSHIM" "$@"
     }
     is "$(complete_words w)" "wait who " "it completes commands"
-    is "$(complete_words who --)" "--help --json --udp " \
+    is "$(complete_words who --)" "--help --json --listening --udp " \
         "and a command's options"
     is "$(complete_words wait --t)" "--timeout " "and a long option"
     is "$(complete_words ls --group dbg-)" "dbg-a dbg-m dbg-s dbg-u dbg-w " \
