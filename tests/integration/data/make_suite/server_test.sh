@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # server_test.sh NAME PORT PYTHON - one test of the sample suite: serves
 # a folder holding NAME on 127.0.0.1:PORT, fetches it back (waiting up
-# to 10 s for the server), keeps the server up for a second, stops it.
+# to 60 s for the server, a safety net), keeps the server up for a
+# second (so that the copies overlap), stops it.
 # Passes if the server answered with NAME.
 set -eu
 name=$1
@@ -16,7 +17,7 @@ trap 'kill "$server" 2>/dev/null || true' EXIT
 got=$("$python" - "$port" <<'PY'
 import sys, time, urllib.request
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-deadline = time.monotonic() + 10
+deadline = time.monotonic() + 60
 while True:
     try:
         url = "http://127.0.0.1:%s/id.txt" % sys.argv[1]
