@@ -21,6 +21,9 @@
  *   psbench [OPTIONS] bind0        socket + bind(127.0.0.1:0) +
  *                                  getsockname + close
  *   psbench stats NAME FILE        pooled statistics of a sample file
+ *   psbench free LO HI             prints a TCP port of LO..HI that
+ *                                  127.0.0.1 and 0.0.0.0 can be bound to
+ *                                  now (searched from a random point)
  *   psbench contend P M PORT DIR   P processes, each in its own group,
  *                                  allocate the virtual ports PORT+1 ..
  *                                  PORT+M at once; prints "contend P
@@ -40,7 +43,13 @@
  * close, in sbc and bind0), -r (sbc: after each iteration, untimed, free
  * every lease of $PORTSHIM_GROUP in $PORTSHIM_REGISTRY, so each timed bind
  * is the group's first), -f N (before measuring, fill the registry with N
- * live leases of other groups; they are freed at the end).
+ * live leases of other groups; they are freed at the end), -P LO-HI (sbc,
+ * bind, conn: when PORT turns out busy, take a free port of LO..HI
+ * instead and start the measurement again, up to 10 times; for ports
+ * that are not tagged, whose number does not matter).
+ *
+ * A bind that fails with EADDRINUSE otherwise exits with status 3, so
+ * that a script can tell a busy port from other failures.
  *
  * The registry work (-r, -f, contend) goes through the project's internal
  * library, linked into this program: it is the same code the shim runs,
@@ -76,9 +85,13 @@ struct opts {
 	int listen;
 	int release;
 	long fill;
+	long spare_lo, spare_hi;	/* -P: 0 for none */
 };
 
-static struct opts opt = { DEFAULT_SAMPLES, -1, NULL, NULL, 0, 0, 0 };
+static struct opts opt = { DEFAULT_SAMPLES, -1, NULL, NULL, 0, 0, 0, 0, 0 };
+
+/* How many times -P moves to another port before giving up. */
+#define MAX_MOVES 10
 
 /* The registry of -r and -f, opened on first use. */
 static struct ps_config cfg;
@@ -107,7 +120,85 @@ static void bind_failed(const char *mode, long port)
 		err == EADDRINUSE ? " (another process holds it, or holds the"
 				    " real port of its lease)"
 				  : "");
-	exit(1);
+	exit(err == EADDRINUSE ? 3 : 1);
+}
+
+/* True if a TCP socket can be bound to addr:port now (no SO_REUSEADDR). */
+static int bindable(uint32_t addr, long port)
+{
+	struct sockaddr_in sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int ok;
+
+	if (fd < 0)
+		return 0;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(addr);
+	ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A port of lo..hi free now on 127.0.0.1 and 0.0.0.0, other than
+ * avoid; searched from a random point. 0 if there is none. */
+static long free_port(long lo, long hi, long avoid)
+{
+	long n = hi - lo + 1, start;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	srandom((unsigned)(ts.tv_nsec ^ getpid()));
+	start = random() % n;
+	for (long i = 0; i < n; i++) {
+		long p = lo + (start + i) % n;
+
+		if (p != avoid && bindable(INADDR_LOOPBACK, p) &&
+		    bindable(INADDR_ANY, p))
+			return p;
+	}
+	return 0;
+}
+
+/*
+ * A bind of mode to *port failed: with -P and EADDRINUSE, moves *port to
+ * a free port (saying so) and returns 1: the caller starts over. Exits
+ * otherwise.
+ */
+static int move_port(const char *mode, long *port, int *moves)
+{
+	int err = errno;
+	long p;
+
+	if (err != EADDRINUSE || opt.spare_lo == 0 || *moves >= MAX_MOVES)
+		bind_failed(mode, *port);
+	p = free_port(opt.spare_lo, opt.spare_hi, *port);
+	if (p == 0) {
+		errno = err;
+		bind_failed(mode, *port);
+	}
+	fprintf(stderr, "psbench: %s: port %ld is busy; measuring on port "
+		"%ld instead\n", mode, *port, p);
+	*port = p;
+	(*moves)++;
+	return 1;
+}
+
+static int cmd_free(long lo, long hi)
+{
+	long p;
+
+	if (lo > hi)
+		fail("free: LO is above HI");
+	p = free_port(lo, hi, 0);
+	if (p == 0) {
+		fprintf(stderr, "psbench: free: no free port in %ld-%ld\n",
+			lo, hi);
+		return 1;
+	}
+	printf("%ld\n", p);
+	return 0;
 }
 
 static uint64_t now_ns(void)
@@ -323,6 +414,7 @@ static int cmd_sbc(long port)
 {
 	uint64_t *v = alloc_samples();
 	struct sockaddr_in sin;
+	int moves = 0;
 
 	if (opt.release) {
 		registry_open();
@@ -334,8 +426,13 @@ static int cmd_sbc(long port)
 		uint64_t t0 = now_ns();
 		int fd = tcp_socket();
 
-		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-			bind_failed("sbc", port);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+			close(fd);
+			move_port("sbc", &port, &moves);
+			loopback(&sin, port);
+			i = -opt.warmup - 1;	/* start over */
+			continue;
+		}
 		if (opt.listen && listen(fd, 16) != 0)
 			die("listen");
 		close(fd);
@@ -352,14 +449,20 @@ static int cmd_bind(long port)
 {
 	uint64_t *v = alloc_samples();
 	struct sockaddr_in sin;
+	int moves = 0;
 
 	loopback(&sin, port);
 	for (long i = -opt.warmup; i < opt.samples; i++) {
 		int fd = tcp_socket();
 		uint64_t t0 = now_ns();
 
-		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-			bind_failed("bind", port);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+			close(fd);
+			move_port("bind", &port, &moves);
+			loopback(&sin, port);
+			i = -opt.warmup - 1;	/* start over */
+			continue;
+		}
 		if (i >= 0)
 			v[i] = now_ns() - t0;
 		close(fd);
@@ -401,13 +504,15 @@ static int cmd_conn(long port)
 	static const struct linger rst = { 1, 0 };
 	uint64_t *v = alloc_samples();
 	struct sockaddr_in sin;
-	int one = 1;
+	int one = 1, moves = 0;
 	int lfd = tcp_socket();
 
 	loopback(&sin, port);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-		bind_failed("conn", port);
+	while (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		move_port("conn", &port, &moves);
+		loopback(&sin, port);
+	}
 	if (listen(lfd, 64) != 0)
 		die("listen");
 	for (long i = -opt.warmup; i < opt.samples; i++) {
@@ -575,7 +680,7 @@ static int cmd_job(long port, long requests)
 	loopback(&sin, port);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
-		die("job: bind");
+		bind_failed("job", port);
 	if (listen(lfd, 128) != 0)
 		die("job: listen");
 	pid = fork();
@@ -694,9 +799,10 @@ static int cmd_par(long copies, long repeats, int serial, char **argv, int argc)
 static void usage(void)
 {
 	fputs("usage: psbench [-n N] [-w N] [-t NAME] [-o FILE] [-l] [-r]"
-	      " [-f N]\n"
+	      " [-f N] [-P LO-HI]\n"
 	      "               sbc PORT | bind PORT | conn PORT | bind0\n"
 	      "       psbench stats NAME FILE\n"
+	      "       psbench free LO HI\n"
 	      "       psbench contend P M PORT DIR\n"
 	      "       psbench job PORT REQUESTS\n"
 	      "       psbench [-t NAME] par COPIES REPEATS [-s] -- CMD...\n",
@@ -718,6 +824,9 @@ static int run(int argc, char **argv)
 		return cmd_bind0();
 	if (strcmp(mode, "stats") == 0 && argc == 3)
 		return cmd_stats(argv[1], argv[2]);
+	if (strcmp(mode, "free") == 0 && argc == 3)
+		return cmd_free(parse_long(argv[1], 1, 65535),
+				parse_long(argv[2], 1, 65535));
 	if (strcmp(mode, "contend") == 0 && argc == 5)
 		return cmd_contend(parse_long(argv[1], 1, MAX_COPIES),
 				   parse_long(argv[2], 1, 30000),
@@ -747,7 +856,7 @@ int main(int argc, char **argv)
 {
 	int c, rc;
 
-	while ((c = getopt(argc, argv, "+n:w:t:o:lrf:")) != -1) {
+	while ((c = getopt(argc, argv, "+n:w:t:o:lrf:P:")) != -1) {
 		switch (c) {
 		case 'n':
 			opt.samples = parse_long(optarg, 1, 100000000);
@@ -770,6 +879,16 @@ int main(int argc, char **argv)
 		case 'f':
 			opt.fill = parse_long(optarg, 0, 60000);
 			break;
+		case 'P': {
+			char *dash = strchr(optarg, '-');
+
+			if (dash == NULL)
+				usage();
+			*dash = '\0';
+			opt.spare_lo = parse_long(optarg, 1, 65535);
+			opt.spare_hi = parse_long(dash + 1, opt.spare_lo, 65535);
+			break;
+		}
 		default:
 			usage();
 		}
