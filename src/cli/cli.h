@@ -46,6 +46,7 @@ int ps_cli_doctor(int argc, char **argv);
 int ps_cli_pick(int argc, char **argv);
 int ps_cli_release(int argc, char **argv);
 int ps_cli_portserver(int argc, char **argv);
+int ps_cli_env(int argc, char **argv);
 
 struct ps_supervisor;
 

@@ -21,9 +21,11 @@ static const char main_help[] =
 "library moves their tagged ports to coordinated free ports per group.\n"
 "\n"
 "Commands:\n"
-"  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--] CMD...\n"
+"  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--report]\n"
+"      [--supervise] [--] CMD...\n"
 "                    run CMD with the shim preloaded, in a new group;\n"
-"                    exit with CMD's status and release the group\n"
+"                    exit with CMD's status and release the group;\n"
+"                    --supervise also sees static and Go programs\n"
 "  supervise [--] CMD...\n"
 "                    run CMD under the seccomp supervisor in the group\n"
 "                    of the environment (static and Go programs)\n"
@@ -32,9 +34,11 @@ static const char main_help[] =
 "  wait [--group G] [--timeout S] [--udp] VPORT\n"
 "                    wait until VPORT is mapped in the group and its\n"
 "                    server accepts connections; print the real port\n"
+"  env [--group G]   print the group's mapping as shell lines:\n"
+"                    export PORTSHIM_TCP_8080=20003\n"
 "  ls [--group G] [--json]\n"
 "                    list the leases of the registry\n"
-"  who PORT [--udp] [--json]\n"
+"  who PORT [--udp] [--listening] [--json]\n"
 "                    show the sockets and processes on real or virtual\n"
 "                    port PORT, and their leases\n"
 "  gc [--dry-run] [--reset]\n"
@@ -45,7 +49,7 @@ static const char main_help[] =
 "  pick [--tcp|--udp] [--count N] [--group G] [--hold PID] [--for S]\n"
 "                    print free ports leased to a holder process (default:\n"
 "                    the parent) until it dies, --for ends, or release\n"
-"  release [--force] PORT...\n"
+"  release [--force] [--hold PID] PORT...\n"
 "                    end leases made by pick\n"
 "  portserver [--address ADDR]\n"
 "                    serve portpicker's portserver protocol from the\n"
@@ -85,6 +89,7 @@ static const struct cli_command commands[] = {
 	{ "pick", ps_cli_pick },
 	{ "release", ps_cli_release },
 	{ "portserver", ps_cli_portserver },
+	{ "env", ps_cli_env },
 };
 
 /*

@@ -67,6 +67,22 @@ for cmd in run port ls gc; do
     check "$cmd --help prints its usage" \
         grep -q "^Usage: portshim $cmd" "$T/out"
 done
+# The top-level help names every option of every command.
+"$PORTSHIM" --help >"$T/main-help"
+for cmd in run supervise port wait env ls who gc doctor pick release \
+    portserver; do
+    "$PORTSHIM" "$cmd" --help | grep -E '^ +(-[a-zA-Z], )?--[a-z]' |
+        grep -oE -- '--[a-z][a-z-]*' | sort -u >"$T/opts"
+    missing=""
+    while read -r o; do
+        [ "$o" = --help ] && continue
+        awk -v c="$cmd" -v o="$o" '
+            /^  [a-z]/ { cur = $1 }
+            cur == c && index($0, o) { found = 1 }
+            END { exit !found }' "$T/main-help" || missing="$missing $o"
+    done <"$T/opts"
+    is "$missing" "" "portshim --help names the options of $cmd"
+done
 is "$(st "$PORTSHIM" --version)" 0 "--version exits 0"
 check "--version prints 'portshim VERSION'" \
     grep -Eq '^portshim [0-9]+\.[0-9]+' "$T/out"
