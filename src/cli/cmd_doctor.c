@@ -353,8 +353,13 @@ static void doctor_registry(const struct ps_config *cfg)
 	}
 	rc = ps_registry_lock(&reg, &guard);
 	if (rc < 0) {
-		report("fail", "registry %s: cannot take its lock: %s",
-		       reg.path, strerror(-rc));
+		char why[320];
+
+		report("fail", "registry %s: cannot take its lock: %s%s",
+		       reg.path, ps_registry_strerror(&reg, &guard, rc, why,
+						      sizeof(why)),
+		       rc == -ETIMEDOUT ? "; 'portshim gc --reset' says what"
+		       " can be done" : "");
 		return;
 	}
 	rc = ps_registry_check(&reg, &err);

@@ -76,7 +76,7 @@ static void gc_print(const struct gc_freed *f, bool dry_run, uint64_t now)
 	const char *verb = dry_run ? "would free" : "freed";
 	char why[64];
 
-	if (l->expires_ns != 0 && l->expires_ns <= now)
+	if (ps_lease_expired(l, now))
 		snprintf(why, sizeof(why), "expired");
 	else
 		snprintf(why, sizeof(why), "holder pid %u is gone",
@@ -109,7 +109,7 @@ static int gc_collect(bool dry_run)
 	n = ps_registry_gc(&reg, dry_run, gc_note, &list);
 	ps_registry_unlock(&reg, &guard);
 
-	now = ps_now_ns();
+	now = ps_boot_ns();
 	for (i = 0; i < list.n; i++)
 		gc_print(&list.v[i], dry_run, now);
 	if (list.oom)

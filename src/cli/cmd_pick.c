@@ -253,7 +253,7 @@ int ps_cli_pick(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	if (secs != 0)
-		req.expires_ns = ps_now_ns() + (uint64_t)secs * 1000000000ull;
+		req.expires_ns = ps_boot_ns() + (uint64_t)secs * 1000000000ull;
 	req.lo = cfg.range_lo;
 	req.hi = cfg.range_hi;
 	ps_reserved_ports_load(reserved);
@@ -285,7 +285,11 @@ int ps_cli_pick(int argc, char **argv)
 		goto out;
 	}
 	if (rc < 0) {
-		ps_cli_error("cannot pick a port: %s", strerror(-rc));
+		char why[320];
+
+		ps_cli_error("cannot pick a port: %s",
+			     ps_registry_strerror(&reg, NULL, rc, why,
+						  sizeof(why)));
 		rc = PS_EXIT_NOTFOUND;
 		goto out;
 	}

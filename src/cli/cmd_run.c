@@ -431,7 +431,7 @@ static int run_release(struct ps_registry *reg, const struct ps_config *cfg,
 	struct ps_reg_guard guard;
 	struct ps_lease *l;
 	struct run_group *g;
-	uint64_t now = ps_now_ns();
+	uint64_t now = ps_boot_ns();
 	size_t i;
 	int rc;
 
@@ -482,7 +482,7 @@ static bool run_find_owner(struct ps_registry *reg, const char *group,
 	struct ps_reg_cursor cur = { 0 };
 	struct ps_reg_guard guard;
 	struct ps_lease *l;
-	uint64_t now = ps_now_ns();
+	uint64_t now = ps_boot_ns();
 	bool found = false;
 
 	if (ps_registry_lock(reg, &guard) < 0)

@@ -135,9 +135,11 @@ static void who_leases(struct who *w)
 	}
 	rc = ps_registry_lock(&reg, &g);
 	if (rc < 0) {
+		char why[320];
+
 		snprintf(w->reg_error, sizeof(w->reg_error),
 			 "cannot lock the registry %s: %s", reg.path,
-			 strerror(-rc));
+			 ps_registry_strerror(&reg, &g, rc, why, sizeof(why)));
 		return;
 	}
 	for (port = 1; port < PS_REG_NPORTS; port++) {

@@ -222,10 +222,12 @@ int ps_cli_open_registry(struct ps_registry *reg)
 int ps_cli_lock_registry(struct ps_registry *reg, struct ps_reg_guard *g)
 {
 	int rc = ps_registry_lock(reg, g);
+	char why[320];
 
 	if (rc < 0)
 		ps_cli_error("cannot lock the registry %s: %s", reg->path,
-			     strerror(-rc));
+			     ps_registry_strerror(reg, g, rc, why,
+						  sizeof(why)));
 	return rc;
 }
 

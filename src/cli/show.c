@@ -120,7 +120,7 @@ void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns)
 {
 	const struct ps_lease *l = &v->lease;
 
-	v->alive = !ps_lease_dead(l, now_ns);
+	v->alive = !ps_lease_dead(l, ps_boot_ns());
 	v->age_s = now_ns > l->created_ns ?
 		   (now_ns - l->created_ns) / 1000000000u : 0;
 	/* Only a process with the same start time is the one that made the

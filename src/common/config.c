@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "reglock.h"
 
 /* Characters of a value shown inside quotes in an error message. */
 #define QUOTE_SHOWN 48
@@ -463,6 +464,24 @@ static void load_group_owner(struct ps_config *cfg, const char *name,
 	cfg->owner = id;
 }
 
+/*
+ * The registry reads the value itself when it opens (reglock.h): only
+ * its validity is checked here, so that a bad one gets its line.
+ */
+static void load_lock_timeout(struct ps_config *cfg, const char *name,
+			      const char *value, struct errsink *es)
+{
+	char q[QUOTE_BUF];
+	uint32_t ms;
+
+	(void)cfg;
+	if (ps_reglock_timeout_parse(value, &ms) != 0)
+		report(es, name,
+		       "%s is not a number of seconds in 0.001-%u; using %u",
+		       quote(q, value), PS_LOCK_TIMEOUT_MAX_S,
+		       PS_LOCK_TIMEOUT_DEFAULT_MS / 1000);
+}
+
 /* Every variable, in the order of the documentation's table. */
 static const struct {
 	const char *name;
@@ -483,6 +502,7 @@ static const struct {
 	{ "PORTSHIM_KEEP_ENV", load_keep_env },
 	{ "PORTSHIM_GROUP_OWNER", load_group_owner },
 	{ "PORTSHIM_REPORT", load_report },
+	{ "PORTSHIM_LOCK_TIMEOUT", load_lock_timeout },
 };
 
 /*

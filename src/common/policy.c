@@ -70,6 +70,32 @@ int ps_policy_setup(struct ps_policy *pol, const struct ps_config *cfg,
 	return 0;
 }
 
+/* Errors of the moment (resources), not of the registry. */
+static bool transient(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM ||
+	       rc == -EINTR || rc == -EAGAIN || rc == -ENOBUFS;
+}
+
+/*
+ * Logs a registry error: a shrunk file once per process (every later
+ * call meets it again, and a line each would flood the log), any other
+ * error each time.
+ */
+static void registry_error(struct ps_policy *pol, const char *what, int rc,
+			   const struct ps_reg_guard *g)
+{
+	static int shrunk_said;
+	char why[320];
+
+	if (rc == -EIO &&
+	    __atomic_exchange_n(&shrunk_said, 1, __ATOMIC_RELAXED) != 0)
+		return;
+	PS_ERROR("cannot %s registry %s: %s%s", what, pol->reg.path,
+		 ps_registry_strerror(&pol->reg, g, rc, why, sizeof(why)),
+		 rc == -EIO ? " (said once)" : "");
+}
+
 static int ensure_registry(struct ps_policy *pol)
 {
 	struct ps_reg_error err = { "" };
@@ -81,7 +107,12 @@ static int ensure_registry(struct ps_policy *pol)
 		return -pol->reg_errno;
 	rc = ps_registry_open(&pol->reg, pol->cfg->registry, &err);
 	if (rc) {
-		pol->reg_errno = -rc;
+		/*
+		 * A refused file stays refused, but running out of
+		 * descriptors or memory passes: the next call tries again.
+		 */
+		if (!transient(rc))
+			pol->reg_errno = -rc;
 		PS_ERROR("registry unusable: %s (PORTSHIM_ON_ERROR=%s)",
 			 err.msg,
 			 pol->cfg->on_error == PS_ON_ERROR_PASS ? "pass" :
@@ -114,8 +145,7 @@ static int lock(struct ps_policy *pol, struct ps_reg_guard *g)
 		return rc;
 	rc = ps_registry_lock(&pol->reg, g);
 	if (rc)
-		PS_ERROR("cannot lock registry %s: %s", pol->reg.path,
-			 strerror(-rc));
+		registry_error(pol, "lock", rc, g);
 	return rc;
 }
 
@@ -582,8 +612,7 @@ int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 		ps_registry_unlock(&pol->reg, &g);
 		rc = l != NULL ? 0 : -ENOENT;
 	} else if (rc != 0 && rc != -ENOENT) {
-		PS_ERROR("cannot read registry %s: %s", pol->reg.path,
-			 strerror(-rc));
+		registry_error(pol, "read", rc, NULL);
 		return registry_failure(pol, rc);
 	}
 

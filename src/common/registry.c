@@ -18,9 +18,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "reglock.h"
 #include "registry.h"
 #include "statedir.h"
 
@@ -30,6 +32,8 @@ _Static_assert(offsetof(struct ps_lease, maker) == 24, "ps_lease.maker");
 _Static_assert(offsetof(struct ps_lease, group) == 72, "ps_lease.group");
 _Static_assert(offsetof(struct ps_reg_header, boot_id) == 80, "hdr.boot_id");
 _Static_assert(offsetof(struct ps_reg_header, undo) == 152, "hdr.undo");
+_Static_assert(offsetof(struct ps_reg_header, lock_gen) == 288,
+	       "hdr.lock_gen");
 _Static_assert(offsetof(struct ps_reg_header, lock) == 1024, "hdr.lock");
 _Static_assert(sizeof(pthread_mutex_t) <= 128, "mutex fits its slot");
 _Static_assert(sizeof(struct ps_reg_header) <= PS_REG_HEADER_SIZE,
@@ -70,6 +74,14 @@ uint64_t ps_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ps_boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -205,29 +217,19 @@ int ps_registry_check_header(const void *image, size_t len,
 		       (unsigned long long)pidns);
 		return -EXDEV;
 	}
+	/* Garbage in the mutex must never reach pthread (reglock.h). */
+	{
+		char why[128];
+
+		if (ps_reglock_validate(&h.lock.mutex, why, sizeof(why))) {
+			seterr(err, "%s", why);
+			return -EUCLEAN;
+		}
+	}
 	return 0;
 }
 
 /* ----------------------------------------------------------- creation */
-
-static int init_mutex(pthread_mutex_t *m)
-{
-	pthread_mutexattr_t a;
-	int rc;
-
-	rc = pthread_mutexattr_init(&a);
-	if (rc)
-		return -rc;
-	rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	if (!rc)
-		rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	if (!rc)
-		rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-	if (!rc)
-		rc = pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-	return -rc;
-}
 
 /*
  * Creates a complete registry under a temporary name and moves it to its
@@ -305,7 +307,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	h->leases_off = LEASES_OFF;
 	boot_id(h->boot_id);
 	h->created_ns = ps_now_ns();
-	rc = init_mutex(&h->lock.mutex);
+	rc = ps_reglock_init(&h->lock.mutex);
 	if (rc) {
 		seterr(err, "cannot initialise a robust process-shared mutex"
 		       " in %s: %s (robust futexes unavailable here?)", shown,
@@ -330,6 +332,14 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 		munmap(map, FILE_SIZE);
 		close(fd);
 		return rc;
+	}
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) == 0) {
+			reg->dev = st.st_dev;
+			reg->ino = st.st_ino;
+		}
 	}
 	reg->hdr = map;
 	reg->fd = fd;
@@ -438,6 +448,8 @@ static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
 	}
 	reg->hdr = map;
 	reg->fd = fd;
+	reg->dev = st.st_dev;
+	reg->ino = st.st_ino;
 	reg->size = FILE_SIZE;
 	return 0;
 fail:
@@ -460,6 +472,10 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 
 	memset(reg, 0, sizeof(*reg));
 	reg->fd = -1;
+	/* An invalid value is reported by the configuration (config.c). */
+	if (ps_reglock_timeout_parse(env_secure("PORTSHIM_LOCK_TIMEOUT"),
+				     &reg->lock_timeout_ms) != 0)
+		reg->lock_timeout_ms = PS_LOCK_TIMEOUT_DEFAULT_MS;
 	if (path == NULL || path[0] == '\0') {
 		dirfd = ps_statedir_open(env_secure, dir, sizeof(dir),
 					 err ? err->msg : NULL,
@@ -681,19 +697,16 @@ static bool lease_ok(const struct ps_lease *l, uint32_t port)
  * validated (garbage is discarded: it can only come from a writer that
  * broke the protocol) and the derived data (chains, count) is rebuilt.
  */
-static void repair(struct ps_registry *reg)
+/*
+ * Rebuilds the derived data (chains, count) from the leases, discarding
+ * invalid leases (garbage can only come from a writer that broke the
+ * protocol). Lock held, sequence word odd. O(table).
+ */
+static void rebuild(struct ps_registry *reg)
 {
 	struct ps_reg_header *h = reg->hdr;
-	uint32_t undo = __atomic_load_n(&h->undo_port, __ATOMIC_ACQUIRE);
 	uint32_t n = 0;
 
-	/* Lock-free readers (ps_registry_peek) must see a change begin. */
-	if (!(h->seq & 1))
-		h->seq++;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (undo != 0 && undo <= PS_REG_NPORTS)
-		memcpy(&reg->leases[undo - 1], &h->undo, sizeof(h->undo));
-	h->undo_port = 0;
 	memset(reg->hbuckets, 0, PS_REG_HBUCKETS * sizeof(uint32_t));
 	memset(reg->gbuckets, 0, PS_REG_GBUCKETS * sizeof(uint32_t));
 	for (uint32_t p = 0; p < PS_REG_NPORTS; p++) {
@@ -710,74 +723,261 @@ static void repair(struct ps_registry *reg)
 		n++;
 	}
 	h->nleases = n;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	h->seq++;	/* even again: the table is consistent */
 	if (h->next_hint >= PS_REG_NPORTS)
 		h->next_hint = 0;
+}
+
+/*
+ * Brings the table back to a consistent state after a holder of the lock
+ * died (lock held, EOWNERDEAD). The dead process's half-done change, if
+ * any, is rolled back from the undo record; then every lease is
+ * validated and the derived data is rebuilt. A holder that died inside
+ * a bulk free (below) left freed leases and stale chains: the rebuild
+ * is all they need.
+ */
+static void repair(struct ps_registry *reg)
+{
+	struct ps_reg_header *h = reg->hdr;
+	uint32_t undo = __atomic_load_n(&h->undo_port, __ATOMIC_ACQUIRE);
+
+	/* Lock-free readers (ps_registry_peek) must see a change begin. */
+	if (!(h->seq & 1))
+		h->seq++;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (undo != 0 && undo <= PS_REG_NPORTS)
+		memcpy(&reg->leases[undo - 1], &h->undo, sizeof(h->undo));
+	h->undo_port = 0;
+	rebuild(reg);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	h->seq++;	/* even again: the table is consistent */
 	h->recoveries++;
+}
+
+/*
+ * Bulk frees: freeing one lease unlinks it from its chains, a walk of
+ * the chain; freeing every lease of a 64k-lease group that way is
+ * quadratic (seconds under the lock). A bulk free instead only clears
+ * each lease's state word (its commit mark: a lease is freed by one
+ * store) and rebuilds the chains once at the end. Meanwhile the sequence
+ * word is odd, so lock-free readers go to the lock, and a holder that
+ * dies in the middle leaves what repair() handles anyway. The links of
+ * a freed lease are kept until the rebuild, so that a walk of a chain
+ * (ps_registry_next) can go on past it.
+ */
+static void bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
+		      struct ps_lease *l)
+{
+	if (l->state != PS_LEASE_USED)
+		return;
+	if (!b->open) {
+		reg->hdr->seq++;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		b->open = true;
+	}
+	__atomic_store_n(&l->state, PS_LEASE_FREE, __ATOMIC_RELEASE);
+	memset((char *)l + offsetof(struct ps_lease, maker), 0,
+	       sizeof(*l) - offsetof(struct ps_lease, maker));
+	l->vport = 0;
+	l->kind = 0;
+	l->protos = 0;
+	b->n++;
+}
+
+void ps_registry_bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
+			   struct ps_lease *l)
+{
+	bulk_free(reg, b, l);
+}
+
+void ps_registry_bulk_end(struct ps_registry *reg, struct ps_reg_bulk *b)
+{
+	if (!b->open)
+		return;
+	rebuild(reg);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	reg->hdr->seq++;
+	b->open = false;
+}
+
+/* ------------------------------------------------- the file under us */
+
+/*
+ * Copies len bytes of the mapping at src into dst with a read that cannot
+ * fault (PITFALLS 32): where the file was shrunk under the mapping, a
+ * plain load raises SIGBUS in the host program, process_vm_readv() of
+ * our own memory returns EFAULT. Returns 0, -EIO (the file is shorter
+ * than the mapping), or -ENOSYS where the call is not allowed (some
+ * seccomp sandboxes): the caller then falls back to fstat.
+ */
+static int copy_in(void *dst, const void *src, size_t len)
+{
+	struct iovec l = { dst, len };
+	struct iovec r = { (void *)(uintptr_t)src, len };
+	ssize_t n = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n < 0 && (errno == ENOSYS || errno == EPERM))
+		return -ENOSYS;
+	return -EIO;
+}
+
+/* Two pieces in one call, as copy_in. */
+static int copy_in2(void *d1, const void *s1, size_t n1, void *d2,
+		    const void *s2, size_t n2)
+{
+	struct iovec l[2] = { { d1, n1 }, { d2, n2 } };
+	struct iovec r[2] = { { (void *)(uintptr_t)s1, n1 },
+			      { (void *)(uintptr_t)s2, n2 } };
+	ssize_t n = process_vm_readv(getpid(), l, 2, r, 2, 0);
+
+	if (n == (ssize_t)(n1 + n2))
+		return 0;
+	if (n < 0 && (errno == ENOSYS || errno == EPERM))
+		return -ENOSYS;
+	return -EIO;
+}
+
+/*
+ * Opens the registry's path again after this process lost its
+ * descriptor (the host closed it with close_range, or dup2'ed another
+ * file over its number: the number is the host's now and is never
+ * closed here). The mapping survives either; only the file checks need
+ * a descriptor. The file found must be the one mapped. Returns 0 with
+ * *st filled, -ESTALE (the path names another file or none), or -errno.
+ */
+static int reopen(struct ps_registry *reg, int lost, struct stat *st)
+{
+	int fd = open(reg->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+		      O_NONBLOCK);
+
+	if (fd < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	if (fstat(fd, st) != 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	if (st->st_dev != reg->dev || st->st_ino != reg->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	/* Two threads may both have found it lost: one descriptor stays. */
+	if (!__atomic_compare_exchange_n(&reg->fd, &lost, fd, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		close(fd);
+	return 0;
+}
+
+/*
+ * The checks before the mapping is touched: the file still covers the
+ * whole mapping (a read of its last byte that cannot fault), and it is
+ * still the registry (linked, and the descriptor still ours). Returns 0,
+ * -EIO (shrunk), -ESTALE (removed or replaced), or -errno.
+ */
+static int file_ok(struct ps_registry *reg)
+{
+	struct stat st;
+	char last;
+	int fd = __atomic_load_n(&reg->fd, __ATOMIC_ACQUIRE);
+	int rc = copy_in(&last, (char *)reg->hdr + reg->size - 1, 1);
+
+	if (rc == -EIO)
+		return rc;
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != reg->dev ||
+	    st.st_ino != reg->ino) {
+		rc = reopen(reg, fd, &st);
+		if (rc)
+			return rc;
+	}
+	if ((uint64_t)st.st_size < reg->size)
+		return -EIO;
+	if (st.st_nlink == 0)
+		return -ESTALE;
+	return 0;
+}
+
+/* Whether the mapping still holds a registry (it can be overwritten). */
+static int image_ok(struct ps_registry *reg)
+{
+	uint64_t magic;
+	int rc = copy_in(&magic, &reg->hdr->magic, sizeof(magic));
+
+	if (rc == -EIO)
+		return rc;
+	if (rc == -ENOSYS)
+		magic = __atomic_load_n(&reg->hdr->magic, __ATOMIC_RELAXED);
+	return magic == PS_REG_MAGIC ? 0 : -EUCLEAN;
+}
+
+static int wait_ok(void *arg)
+{
+	struct ps_registry *reg = arg;
+	int rc = file_ok(reg);
+
+	return rc ? rc : image_ok(reg);
 }
 
 /* ---------------------------------------------------------- locking */
 
 int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g)
 {
+	pthread_mutex_t *m = &reg->hdr->lock.mutex;
 	sigset_t all;
-	struct stat st;
-	bool waited;
 	int rc;
 
+	memset(&g->holder, 0, sizeof(g->holder));
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &g->oldmask);
 	/*
+	 * A vfork or raw clone child would lock with its parent's thread
+	 * id and no robust list: killed inside, it would leave the lock
+	 * held for good (PITFALLS 34). It is refused before it touches it.
+	 */
+	if (!ps_reglock_context_ok()) {
+		rc = -ENOLCK;
+		goto fail;
+	}
+	/*
 	 * A registry shrunk under us would turn the next access into a
 	 * SIGBUS in the host program; one removed would leave us alone on
-	 * an orphan. Both are refused before the mapping is touched.
+	 * an orphan. Both are refused before the mapping is touched, and
+	 * a mutex that is garbage before pthread sees it.
 	 */
-	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size) {
-		rc = -EIO;
+	rc = wait_ok(reg);
+	if (rc == 0)
+		rc = ps_reglock_validate(m, NULL, 0);
+	if (rc)
 		goto fail;
-	}
-	if (st.st_nlink == 0) {
-		rc = -ESTALE;
+	rc = ps_reglock_acquire(m, &reg->hdr->lock_gen, &g->oldmask,
+				reg->lock_timeout_ms ? reg->lock_timeout_ms :
+				PS_LOCK_TIMEOUT_DEFAULT_MS, reg->dev, reg->ino,
+				wait_ok, reg, &g->holder);
+	if (rc == -ETIMEDOUT)
+		reg->last_holder = g->holder;
+	if (rc < 0)
 		goto fail;
-	}
 	/*
-	 * Uncontended (the common case), trylock takes the lock at once and
-	 * the check above is still fresh, which saves the second fstat on
-	 * every call. This is not a probe: trylock takes the lock on
-	 * EOWNERDEAD exactly as lock does, and it is handled the same way.
-	 * EBUSY means someone holds it (or we do: lock then says EDEADLK).
-	 */
-	rc = pthread_mutex_trylock(&reg->hdr->lock.mutex);
-	waited = rc == EBUSY;
-	if (waited)
-		rc = pthread_mutex_lock(&reg->hdr->lock.mutex);
-	if (rc != 0 && rc != EOWNERDEAD) {
-		rc = -rc;
-		goto fail;
-	}
-	/*
-	 * The wait may have been long: the size is checked again before the
-	 * table is touched. A table shrunk meanwhile cannot be repaired (that
-	 * would be the SIGBUS avoided here), but the mutex is still made
-	 * consistent rather than left to become ENOTRECOVERABLE; every
+	 * The wait may have been long: the file is checked again before
+	 * the table is touched. A table shrunk meanwhile cannot be repaired
+	 * (that would be the SIGBUS avoided here), but the mutex is still
+	 * made consistent rather than left to become ENOTRECOVERABLE; every
 	 * process refuses the short file from now on, here and when opening.
 	 */
-	if ((waited || rc == EOWNERDEAD) &&
-	    (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)) {
+	if (file_ok(reg) == -EIO) {
 		if (rc == EOWNERDEAD)
-			pthread_mutex_consistent(&reg->hdr->lock.mutex);
-		pthread_mutex_unlock(&reg->hdr->lock.mutex);
+			pthread_mutex_consistent(m);
+		pthread_mutex_unlock(m);
 		rc = -EIO;
 		goto fail;
 	}
+	__atomic_fetch_add(&reg->hdr->lock_gen, 1, __ATOMIC_RELAXED);
 	if (rc == EOWNERDEAD) {
 		repair(reg);
-		rc = pthread_mutex_consistent(&reg->hdr->lock.mutex);
-	}
-	if (rc) {
-		rc = -rc;
-		goto fail;
+		rc = -pthread_mutex_consistent(m);
+		if (rc)
+			goto fail;
 	}
 	return 0;
 fail:
@@ -791,50 +991,118 @@ void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g)
 	pthread_sigmask(SIG_SETMASK, &g->oldmask, NULL);
 }
 
+const char *ps_registry_strerror(const struct ps_registry *reg,
+				 const struct ps_reg_guard *g, int rc,
+				 char *buf, size_t len)
+{
+	char who[160];
+
+	switch (rc) {
+	case -ETIMEDOUT:
+		ps_reglock_describe(g != NULL ? &g->holder :
+				    &reg->last_holder, who, sizeof(who));
+		snprintf(buf, len, "its lock is held by %s; gave up after "
+			 "%u.%03u s without progress (PORTSHIM_LOCK_TIMEOUT)",
+			 who, reg->lock_timeout_ms / 1000,
+			 reg->lock_timeout_ms % 1000);
+		break;
+	case -ENOLCK:
+		snprintf(buf, len, "this process cannot take its lock: it "
+			 "was made by vfork() or a raw clone() and has no "
+			 "robust-futex list, so its death would leave the "
+			 "lock held");
+		break;
+	case -EIO:
+		snprintf(buf, len, "the file was truncated under this "
+			 "process; run 'portshim gc --reset'");
+		break;
+	case -ESTALE:
+		snprintf(buf, len, "the file was removed or replaced after "
+			 "this process opened it");
+		break;
+	case -EUCLEAN:
+		snprintf(buf, len, "the file is corrupt (its lock or its "
+			 "header); run 'portshim gc --reset'");
+		break;
+	case -ENOTRECOVERABLE:
+		snprintf(buf, len, "its lock is not recoverable; run "
+			 "'portshim gc --reset'");
+		break;
+	default:
+		snprintf(buf, len, "%s", strerror(-rc));
+		break;
+	}
+	return buf;
+}
+
 /* ------------------------------------------------------------ lookup */
 
 /* How many times a lock-free reader retries before taking the lock. */
 #define PEEK_TRIES 4
 
 /*
- * One lock-free walk of the (group, vport) chain. Every word that steers
- * the walk is read once, atomically, into a local and checked before it
- * is used as an index, so a chain rewritten under our feet can give a
- * wrong answer (which the caller's sequence check throws away) but never
- * an access outside the table.
+ * A lock-free reader's copy of shared bytes: with copy_in, so that a
+ * file shrunk at any moment gives -EIO and never a SIGBUS; with plain
+ * loads only where copy_in is not allowed (then the fstat in file_ok is
+ * the guard). What is copied may be torn by a writer: the sequence
+ * check of the caller throws such a read away.
  */
-static uint32_t peek_chain(struct ps_registry *reg, const char *group,
-			   uint32_t gh, uint16_t vport)
+static int rd(void *dst, const void *src, size_t len)
 {
-	uint32_t p = __atomic_load_n(&reg->hbuckets[hbucket(gh, vport)],
-				     __ATOMIC_RELAXED);
+	int rc = copy_in(dst, src, len);
 
-	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
-	     n++) {
-		struct ps_lease *l = &reg->leases[p];
+	if (rc == -ENOSYS) {
+		const volatile unsigned char *s = src;
+		unsigned char *d = dst;
 
-		if (__atomic_load_n(&l->state, __ATOMIC_RELAXED) ==
-			    PS_LEASE_USED &&
-		    __atomic_load_n(&l->kind, __ATOMIC_RELAXED) ==
-			    PS_KIND_GROUP &&
-		    __atomic_load_n(&l->vport, __ATOMIC_RELAXED) == vport &&
-		    __atomic_load_n(&l->ghash, __ATOMIC_RELAXED) == gh &&
-		    strncmp(l->group, group, sizeof(l->group)) == 0)
-			return p;
-		p = __atomic_load_n(&l->hnext, __ATOMIC_RELAXED);
+		for (size_t i = 0; i < len; i++)
+			d[i] = s[i];
+		rc = 0;
 	}
-	return 0;
+	return rc;
 }
 
-/* The lock's file checks, for the same reasons (SIGBUS, orphan). */
-static int peek_file_ok(struct ps_registry *reg)
+static int rd2(void *d1, const void *s1, size_t n1, void *d2,
+	       const void *s2, size_t n2)
 {
-	struct stat st;
+	int rc = copy_in2(d1, s1, n1, d2, s2, n2);
 
-	if (fstat(reg->fd, &st) != 0 || (uint64_t)st.st_size < reg->size)
-		return -EIO;
-	if (st.st_nlink == 0)
-		return -ESTALE;
+	if (rc == -ENOSYS) {
+		rc = rd(d1, s1, n1);
+		if (rc == 0)
+			rc = rd(d2, s2, n2);
+	}
+	return rc;
+}
+
+/*
+ * One lock-free walk of the (group, vport) chain, on copies: every word
+ * that steers the walk is checked before it is used as an index, so a
+ * chain rewritten under our feet can give a wrong answer (which the
+ * caller's sequence check throws away) but never an access outside the
+ * table. Returns 0 with *port (0: not found) and the lease in *out, or
+ * -EIO.
+ */
+static int peek_chain(struct ps_registry *reg, const char *group,
+		      uint32_t gh, uint16_t vport, uint32_t p,
+		      uint32_t *port, struct ps_lease *out)
+{
+	*port = 0;
+	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
+	     n++) {
+		int rc = rd(out, &reg->leases[p], sizeof(*out));
+
+		if (rc)
+			return rc;
+		if (out->state == PS_LEASE_USED &&
+		    out->kind == PS_KIND_GROUP && out->vport == vport &&
+		    out->ghash == gh &&
+		    strncmp(out->group, group, sizeof(out->group)) == 0) {
+			*port = p;
+			return 0;
+		}
+		p = out->hnext;
+	}
 	return 0;
 }
 
@@ -845,40 +1113,46 @@ static int peek_file_ok(struct ps_registry *reg)
  * reader that sees the same even value before and after its walk saw no
  * change at all. Readers never write, so they cannot leave anything
  * half-done, and they hold nothing that a signal handler could wait for.
+ * They read through rd(), so a file shrunk under them is an error, not a
+ * SIGBUS, at any instant.
  */
 int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 			   uint16_t vport, struct ps_reg_glance *out)
 {
 	struct ps_reg_header *h = reg->hdr;
 	uint32_t gh = ps_group_hash(group);
-	int rc = peek_file_ok(reg);
+	int rc = file_ok(reg);
 
 	if (rc)
 		return rc;
 	for (int i = 0; i < PEEK_TRIES; i++) {
-		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
-		struct ps_lease *l;
-		uint32_t p;
+		struct ps_lease l;
+		uint64_t s1, s2;
+		uint32_t head, p;
 
+		rc = rd2(&s1, &h->seq, sizeof(s1), &head,
+			 &reg->hbuckets[hbucket(gh, vport)], sizeof(head));
+		if (rc)
+			return rc;
 		if (s1 & 1)
 			continue;
-		p = peek_chain(reg, group, gh, vport);
-		if (p != 0) {
-			l = &reg->leases[p];
-			out->protos = __atomic_load_n(&l->protos,
-						      __ATOMIC_RELAXED);
-			out->maker.pid = __atomic_load_n(&l->maker.pid,
-							 __ATOMIC_RELAXED);
-			out->maker.pad = 0;
-			out->maker.start = __atomic_load_n(&l->maker.start,
-							   __ATOMIC_RELAXED);
-		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&h->seq, __ATOMIC_RELAXED) != s1)
+		rc = peek_chain(reg, group, gh, vport, head, &p, &l);
+		if (rc)
+			return rc;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		rc = rd(&s2, &h->seq, sizeof(s2));
+		if (rc)
+			return rc;
+		if (s2 != s1)
 			continue;
 		if (p == 0)
 			return -ENOENT;
 		out->real = (uint16_t)p;
+		out->protos = l.protos;
+		out->maker.pid = l.maker.pid;
+		out->maker.pad = 0;
+		out->maker.start = l.maker.start;
 		out->seq = s1;
 		return 0;
 	}
@@ -889,32 +1163,34 @@ int ps_registry_peek_at(struct ps_registry *reg, const char *group,
 			uint16_t real, uint16_t *vport)
 {
 	struct ps_reg_header *h = reg->hdr;
-	struct ps_lease *l = &reg->leases[real];
 	uint32_t gh = ps_group_hash(group);
-	int rc = peek_file_ok(reg);
+	int rc = file_ok(reg);
 
 	if (rc)
 		return rc;
 	for (int i = 0; i < PEEK_TRIES; i++) {
-		uint64_t s1 = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+		struct ps_lease l;
+		uint64_t s1, s2;
 		bool ours;
-		uint16_t v;
 
+		rc = rd2(&s1, &h->seq, sizeof(s1), &l, &reg->leases[real],
+			 sizeof(l));
+		if (rc)
+			return rc;
 		if (s1 & 1)
 			continue;
-		ours = __atomic_load_n(&l->state, __ATOMIC_RELAXED) ==
-			       PS_LEASE_USED &&
-		       __atomic_load_n(&l->kind, __ATOMIC_RELAXED) ==
-			       PS_KIND_GROUP &&
-		       __atomic_load_n(&l->ghash, __ATOMIC_RELAXED) == gh &&
-		       strncmp(l->group, group, sizeof(l->group)) == 0;
-		v = __atomic_load_n(&l->vport, __ATOMIC_RELAXED);
+		ours = l.state == PS_LEASE_USED && l.kind == PS_KIND_GROUP &&
+		       l.ghash == gh &&
+		       strncmp(l.group, group, sizeof(l.group)) == 0;
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(&h->seq, __ATOMIC_RELAXED) != s1)
+		rc = rd(&s2, &h->seq, sizeof(s2));
+		if (rc)
+			return rc;
+		if (s2 != s1)
 			continue;
 		if (!ours)
 			return -ENOENT;
-		*vport = v;
+		*vport = l.vport;
 		return 0;
 	}
 	return -EAGAIN;
@@ -933,9 +1209,11 @@ int ps_registry_peek(struct ps_registry *reg, const char *group,
 
 bool ps_registry_unchanged(const struct ps_registry *reg, uint64_t seq)
 {
+	uint64_t now;
+
 	/* Orders the caller's earlier reads and system calls before it. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_load_n(&reg->hdr->seq, __ATOMIC_RELAXED) == seq;
+	return rd(&now, &reg->hdr->seq, sizeof(now)) == 0 && now == seq;
 }
 
 struct ps_lease *ps_registry_at(struct ps_registry *reg, uint16_t real)
@@ -1019,38 +1297,74 @@ struct ps_lease *ps_registry_next(struct ps_registry *reg,
 size_t ps_registry_release_group(struct ps_registry *reg, const char *group)
 {
 	uint32_t gh = ps_group_hash(group);
+	uint32_t p = reg->gbuckets[gbucket(gh)];
+	struct ps_reg_bulk bulk = { false, 0 };
 	size_t count = 0;
 
-	/* Freeing unlinks from the chain being walked: restart each time. */
-	for (;;) {
-		uint32_t p = reg->gbuckets[gbucket(gh)];
-		struct ps_lease *victim = NULL;
+	/* A bulk free keeps the links: one walk of the chain. */
+	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
+	     n++) {
+		struct ps_lease *l = &reg->leases[p];
 
-		for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS &&
-		     n < PS_REG_NPORTS; n++) {
-			struct ps_lease *l = &reg->leases[p];
-
-			if (l->state == PS_LEASE_USED && l->ghash == gh &&
-			    strncmp(l->group, group, sizeof(l->group)) == 0) {
-				victim = l;
-				break;
-			}
-			p = l->gnext;
+		p = l->gnext;
+		if (l->state == PS_LEASE_USED && l->ghash == gh &&
+		    strncmp(l->group, group, sizeof(l->group)) == 0) {
+			/* A few are cheaper one by one than a rebuild. */
+			if (count < 16 && !bulk.open)
+				ps_registry_free(reg, l);
+			else
+				bulk_free(reg, &bulk, l);
+			count++;
 		}
-		if (victim == NULL)
-			return count;
-		ps_registry_free(reg, victim);
-		count++;
 	}
+	ps_registry_bulk_end(reg, &bulk);
+	return count;
 }
 
 /* ------------------------------------------------------- reclaiming */
 
-bool ps_lease_dead(const struct ps_lease *l, uint64_t now_ns)
+/*
+ * Registries made before expiry followed CLOCK_BOOTTIME kept the wall
+ * clock there: nanoseconds since 1970, 2001 or later, which no boot
+ * clock reaches (31 years of uptime). Those are still compared with the
+ * wall clock.
+ */
+#define WALL_CLOCK_EXPIRY_NS 1000000000000000000ull
+
+bool ps_lease_expired(const struct ps_lease *l, uint64_t boot_ns)
 {
-	if (l->expires_ns != 0 && now_ns >= l->expires_ns)
+	if (l->expires_ns == 0)
+		return false;
+	if (l->expires_ns >= WALL_CLOCK_EXPIRY_NS)
+		return ps_now_ns() >= l->expires_ns;
+	return boot_ns >= l->expires_ns;
+}
+
+bool ps_lease_dead(const struct ps_lease *l, uint64_t boot_ns)
+{
+	if (ps_lease_expired(l, boot_ns))
 		return true;
 	return !ps_proc_alive(&l->holder);
+}
+
+/* Answers about holders, so that each is looked up in /proc once. */
+#define HOLDER_CACHE 64
+
+struct holder_cache {
+	struct ps_ident id[HOLDER_CACHE];
+	bool dead[HOLDER_CACHE];
+};
+
+static bool holder_dead(struct holder_cache *c, const struct ps_ident *h)
+{
+	uint32_t k = (h->pid * 2654435761u) % HOLDER_CACHE;
+
+	if (c->id[k].pid == h->pid && c->id[k].start == h->start &&
+	    h->pid != 0)
+		return c->dead[k];
+	c->id[k] = *h;
+	c->dead[k] = !ps_proc_alive(h);
+	return c->dead[k];
 }
 
 size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
@@ -1058,36 +1372,31 @@ size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
 				 uint16_t real),
 		      void *arg)
 {
-	uint64_t now = ps_now_ns();
-	/* Leases of one group share a holder: remember the last answer. */
-	struct ps_ident last = { 0 };
-	bool last_dead = false;
+	uint64_t now = ps_boot_ns();
+	struct holder_cache cache;
+	struct ps_reg_bulk bulk = { false, 0 };
 	size_t count = 0;
 
+	memset(&cache, 0, sizeof(cache));
+	/*
+	 * One pass over the table, each holder looked up once (most leases
+	 * share a holder with many others), every free a bulk free: linear
+	 * in the table's size, whatever the leases.
+	 */
 	for (uint32_t p = 1; p < PS_REG_NPORTS; p++) {
 		struct ps_lease *l = &reg->leases[p];
-		bool dead;
 
 		if (l->state != PS_LEASE_USED)
 			continue;
-		if (l->expires_ns != 0 && now >= l->expires_ns) {
-			dead = true;
-		} else if (l->holder.pid == last.pid &&
-			   l->holder.start == last.start && last.pid != 0) {
-			dead = last_dead;
-		} else {
-			dead = !ps_proc_alive(&l->holder);
-			last = l->holder;
-			last_dead = dead;
-		}
-		if (!dead)
+		if (!ps_lease_expired(l, now) && !holder_dead(&cache, &l->holder))
 			continue;
 		if (fn)
 			fn(arg, l, (uint16_t)p);
 		if (!dry_run)
-			ps_registry_free(reg, l);
+			bulk_free(reg, &bulk, l);
 		count++;
 	}
+	ps_registry_bulk_end(reg, &bulk);
 	return count;
 }
 

@@ -34,8 +34,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/types.h>
+
 #include "config.h"
 #include "proc.h"
+#include "reglock.h"
 
 #define PS_REG_MAGIC 0x3167657274687370ULL	/* "pshtreg1" little-endian */
 #define PS_REG_VERSION 1u
@@ -67,7 +70,8 @@ struct ps_lease {
 	struct ps_ident maker;	/* the process that made or last bound it */
 	struct ps_ident holder;	/* the process whose life keeps it */
 	uint64_t created_ns;	/* CLOCK_REALTIME */
-	uint64_t expires_ns;	/* CLOCK_REALTIME; 0 = never */
+	uint64_t expires_ns;	/* CLOCK_BOOTTIME; 0 = never (see
+				 * ps_lease_dead for older files) */
 	char group[PS_GROUP_MAX + 1];
 };
 
@@ -94,7 +98,9 @@ struct ps_reg_header {
 	uint32_t nleases;
 	uint32_t recoveries;	/* how many times EOWNERDEAD was repaired */
 	struct ps_lease undo;	/* the lease as it was before the change */
-	uint8_t reserved0[1024 - 288];
+	uint64_t lock_gen;	/* bumped by every taker of the lock: a
+				 * waiter sees progress (reglock.h) */
+	uint8_t reserved0[1024 - 296];
 	union {
 		pthread_mutex_t mutex;
 		uint8_t bytes[128];
@@ -107,7 +113,11 @@ struct ps_registry {
 	uint32_t *gbuckets;
 	struct ps_lease *leases;
 	size_t size;
-	int fd;
+	int fd;			/* for fstat only; reopened if lost */
+	dev_t dev;		/* the mapped file, to know it again */
+	ino_t ino;
+	uint32_t lock_timeout_ms;	/* PORTSHIM_LOCK_TIMEOUT */
+	struct ps_lock_holder last_holder;	/* of the last -ETIMEDOUT */
 	bool created;		/* this process initialised the file */
 	char path[4096];
 };
@@ -141,17 +151,33 @@ int ps_registry_check_header(const void *image, size_t len,
 /* Saved state between lock and unlock (signal mask of the thread). */
 struct ps_reg_guard {
 	sigset_t oldmask;
+	struct ps_lock_holder holder;	/* who held it, on -ETIMEDOUT */
 };
 
 /*
  * Takes the registry lock with all signals blocked in this thread (a
  * signal handler calling bind() must not find us holding the lock).
- * Repairs the table on EOWNERDEAD before marking the mutex consistent.
- * Returns 0, or -errno (-EIO if the file was shrunk or replaced under us,
- * -ENOTRECOVERABLE never under the protocol here). On error the lock is
- * not held and the mask is restored.
+ * While it waits, the caller's mask is restored every few milliseconds,
+ * so the caller stays killable. Repairs the table on EOWNERDEAD before
+ * marking the mutex consistent. Returns 0, or -errno: -EIO if the file
+ * was shrunk under us, -ESTALE if it was removed, -ETIMEDOUT if nobody
+ * took the lock for reg->lock_timeout_ms (g->holder names the holder),
+ * -ENOLCK in a process or thread that cannot hold a robust mutex (a
+ * vfork or raw clone child), -EUCLEAN if the mutex is garbage. On error
+ * the lock is not held and the mask is restored.
+ * ps_registry_strerror says any of these in words.
  */
 int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g);
+
+/*
+ * One line (without the registry's path) saying why ps_registry_lock
+ * returned rc: for -ETIMEDOUT, who holds the lock and in what state
+ * (from g, or with g NULL from the last time out of this process).
+ * Returns buf.
+ */
+const char *ps_registry_strerror(const struct ps_registry *reg,
+				 const struct ps_reg_guard *g, int rc,
+				 char *buf, size_t len);
 
 /* Releases the lock and restores the signal mask. */
 void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g);
@@ -271,14 +297,33 @@ size_t ps_registry_each_group(struct ps_registry *reg, const char *group,
 			      void (*fn)(void *arg, struct ps_lease *l),
 			      void *arg);
 
+/*
+ * Frees many leases at once: each ps_registry_bulk_free only marks its
+ * lease free; ps_registry_bulk_end rebuilds the chains once. Between
+ * the two, only ps_registry_next and ps_registry_at may be used (the
+ * chains are stale). Linear where freeing one by one is quadratic in
+ * the length of a chain. Lock held.
+ */
+struct ps_reg_bulk {
+	bool open;
+	size_t n;
+};
+
+void ps_registry_bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
+			   struct ps_lease *l);
+void ps_registry_bulk_end(struct ps_registry *reg, struct ps_reg_bulk *b);
+
 /* Frees every lease of group; returns how many. */
 size_t ps_registry_release_group(struct ps_registry *reg, const char *group);
 
 /*
  * True if a lease is dead: its holder is gone (pid + start time), or it
- * has expired at now_ns.
+ * has expired at boot_ns (ps_boot_ns()).
  */
-bool ps_lease_dead(const struct ps_lease *l, uint64_t now_ns);
+bool ps_lease_dead(const struct ps_lease *l, uint64_t boot_ns);
+
+/* True if the lease has an expiry and it has passed at boot_ns. */
+bool ps_lease_expired(const struct ps_lease *l, uint64_t boot_ns);
 
 /*
  * Frees every dead lease (dry_run: only reports). fn (may be NULL) is
@@ -304,6 +349,13 @@ uint32_t ps_group_hash(const char *group);
 
 /* CLOCK_REALTIME in nanoseconds. */
 uint64_t ps_now_ns(void);
+
+/*
+ * CLOCK_BOOTTIME in nanoseconds: the clock of lease expiry. It counts
+ * suspend, never jumps with the wall clock, and is one clock for every
+ * process of the host (outside time namespaces, which may offset it).
+ */
+uint64_t ps_boot_ns(void);
 
 /*
  * Loads /proc/sys/net/ipv4/ip_local_reserved_ports into a 65536-bit map

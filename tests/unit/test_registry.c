@@ -123,7 +123,8 @@ static void test_registry_layout(void **state)
 	OFF(ps_reg_header, nleases, 144);
 	OFF(ps_reg_header, recoveries, 148);
 	OFF(ps_reg_header, undo, 152);
-	OFF(ps_reg_header, reserved0, 288);
+	OFF(ps_reg_header, lock_gen, 288);
+	OFF(ps_reg_header, reserved0, 296);
 	OFF(ps_reg_header, lock, 1024);
 	assert_int_equal(sizeof(struct ps_reg_header), 1152);
 
@@ -600,35 +601,59 @@ static void test_registry_gc_dead_holder(void **state)
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 }
 
+/* CLOCK_BOOTTIME in ns, read here rather than through the registry. */
+static uint64_t boot_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Expiry follows the boot clock, which the wall clock's jumps (NTP, a
+ * user's `date -s`) never move: a lease made to last an hour lasts an
+ * hour. An expiry stored on the wall clock (a registry made before) is
+ * still read as one.
+ */
 static void test_registry_gc_expiry(void **state)
 {
 	struct ps_reg_guard g;
 	struct ps_lease t;
-	uint64_t now = ps_now_ns();
-	uint16_t past, future, never;
+	uint64_t now = boot_now();
+	uint64_t hour = 3600ull * 1000000000ull;
+	struct timespec wall;
+	uint16_t past, future, never, wall_future;
 
 	(void)state;
+	clock_gettime(CLOCK_REALTIME, &wall);
 	lock(&g);
 	t = fx_lease("", 0, &fx.self);
 	t.kind = PS_KIND_PICK;
 	t.expires_ns = now - 1;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
 					   NULL, &past), 0);
-	t.expires_ns = now + 3600ull * 1000000000ull;
+	t.expires_ns = now + hour;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
 					   NULL, &future), 0);
 	t.expires_ns = 0;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
 					   NULL, &never), 0);
+	t.expires_ns = (uint64_t)wall.tv_sec * 1000000000ull + hour;
+	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
+					   NULL, &wall_future), 0);
 	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, past), now));
 	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, future), now));
+	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, wall_future), now));
 	/* The same lease is dead once its time has come. */
 	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, future),
-				  now + 3601ull * 1000000000ull));
+				  now + hour + 1000000000ull));
+	/* gc reads the boot clock itself: one lease is over. */
 	assert_int_equal(ps_registry_gc(&fx.reg, false, NULL, NULL), 1);
 	assert_null(ps_registry_at(&fx.reg, past));
 	assert_non_null(ps_registry_at(&fx.reg, future));
 	assert_non_null(ps_registry_at(&fx.reg, never));
+	assert_non_null(ps_registry_at(&fx.reg, wall_future));
 	fx_check(&fx.reg);
 	unlock(&g);
 }
