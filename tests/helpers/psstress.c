@@ -34,6 +34,26 @@
  *       Locks the registry, checks every invariant, and prints each lease
  *       as "GROUP KIND VPORT REAL HOLDERPID", then "check ok" (exit 0) or
  *       "check failed: REASON" (exit 1).
+ *   psstress lostfd MODE VPORT1 VPORT2
+ *       Run under the shim. Binds a TCP socket to 127.0.0.1:VPORT1 (the
+ *       shim opens the registry), loses the shim's registry descriptor as
+ *       MODE says, then binds 127.0.0.1:VPORT2. MODE: "close_range"
+ *       (every descriptor above 2 closed), "dup2" (/dev/null dup2'ed over
+ *       the descriptor that names $PORTSHIM_REGISTRY), or "emfile" (the
+ *       first bind, VPORT1, is made with no descriptor left, then again
+ *       with some), or "shrink" (the registry is truncated to 4096 bytes,
+ *       then VPORT2 is bound 100 times, each a new socket: each fails or
+ *       passes, the program lives). Prints "first OK|ERRNO" and "second
+ *       OK|ERRNO"; exits 0 if the last bind worked (for shrink: if the
+ *       program is still alive).
+ *   psstress wedge REGISTRY MODE [PID]
+ *       Puts the registry's lock in a bad state, as a test needs it.
+ *       "hold": takes the lock, prints "held PID", and waits holding it.
+ *       "rawclone": a child made by raw clone() takes the mutex directly
+ *       (no robust list, as an older program's child would), its parent
+ *       exits; prints "wedged PARENT CHILD" (the child waits inside).
+ *       "kind": writes garbage into the mutex's kind. "word": writes PID
+ *       into the lock word.
  *   psstress secure LIBRARY PORT
  *       Loads the preload library with dlopen and binds a TCP socket to
  *       127.0.0.1:PORT through the library's bind(); prints
@@ -52,9 +72,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -481,6 +506,176 @@ static int cmd_regcheck(int argc, char **argv)
 	return 0;
 }
 
+/* ------------------------------------------------------------ lostfd */
+
+/* Binds fd to 127.0.0.1:port; prints "WHAT OK" or "WHAT ERRNO". */
+static int bind_report(const char *what, int fd, long port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+
+	printf("%s %s\n", what, rc == 0 ? "OK" : strerror(errno));
+	return rc;
+}
+
+/* The descriptor whose target is path, or -1. */
+static int fd_of(const char *path)
+{
+	for (int fd = 3; fd < 1024; fd++) {
+		char link[64], got[4096];
+		ssize_t n;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, got, sizeof(got) - 1);
+		if (n <= 0)
+			continue;
+		got[n] = '\0';
+		if (strcmp(got, path) == 0)
+			return fd;
+	}
+	return -1;
+}
+
+static int cmd_lostfd(int argc, char **argv)
+{
+	long p1, p2;
+	int s1, s2, rc;
+
+	if (argc != 5 || parse(argv[3], 1, 65535, &p1) ||
+	    parse(argv[4], 1, 65535, &p2))
+		return EXIT_USAGE;
+	s1 = socket(AF_INET, SOCK_STREAM, 0);
+	s2 = socket(AF_INET, SOCK_STREAM, 0);
+	if (s1 < 0 || s2 < 0)
+		return EXIT_CHECK;
+	if (strcmp(argv[2], "emfile") == 0) {
+		struct rlimit rl = { 64, 64 }, old;
+		int fds[64], n = 0;
+
+		getrlimit(RLIMIT_NOFILE, &old);
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return EXIT_CHECK;
+		while (n < 64 && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+			n++;
+		bind_report("first", s1, p1);
+		while (n > 0)
+			close(fds[--n]);
+		setrlimit(RLIMIT_NOFILE, &old);
+		rc = bind_report("second", s1, p1);
+		return rc == 0 ? 0 : EXIT_CHECK;
+	}
+	if (bind_report("first", s1, p1) != 0)
+		return EXIT_CHECK;
+	if (strcmp(argv[2], "close_range") == 0) {
+		/* s2 is re-made after: only 0-2 survive close_range. */
+		if (syscall(SYS_close_range, 3u, ~0u, 0) != 0)
+			return EXIT_CHECK;
+		s2 = socket(AF_INET, SOCK_STREAM, 0);
+	} else if (strcmp(argv[2], "shrink") == 0) {
+		const char *reg = getenv("PORTSHIM_REGISTRY");
+
+		if (reg == NULL || truncate(reg, 4096) != 0)
+			return EXIT_CHECK;
+		for (int i = 0; i < 100; i++) {
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+			if (fd < 0)
+				return EXIT_CHECK;
+			bind_report(i == 99 ? "second" : "again", fd, p2);
+			close(fd);
+		}
+		return 0;
+	} else if (strcmp(argv[2], "dup2") == 0) {
+		const char *reg = getenv("PORTSHIM_REGISTRY");
+		int fd = reg != NULL ? fd_of(reg) : -1;
+		int null = open("/dev/null", O_RDONLY);
+
+		if (fd < 0 || null < 0) {
+			printf("error no descriptor names %s\n",
+			       reg ? reg : "$PORTSHIM_REGISTRY");
+			return EXIT_CHECK;
+		}
+		if (dup2(null, fd) != fd)
+			return EXIT_CHECK;
+	} else {
+		return EXIT_USAGE;
+	}
+	rc = bind_report("second", s2, p2);
+	return rc == 0 ? 0 : EXIT_CHECK;
+}
+
+/* ------------------------------------------------------------- wedge */
+
+static int cmd_wedge(int argc, char **argv)
+{
+	static struct ps_registry reg;
+	struct ps_reg_error err = { "" };
+	struct ps_reg_guard g;
+	pthread_mutex_t *m;
+	long pid;
+	int rc;
+
+	if (argc < 4)
+		return EXIT_USAGE;
+	rc = ps_registry_open(&reg, argv[2], &err);
+	if (rc != 0) {
+		printf("error %s\n", err.msg);
+		return EXIT_CHECK;
+	}
+	m = &reg.hdr->lock.mutex;
+	if (strcmp(argv[3], "hold") == 0) {
+		if (ps_registry_lock(&reg, &g) != 0)
+			return EXIT_CHECK;
+		printf("held %d\n", (int)getpid());
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	if (strcmp(argv[3], "rawclone") == 0) {
+		int p[2];
+		pid_t parent, child;
+		char b;
+
+		if (pipe(p) != 0)
+			return EXIT_CHECK;
+		parent = fork();
+		if (parent == 0) {
+			child = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL,
+					       NULL, NULL);
+			if (child == 0) {
+				/* Holds it in its parent's name, no list. */
+				b = pthread_mutex_lock(m) == 0 ? 'L' : '?';
+				if (write(p[1], &b, 1) != 1)
+					_exit(3);
+				for (;;)
+					pause();
+			}
+			if (child < 0 || read(p[0], &b, 1) != 1 || b != 'L')
+				_exit(4);
+			printf("wedged %d %d\n", (int)getpid(), (int)child);
+			fflush(stdout);
+			_exit(0);
+		}
+		if (parent < 0 || waitpid(parent, &rc, 0) != parent ||
+		    !WIFEXITED(rc) || WEXITSTATUS(rc) != 0)
+			return EXIT_CHECK;
+		return 0;
+	}
+	if (strcmp(argv[3], "kind") == 0) {
+		m->__data.__kind = 0x41414141;
+		return 0;
+	}
+	if (strcmp(argv[3], "word") == 0 && argc == 5 &&
+	    parse(argv[4], 1, 0x3fffffff, &pid) == 0) {
+		__atomic_store_n((uint32_t *)(void *)m, (uint32_t)pid,
+				 __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	return EXIT_USAGE;
+}
+
 /* ------------------------------------------------------------ secure */
 
 static int cmd_secure(int argc, char **argv)
@@ -526,7 +721,8 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "storm", cmd_storm },	    { "churn", cmd_churn },
 		{ "mapread", cmd_mapread }, { "regcheck", cmd_regcheck },
-		{ "secure", cmd_secure },
+		{ "secure", cmd_secure },   { "lostfd", cmd_lostfd },
+		{ "wedge", cmd_wedge },
 	};
 	int rc = EXIT_USAGE;
 
@@ -544,6 +740,8 @@ int main(int argc, char **argv)
 			"usage: psstress storm THREADS PER VBASE GO STOP |"
 			" churn N VBASE [SEEN STEP] |\n"
 			"       mapread FILE STOP [SEEN] | regcheck REGISTRY |"
-			" secure LIBRARY PORT\n");
+			" secure LIBRARY PORT |\n"
+			"       lostfd MODE VPORT1 VPORT2 |"
+			" wedge REGISTRY MODE [PID]\n");
 	return rc;
 }
