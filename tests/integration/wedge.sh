@@ -23,20 +23,27 @@ PSSTRESS=$PS_HELPERS/psstress
 [ -n "${PORTSHIM_LIB:-}" ] || bail_out "PORTSHIM_LIB is not set"
 PRELOAD=${PORTSHIM_ASAN_RUNTIME:+$PORTSHIM_ASAN_RUNTIME:}$PORTSHIM_LIB
 ASANOPTS=${PORTSHIM_ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
-shim() {
-    env LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASANOPTS" "$@"
-}
 REG=$PORTSHIM_REGISTRY
+GUARD=${PS_WEDGE_GUARD:-120}
 PORTSHIM_RANGE=27000-27999
 export PORTSHIM_RANGE
 
-# st CMD...: prints CMD's exit status (stdout to $T/out, stderr to $T/err).
+# st [shim] CMD...: prints CMD's exit status (with "shim": CMD runs
+# with the shim preloaded) (stdout to $T/out, stderr to $T/err).
+# A hang guard bounds CMD: a wedged command is killed (status 137)
+# instead of holding up the test; nothing here takes that long.
 st() {
-    if "$@" >"$T/out" 2>"$T/err"; then
+    if [ "$1" = shim ]; then
+        shift
+        set -- env LD_PRELOAD="$PRELOAD" ASAN_OPTIONS="$ASANOPTS" "$@"
+    fi
+    if timeout -k 5 "$GUARD" "$@" >"$T/out" 2>"$T/err"; then
         echo 0
     else
         echo $?
     fi
+    # What `is` shows when it fails.
+    cp "$T/err" "$T/.capture.err"
 }
 
 # wait_line FILE REGEX: waits (bounded) until a line of FILE matches.
@@ -67,7 +74,8 @@ diag "$(cat "$T/err")"
 status=$(st env PORTSHIM_LOCK_TIMEOUT=600 timeout -k 20 2 $PORTSHIM pick)
 is "$status" 124 "a waiting pick is ended by SIGTERM (timeout 2 pick: 124)"
 
-env PORTSHIM_LOCK_TIMEOUT=0.5 $PORTSHIM doctor >"$T/doctor" 2>&1 || true
+timeout -k 5 "$GUARD" env PORTSHIM_LOCK_TIMEOUT=0.5 $PORTSHIM doctor \
+    >"$T/doctor" 2>&1 || true
 like "$T/doctor" "cannot take its lock: .*pid $HOLDER .*stopped" \
     "doctor reports the stopped holder and returns"
 
@@ -95,7 +103,8 @@ kill -KILL "$CHILD"
 diag "lock taken by raw clone child $CHILD of $PARENT (exited), child killed"
 status=$(st env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM gc --reset)
 is "$status" 0 "gc --reset works on a lock left by a dead raw clone child"
-env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM doctor >"$T/doctor" 2>&1 || true
+timeout -k 5 "$GUARD" env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM doctor \
+    >"$T/doctor" 2>&1 || true
 like "$T/doctor" "registry .*: consistent" "doctor finds it consistent"
 status=$(st env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM pick --hold $$)
 is "$status" 0 "pick works"

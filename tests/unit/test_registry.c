@@ -564,7 +564,7 @@ static void test_registry_gc_dead_holder(void **state)
 
 	/* Never while the holder lives. */
 	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, theirs[0]),
-				   ps_now_ns()));
+				   ps_boot_ns()));
 	assert_int_equal(ps_registry_gc(&fx.reg, false, NULL, NULL), 0);
 	assert_int_equal(fx.reg.hdr->nleases, 8);
 	unlock(&g);
@@ -577,7 +577,7 @@ static void test_registry_gc_dead_holder(void **state)
 
 	lock(&g);
 	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, theirs[0]),
-				  ps_now_ns()));
+				  ps_boot_ns()));
 	/* A dry run reports and frees nothing. */
 	assert_int_equal(ps_registry_gc(&fx.reg, true, gc_note, &seen), 5);
 	assert_int_equal(seen.n, 5);
@@ -685,9 +685,9 @@ static void test_registry_reused_pid(void **state)
 	a = alloc("reuse", 1, &impostor, LO, HI);
 	b = alloc("reuse", 2, &child_wrong, LO, HI);
 	c = alloc("reuse", 3, &fx.self, LO, HI);
-	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, a), ps_now_ns()));
-	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, b), ps_now_ns()));
-	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, c), ps_now_ns()));
+	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, a), ps_boot_ns()));
+	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, b), ps_boot_ns()));
+	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, c), ps_boot_ns()));
 	assert_int_equal(ps_registry_gc(&fx.reg, false, NULL, NULL), 2);
 	assert_null(ps_registry_at(&fx.reg, a));
 	assert_null(ps_registry_at(&fx.reg, b));
