@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "claims.h"
 #include "reglock.h"
 #include "registry.h"
 #include "statedir.h"
@@ -635,6 +636,7 @@ void ps_registry_free(struct ps_registry *reg, struct ps_lease *l)
 	memset(l, 0, sizeof(*l));
 	reg->hdr->nleases--;
 	tx_end(reg);
+	ps_claim_drop(reg, (uint16_t)port);
 }
 
 int ps_registry_update(struct ps_registry *reg, struct ps_lease *l,
@@ -1430,7 +1432,13 @@ int ps_registry_alloc(struct ps_registry *reg, const struct ps_lease *tmpl,
 			if (reg->leases[p].state != PS_LEASE_FREE ||
 			    bit_set(reserved, p))
 				continue;
+			/* Another registry's, another user's maybe. */
+			if (ps_claim_take(reg, (uint16_t)p, &tmpl->holder) ==
+			    -EADDRINUSE)
+				continue;
 			rc = try_bind ? try_bind(arg, (uint16_t)p) : 0;
+			if (rc < 0)
+				ps_claim_drop(reg, (uint16_t)p);
 			if (rc == -EADDRINUSE)
 				continue;	/* a foreign process has it */
 			if (rc < 0)

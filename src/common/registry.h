@@ -253,8 +253,10 @@ typedef int (*ps_try_bind_fn)(void *arg, uint16_t real);
  * Allocates a real port in [lo, hi] for a new lease described by tmpl
  * (kind, vport, group, maker, holder, protos, expires_ns). Skips ports
  * with a lease, ports in ip_local_reserved_ports (reserved may be NULL),
+ * ports that another registry claims (claims.h: another user's, say),
  * and ports for which try_bind returns -EADDRINUSE (a foreign process has
- * them). When the range is full, reclaims dead leases once and tries
+ * them). The port leased is claimed for reg; ps_registry_free drops the
+ * claim. When the range is full, reclaims dead leases once and tries
  * again. Returns 0 and the port in *real, -EADDRNOTAVAIL when the range is
  * exhausted, or try_bind's other errors.
  */

@@ -10,7 +10,11 @@
 #   - /dev/shm/portshim-<uid> made first by user 65534 (anyone can create
 #     in /dev/shm): the victim's runs use $XDG_RUNTIME_DIR/portshim
 #     instead and say so in one line. The victim is a uid of the test's
-#     own (100000 + its pid), so no real user's directory is touched.
+#     own (100000 + its pid), so no real user's directory is touched;
+#   - two users' groups never share a real port: root's server stops
+#     (its lease is kept), user 65534 allocates from the same range in its
+#     own registry and gets another port; 65534 can neither remove nor
+#     replace root's claim on the port; claims go when the leases do.
 # Needs root (to act as user 65534 through setpriv).
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -103,5 +107,54 @@ is "$(st env -u PORTSHIM_REGISTRY -u XDG_RUNTIME_DIR $AS_VICTIM \
     "without XDG_RUNTIME_DIR the run is refused"
 like "$T/err" "$SQ is owned by uid 65534, not by you" "naming the squatter"
 rm -rf "$SQ"
+
+# ------------------------------------- two users, one range of real ports
+P=$(free_port 47000 47900)
+R=$P-$((P + 2))
+# shellcheck disable=SC2016 # $1 and $2 are the inner sh's
+bg "$T/a.log" "$PORTSHIM" run --ports 8080 --range "$R" --group users-a \
+    --map "$T/a.map" -- sh -c '"$1" bind 127.0.0.1 8080 >/dev/null
+        while [ ! -e "$2" ]; do sleep 0.1; done' sh "$PSTCP" "$T/a.stop"
+a_run=$ps_last_pid
+wait_for_map "$T/a.map" 8080 20 || true
+a_real=$(map_real "$T/a.map" tcp 8080)
+# A's server has exited: nothing is bound to a_real, its lease is kept.
+check "root's group leases tcp 8080 -> $a_real, and nothing listens there" \
+    eval "[ -n '$a_real' ] && ! listening '$a_real'"
+mkdir "$T/b"
+chown 65534:65534 "$T/b"
+chmod 700 "$T/b"
+# shellcheck disable=SC2086,SC2016 # a command prefix; $1 is the inner sh's
+b_real=$(env PORTSHIM_REGISTRY="$T/b/registry" $AS_NOBODY \
+    "$PORTSHIM" run --ports 8080 --range "$R" --group users-b \
+    --map "$T/b/b.map" -- \
+    sh -c '"$1" bind 127.0.0.1 8080 >/dev/null && "$2" port 8080' \
+    sh "$PSTCP" "$PORTSHIM" 2>"$T/b.err" || true)
+if [ -n "$b_real" ] && [ "$b_real" != "$a_real" ]; then
+    ok "user 65534's group gets another real port ($b_real, not $a_real)"
+else
+    not_ok "user 65534's group gets another real port"
+    diag "root's: '$a_real', 65534's: '$b_real'"
+    diag_file "$T/b.err"
+fi
+CLAIM=/dev/shm/portshim-claim-$a_real
+# shellcheck disable=SC2086 # $AS_NOBODY is a command prefix
+$AS_NOBODY rm -f "$CLAIM" 2>/dev/null || true
+# shellcheck disable=SC2086,SC2016 # a command prefix; $1 is the inner sh's
+$AS_NOBODY sh -c 'echo x >"$1.x" && mv -f "$1.x" "$1"' sh "$CLAIM" \
+    2>/dev/null || true
+check "user 65534 can neither remove nor replace root's claim" \
+    eval "[ \"\$(stat -c %u '$CLAIM')\" = 0 ] &&
+        readlink '$CLAIM' | grep -q '^portshim claim v1 0 '"
+rm -f "$CLAIM.x"
+check "65534's claim went with its group" \
+    [ ! -e "/dev/shm/portshim-claim-$b_real" ]
+touch "$T/a.stop"
+wait_exit "$a_run" 20 || kill_tree "$a_run"
+check "root's claim went with its group" [ ! -e "$CLAIM" ]
+# Whatever 65534 managed to leave there (only without claims) goes too.
+if [ "$(stat -c %u "$CLAIM" 2>/dev/null)" = 65534 ]; then
+    rm -f "$CLAIM"
+fi
 
 done_testing

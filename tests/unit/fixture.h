@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "claims.h"
 #include "registry.h"
 
 /*
@@ -96,10 +97,22 @@ static inline int fx_setup(void **state)
 	return 0;
 }
 
-/* cmocka teardown of fx_setup: unmaps the registry, removes the folder. */
+/* ps_claims_each callback: drops the registry's claim on port. */
+static inline void fx_drop_claim(void *arg, uint16_t port)
+{
+	ps_claim_drop(arg, port);
+}
+
+/*
+ * cmocka teardown of fx_setup: drops the registry's claims (claims.h:
+ * the leases are not freed one by one), unmaps the registry, removes the
+ * folder.
+ */
 static inline int fx_teardown(void **state)
 {
 	struct fixture *f = *state;
+
+	ps_claims_each(&f->reg, fx_drop_claim, &f->reg);
 
 	/*
 	 * Nobody holds the lock now, so unmapping is safe here (the shim

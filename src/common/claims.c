@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * claims.c - one file per real port in /dev/shm, owned by the registry
+ * that leases it (see claims.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "claims.h"
+#include "proc.h"
+
+/*
+ * "portshim claim v1 <uid> <created_ns> <pid> <start>": the registry
+ * (its owner and creation time) and the holder of the lease the claim
+ * was made for (pid and start time), whose death makes it stale.
+ */
+#define CLAIM_TAG "portshim claim v1 "
+#define CLAIM_MAX 96
+
+/* Opens PS_CLAIMS_DIR if it is root's, sticky and writable by all. */
+static int open_dir(void)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(PS_CLAIMS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		  O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_uid != 0 ||
+	    (st.st_mode & (S_ISVTX | S_IWOTH)) != (S_ISVTX | S_IWOTH)) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* Writes the decimal form of v at buf; returns the number of bytes. */
+static size_t put_u64(char *buf, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* The registry's part of a claim's text (ends with a space). */
+static size_t claim_prefix(const struct ps_registry *reg, char *buf)
+{
+	size_t n = sizeof(CLAIM_TAG) - 1;
+
+	memcpy(buf, CLAIM_TAG, n);
+	n += put_u64(buf + n, reg->hdr->uid);
+	buf[n++] = ' ';
+	n += put_u64(buf + n, reg->hdr->created_ns);
+	buf[n++] = ' ';
+	return n;
+}
+
+/* "portshim-claim-<port>" into name (32 bytes). */
+static void claim_name(char *name, uint16_t port)
+{
+	size_t n = sizeof(PS_CLAIMS_PREFIX) - 1;
+
+	memcpy(name, PS_CLAIMS_PREFIX, n);
+	n += put_u64(name + n, port);
+	name[n] = '\0';
+}
+
+/*
+ * Reads the claim name in dirfd (a symlink, see below) into buf
+ * (CLAIM_MAX bytes, NUL-terminated); *uid is its owner. Returns its
+ * length, or -1 (gone, or not a claim).
+ */
+static ssize_t claim_read(int dirfd, const char *name, char *buf,
+			  uid_t *uid)
+{
+	struct stat st;
+	ssize_t n;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISLNK(st.st_mode))
+		return -1;
+	*uid = st.st_uid;
+	n = readlinkat(dirfd, name, buf, CLAIM_MAX - 1);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+/* True if the claim text names reg. */
+static bool claim_of(const char *text, ssize_t n, const char *prefix,
+		     size_t plen)
+{
+	return n > (ssize_t)plen && memcmp(text, prefix, plen) == 0;
+}
+
+/*
+ * True if the lease the claim text was made for is gone: its holder
+ * (the last two numbers) is not alive. A text that cannot be read as a
+ * claim is not judged stale: it still denies (a claim half-written by
+ * its maker, or another user's file).
+ */
+static bool claim_stale(const char *text)
+{
+	const char *p = text + sizeof(CLAIM_TAG) - 1;
+	uint64_t v[4] = { 0 };
+	struct ps_ident id = { 0 };
+
+	if (strncmp(text, CLAIM_TAG, sizeof(CLAIM_TAG) - 1) != 0)
+		return false;
+	/* Four decimal numbers, one space between, a newline last. */
+	for (int i = 0; i < 4; i++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9') {
+			if (v[i] > (UINT64_MAX - 9) / 10)
+				return false;
+			v[i] = v[i] * 10 + (uint64_t)(*p++ - '0');
+		}
+		if (i < 3 && *p++ != ' ')
+			return false;
+	}
+	if (*p != '\0' || v[2] == 0 || v[2] > UINT32_MAX)
+		return false;
+	id.pid = (uint32_t)v[2];
+	id.start = v[3];
+	return ps_proc_alive(&id) == 0;
+}
+
+int ps_claim_take(const struct ps_registry *reg, uint16_t port,
+		  const struct ps_ident *holder)
+{
+	char name[32], text[CLAIM_MAX], seen[CLAIM_MAX];
+	size_t plen = claim_prefix(reg, text), len = plen;
+	int saved = errno, dirfd, rc = 0;
+	uid_t owner = 0;
+	ssize_t n;
+
+	len += put_u64(text + len, holder->pid);
+	text[len++] = ' ';
+	len += put_u64(text + len, holder->start);
+	text[len] = '\0';
+	dirfd = open_dir();
+	if (dirfd < 0)
+		goto out;	/* no claims here: do without */
+	claim_name(name, port);
+	for (int tries = 0; tries < 2; tries++) {
+		/*
+		 * A claim is a symbolic link whose target is its text
+		 * (never followed): made at once with its text, so never
+		 * seen half-written, and kept in the inode by tmpfs, where
+		 * a file would cost a page.
+		 */
+		if (symlinkat(text, dirfd, name) == 0)
+			goto out;
+		if (errno != EEXIST)
+			goto out;	/* cannot claim: do without */
+		n = claim_read(dirfd, name, seen, &owner);
+		if (claim_of(seen, n, text, plen))
+			goto out;	/* ours already */
+		if (owner == geteuid()) {
+			/*
+			 * This user's, from another registry: the user's
+			 * registries keep out of each other's way by
+			 * binding, as before claims. A stale one is
+			 * replaced by ours; a live one is left to its
+			 * registry, and protects the port as well.
+			 */
+			if (n >= 0 && claim_stale(seen) &&
+			    unlinkat(dirfd, name, 0) == 0)
+				continue;
+			goto out;
+		}
+		/*
+		 * Another user's. Once the lease it was made for is gone
+		 * it denies nothing, but it stays theirs (the sticky folder
+		 * keeps it so): the port is used without a claim.
+		 */
+		if (n < 0 || !claim_stale(seen))
+			rc = -EADDRINUSE;
+		goto out;
+	}
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	errno = saved;
+	return rc;
+}
+
+void ps_claim_drop(const struct ps_registry *reg, uint16_t port)
+{
+	char name[32], prefix[CLAIM_MAX], seen[CLAIM_MAX];
+	size_t plen = claim_prefix(reg, prefix);
+	int saved = errno, dirfd;
+	uid_t owner;
+
+	dirfd = open_dir();
+	if (dirfd < 0)
+		return;
+	claim_name(name, port);
+	if (claim_of(seen, claim_read(dirfd, name, seen, &owner), prefix,
+		     plen))
+		unlinkat(dirfd, name, 0);
+	close(dirfd);
+	errno = saved;
+}
+
+int ps_claims_each(const struct ps_registry *reg,
+		   void (*fn)(void *arg, uint16_t port), void *arg)
+{
+	char prefix[CLAIM_MAX], seen[CLAIM_MAX];
+	size_t plen = claim_prefix(reg, prefix);
+	uid_t owner;
+	const size_t nlen = sizeof(PS_CLAIMS_PREFIX) - 1;
+	struct dirent *de;
+	DIR *d;
+	int dirfd, count = 0;
+
+	dirfd = open_dir();
+	if (dirfd < 0)
+		return dirfd;
+	d = fdopendir(dirfd);
+	if (d == NULL) {
+		close(dirfd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned long p;
+		char *end;
+
+		if (strncmp(de->d_name, PS_CLAIMS_PREFIX, nlen) != 0)
+			continue;
+		p = strtoul(de->d_name + nlen, &end, 10);
+		if (*end != '\0' || p == 0 || p > 65535 ||
+		    !claim_of(seen, claim_read(dirfd, de->d_name, seen,
+					       &owner), prefix, plen))
+			continue;
+		count++;
+		fn(arg, (uint16_t)p);
+	}
+	closedir(d);
+	return count;
+}
+
+bool ps_claims_usable(void)
+{
+	int fd = open_dir();
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+int ps_claims_sweep(const struct ps_registry *reg,
+		   bool (*leased)(void *arg, uint16_t port), void *arg,
+		   bool dry_run, void (*fn)(void *arg, uint16_t port),
+		   void *fn_arg)
+{
+	char prefix[CLAIM_MAX], seen[CLAIM_MAX];
+	size_t plen = claim_prefix(reg, prefix);
+	const size_t nlen = sizeof(PS_CLAIMS_PREFIX) - 1;
+	struct dirent *de;
+	uid_t owner;
+	ssize_t n;
+	DIR *d;
+	int dirfd, count = 0;
+
+	dirfd = open_dir();
+	if (dirfd < 0)
+		return dirfd;
+	d = fdopendir(dirfd);
+	if (d == NULL) {
+		close(dirfd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		unsigned long p;
+		char *end;
+
+		if (strncmp(de->d_name, PS_CLAIMS_PREFIX, nlen) != 0)
+			continue;
+		p = strtoul(de->d_name + nlen, &end, 10);
+		if (*end != '\0' || p == 0 || p > 65535)
+			continue;
+		n = claim_read(dirfd, de->d_name, seen, &owner);
+		if (n < 0 || owner != geteuid())
+			continue;
+		if (claim_of(seen, n, prefix, plen) ?
+		    leased(arg, (uint16_t)p) : !claim_stale(seen))
+			continue;
+		count++;
+		if (fn != NULL)
+			fn(fn_arg, (uint16_t)p);
+		if (!dry_run)
+			unlinkat(dirfd, de->d_name, 0);
+	}
+	closedir(d);
+	return count;
+}
