@@ -213,6 +213,18 @@ void ps_cli_format_age(uint64_t s, char *buf, size_t len);
  */
 void ps_cli_json_string(const char *s);
 
+/* Room for a group name made safe by ps_cli_group_text. */
+#define PS_CLI_GROUP_TEXT (4 * (PS_GROUP_MAX + 1) + 1)
+
+/*
+ * A registry's group field made safe to print, into out
+ * (PS_CLI_GROUP_TEXT bytes): reads no more than the field's
+ * PS_GROUP_MAX + 1 bytes, NUL or not, and writes every byte outside the
+ * group alphabet ([A-Za-z0-9._-]; a corrupt or hostile registry may
+ * hold anything) as \xHH. Returns out.
+ */
+const char *ps_cli_group_text(const char *group, char *out);
+
 /*
  * Prints a lease as the JSON object of `ls --json`: group, kind,
  * protocols, virtual, real, pid, holder_pid, alive, age_seconds,

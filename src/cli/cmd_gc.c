@@ -3,9 +3,13 @@
  * cmd_gc.c - `portshim gc [--dry-run] [--reset]`: reclaims the leases of
  * dead holders, or moves a refused registry aside and starts a fresh one.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "claims.h"
 #include "cli.h"
+#include "mapfile.h"
 #include "registry.h"
 #include "statedir.h"
 
 static const char gc_help[] =
 "Usage: portshim gc [--dry-run] [--reset]\n"
 "Free the leases whose holder process is gone or whose time ran out, and\n"
-"print one line for each, then how many.\n"
+"print one line for each, then how many. Also remove what killed runs\n"
+"left next to the registry (temporary mapping files of dead writers,\n"
+"mapping files of groups with no lease and no live process), one line\n"
+"each, and this user's port claims that no lease needs.\n"
 "\n"
 "  -n, --dry-run     only print what would be freed or moved\n"
 "  -r, --reset       if the registry is refused (corrupt, truncated, of\n"
@@ -74,7 +83,7 @@ static void gc_print(const struct gc_freed *f, bool dry_run, uint64_t now)
 {
 	const struct ps_lease *l = &f->lease;
 	const char *verb = dry_run ? "would free" : "freed";
-	char why[64];
+	char why[64], gtext[PS_CLI_GROUP_TEXT];
 
 	if (ps_lease_expired(l, now))
 		snprintf(why, sizeof(why), "expired");
@@ -83,17 +92,198 @@ static void gc_print(const struct gc_freed *f, bool dry_run, uint64_t now)
 			 l->holder.pid);
 	if (l->kind == PS_KIND_PICK) {
 		printf("%s pick port %u%s%s (%s)\n", verb, f->real,
-		       l->group[0] != '\0' ? " group=" : "", l->group, why);
+		       l->group[0] != '\0' ? " group=" : "",
+		       ps_cli_group_text(l->group, gtext), why);
 		return;
 	}
 	printf("%s %s %u -> %u group=%s (%s)\n", verb,
 	       l->protos != 0 ? ps_cli_protos_name(l->protos) : "port",
-	       l->vport, f->real, l->group, why);
+	       l->vport, f->real, ps_cli_group_text(l->group, gtext), why);
+}
+
+/* ps_claims_sweep: does the registry lease port? (lock held) */
+static bool gc_leased(void *arg, uint16_t port)
+{
+	return ps_registry_at(arg, port) != NULL;
+}
+
+/* ps_registry_each_group: counts. */
+static void gc_count(void *arg, struct ps_lease *l)
+{
+	(void)l;
+	++*(size_t *)arg;
+}
+
+/* The files gc removed (or would), for printing after the lock. */
+struct gc_files {
+	char (*v)[PATH_MAX + 128];
+	size_t n, cap;
+};
+
+static void gc_file_note(struct gc_files *fs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void gc_file_note(struct gc_files *fs, const char *fmt, ...)
+{
+	va_list ap;
+	void *v;
+
+	if (fs->n == fs->cap) {
+		size_t cap = fs->cap ? fs->cap * 2 : 16;
+
+		v = realloc(fs->v, cap * sizeof(*fs->v));
+		if (v == NULL)
+			return;
+		fs->v = v;
+		fs->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(fs->v[fs->n++], sizeof(fs->v[0]), fmt, ap);
+	va_end(ap);
+}
+
+/* True if process pid runs (exists and is not a zombie). */
+static bool gc_pid_runs(long pid)
+{
+	char path[64], buf[512], *rp;
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": the state follows the last ')'. */
+	rp = strrchr(buf, ')');
+	return rp == NULL || rp[1] != ' ' || rp[2] != 'Z';
+}
+
+/* True if s[0..n) is all decimal digits (n > 0). */
+static bool gc_digits(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/*
+ * A temporary mapping file left by a writer that died before renaming
+ * it (mapfile.c): ".<name>.tmp.<pid>.<n>" whose pid no longer runs.
+ * Sets *pid.
+ */
+static bool gc_dead_temp(const char *name, long *pid)
+{
+	const char *t = strstr(name, ".tmp."), *dot;
+
+	if (name[0] != '.' || t == NULL || t == name)
+		return false;
+	/* The last ".tmp." is the writer's: the name may hold one too. */
+	for (const char *u; (u = strstr(t + 1, ".tmp.")) != NULL;)
+		t = u;
+	dot = strchr(t + 5, '.');
+	if (dot == NULL || !gc_digits(t + 5, (size_t)(dot - t - 5)) ||
+	    !gc_digits(dot + 1, strlen(dot + 1)))
+		return false;
+	*pid = strtol(t + 5, NULL, 10);
+	return *pid > 0 && !gc_pid_runs(*pid);
+}
+
+/*
+ * A mapping file of a dead group: "<group>.map" whose header names that
+ * group, which has no lease left in the registry, and none of whose
+ * makers still runs.
+ */
+static bool gc_dead_map(struct ps_registry *reg, const char *dir,
+			const char *name, char *group)
+{
+	struct ps_map_entry ents[64];
+	char path[PATH_MAX];
+	size_t len = strlen(name), n = 0, leases = 0;
+
+	if (len <= 4 || strcmp(name + len - 4, ".map") != 0 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    sizeof(path))
+		return false;
+	if (ps_mapfile_read(path, group, ents, 64, &n) < 0 ||
+	    strlen(group) != len - 4 || strncmp(group, name, len - 4) != 0)
+		return false;
+	ps_registry_each_group(reg, group, gc_count, &leases);
+	if (leases != 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (gc_pid_runs((long)ents[i].pid))
+			return false;
+	return true;
+}
+
+/*
+ * With the lock held: removes what killed writers and dead groups left
+ * in the registry's folder (temporary mapping files, mapping files of
+ * groups that have no lease and no live maker), and the user's claims
+ * that deny for nothing (claims.h). The lock keeps a group from leasing
+ * and publishing while its file is judged.
+ */
+static void gc_files(struct ps_registry *reg, bool dry_run,
+		     struct gc_files *fs)
+{
+	char dir[PATH_MAX], group[PS_GROUP_MAX + 1];
+	const char *base, *verb = dry_run ? "would remove" : "removed";
+	struct dirent *de;
+	struct stat st;
+	long pid;
+	int dirfd;
+	DIR *d;
+
+	ps_claims_sweep(reg, gc_leased, reg, dry_run, NULL, NULL);
+	dirfd = ps_open_parent(reg->path, &base);
+	if (dirfd < 0)
+		return;
+	if (base == reg->path)
+		snprintf(dir, sizeof(dir), ".");
+	else if (base == reg->path + 1)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(base - reg->path - 1),
+			 reg->path);
+	d = fdopendir(dirfd);
+	if (d == NULL) {
+		close(dirfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		if (gc_dead_temp(de->d_name, &pid))
+			gc_file_note(fs, "%s temporary mapping file %s/%s "
+				     "(writer pid %ld is gone)", verb, dir,
+				     de->d_name, pid);
+		else if (gc_dead_map(reg, dir, de->d_name, group))
+			gc_file_note(fs, "%s mapping file %s/%s (group %s has "
+				     "no lease and no live process)", verb,
+				     dir, de->d_name, group);
+		else
+			continue;
+		if (!dry_run)
+			unlinkat(dirfd, de->d_name, 0);
+	}
+	closedir(d);
 }
 
 static int gc_collect(bool dry_run)
 {
 	struct gc_list list = { NULL, 0, 0, false };
+	struct gc_files files = { NULL, 0, 0 };
 	struct ps_registry reg;
 	struct ps_reg_guard guard;
 	uint64_t now;
@@ -107,6 +297,7 @@ static int gc_collect(bool dry_run)
 	if (ps_cli_lock_registry(&reg, &guard) < 0)
 		return PS_EXIT_NOTFOUND;
 	n = ps_registry_gc(&reg, dry_run, gc_note, &list);
+	gc_files(&reg, dry_run, &files);
 	ps_registry_unlock(&reg, &guard);
 
 	now = ps_boot_ns();
@@ -114,6 +305,9 @@ static int gc_collect(bool dry_run)
 		gc_print(&list.v[i], dry_run, now);
 	if (list.oom)
 		printf("(%zu more not shown: out of memory)\n", n - list.n);
+	for (i = 0; i < files.n; i++)
+		printf("%s\n", files.v[i]);
+	free(files.v);
 	printf("%s %zu lease%s\n", dry_run ? "would free" : "freed", n,
 	       n == 1 ? "" : "s");
 	free(list.v);
@@ -199,7 +393,7 @@ static void gc_print_found(int dirfd, const char *base)
 {
 	struct ps_reg_header hdr;
 	struct ps_lease chunk[256];
-	char when[64], groups[256] = "";
+	char when[64], groups[256] = "", gtext[PS_CLI_GROUP_TEXT];
 	uint64_t off, end, n = 0;
 	size_t i, k, got;
 	struct stat st;
@@ -252,15 +446,14 @@ static void gc_print_found(int dirfd, const char *base)
 			if (chunk[i].state != PS_LEASE_USED)
 				continue;
 			n++;
-			chunk[i].group[PS_GROUP_MAX] = '\0';
+			ps_cli_group_text(chunk[i].group, gtext);
 			k = strlen(groups);
 			/* A few distinct group names, enough to recognise. */
-			if (chunk[i].group[0] == '\0' ||
-			    strstr(groups, chunk[i].group) != NULL ||
-			    k + strlen(chunk[i].group) + 8 > sizeof(groups))
+			if (gtext[0] == '\0' || strstr(groups, gtext) != NULL ||
+			    k + strlen(gtext) + 8 > sizeof(groups))
 				continue;
 			snprintf(groups + k, sizeof(groups) - k, "%s%s",
-				 k ? ", " : "", chunk[i].group);
+				 k ? ", " : "", gtext);
 		}
 	}
 	printf("found: %llu lease%s in its table%s%s\n",

@@ -110,7 +110,7 @@ static int ls_row_cmp(const void *a, const void *b)
 
 /* Column texts of a row of the table. */
 struct ls_cells {
-	char group[PS_GROUP_MAX + 8];
+	char group[PS_CLI_GROUP_TEXT];
 	char proto[16];
 	char vport[8];
 	char real[8];
@@ -126,8 +126,10 @@ static void ls_cells_fill(const struct ps_cli_lease *r, struct ls_cells *c)
 	const struct ps_lease *l = &r->lease;
 	bool pick = l->kind == PS_KIND_PICK;
 
-	snprintf(c->group, sizeof(c->group), "%s",
-		 l->group[0] != '\0' ? l->group : "-");
+	if (l->group[0] != '\0')
+		ps_cli_group_text(l->group, c->group);
+	else
+		strcpy(c->group, "-");
 	snprintf(c->proto, sizeof(c->proto), "%s",
 		 pick ? "pick" : ps_cli_protos_name(l->protos));
 	if (pick || l->vport == 0)

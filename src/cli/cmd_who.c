@@ -341,14 +341,15 @@ static void who_lease_text(const struct ps_cli_lease *v, char *buf,
 			   size_t len)
 {
 	const struct ps_lease *l = &v->lease;
-	char age[32];
+	char age[32], gtext[PS_CLI_GROUP_TEXT];
 
 	ps_cli_format_age(v->age_s, age, sizeof(age));
 	if (l->kind == PS_KIND_PICK)
 		snprintf(buf, len, "pick %u %s%s", v->real, age,
 			 v->alive ? "" : " dead");
 	else
-		snprintf(buf, len, "%s %u->%u %s%s", l->group, l->vport,
+		snprintf(buf, len, "%s %u->%u %s%s",
+			 ps_cli_group_text(l->group, gtext), l->vport,
 			 v->real, age, v->alive ? "" : " dead");
 }
 

@@ -51,6 +51,29 @@ static size_t json_utf8_len(const unsigned char *s)
 
 /* Command lines are arbitrary bytes: invalid UTF-8 becomes U+FFFD so
  * that the document stays valid JSON. */
+const char *ps_cli_group_text(const char *group, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = strnlen(group, PS_GROUP_MAX + 1), k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)group[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		    c == '-') {
+			out[k++] = (char)c;
+		} else {
+			out[k++] = '\\';
+			out[k++] = 'x';
+			out[k++] = hex[c >> 4];
+			out[k++] = hex[c & 15];
+		}
+	}
+	out[k] = '\0';
+	return out;
+}
+
 void ps_cli_json_string(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -151,12 +174,13 @@ void ps_cli_format_age(uint64_t s, char *buf, size_t len)
 
 void ps_cli_json_lease(const struct ps_cli_lease *v)
 {
+	char gtext[PS_CLI_GROUP_TEXT];
 	const struct ps_lease *l = &v->lease;
 	bool tcp = l->protos & PS_PROTO_BIT(PS_TCP);
 	bool udp = l->protos & PS_PROTO_BIT(PS_UDP);
 
 	printf("{\"group\":");
-	ps_cli_json_string(l->group);
+	ps_cli_json_string(ps_cli_group_text(l->group, gtext));
 	printf(",\"kind\":\"%s\",\"protocols\":[%s%s%s]",
 	       l->kind == PS_KIND_PICK ? "pick" : "group",
 	       tcp ? "\"tcp\"" : "", tcp && udp ? "," : "",
