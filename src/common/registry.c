@@ -783,6 +783,7 @@ static void bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
 	l->kind = 0;
 	l->protos = 0;
 	b->n++;
+	ps_claim_drop(reg, ps_registry_port(reg, l));
 }
 
 void ps_registry_bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
