@@ -11,6 +11,7 @@
 #define PS_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +62,22 @@ struct ps_supervisor;
  * failure is reported, the supervisor's as "<sv_name>: <why>".
  */
 int ps_cli_exec(char **cmd, struct ps_supervisor *sv, const char *sv_name);
+
+/* The pieces of ps_cli_exec, for `run`'s keeper (spawn.c, keeper.c). */
+/* Blocks the signals a wrapper passes on; the old mask in *old. */
+void ps_cli_block_forwarded(sigset_t *old);
+/* From now on passes those signals on to pid (0: to nobody). */
+void ps_cli_forward(pid_t pid);
+/* Ignores those signals (the keeper, which CMD's signals must not end). */
+void ps_cli_ignore_forwarded(void);
+/* fork+exec of cmd with signal mask *mask; see spawn.c for the results. */
+pid_t ps_cli_spawn(char **cmd, struct ps_supervisor *sv, const sigset_t *mask,
+		   int *exec_err, char *why, size_t why_len);
+/* Reports a failed ps_cli_spawn; returns the exit status it calls for. */
+int ps_cli_spawn_failed(pid_t pid, int err, const char *why, char **cmd,
+			const char *sv_name);
+/* A wait status as a wrapper's exit status (128+N for signal N). */
+int ps_cli_status(int st);
 
 /*
  * Finds the preload library as `run` does ($PORTSHIM_LIBRARY, the build

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "keeper.h"
 #include "mapfile.h"
 #include "policy.h"
 #include "portspec.h"
@@ -419,7 +420,9 @@ static int run_map_of(const char *map, const char *base, const char *group,
  *
  * A group that keeps leases but lost some gets its mapping file rewritten
  * (under the lock, as the shim does), so it lists only what is left.
- * Fills gs with the groups met. Returns 0 or -errno.
+ * Fills gs with the groups met. Returns 0 or -errno. With self NULL,
+ * frees nothing and rewrites the mapping file of every group met (for
+ * members that could not write theirs, keeper.h).
  */
 static int run_release(struct ps_registry *reg, const struct ps_config *cfg,
 		       const struct ps_ident *self, const char *group,
@@ -442,9 +445,13 @@ static int run_release(struct ps_registry *reg, const struct ps_config *cfg,
 		if (!run_group_match(l->group, group))
 			continue;
 		g = run_groups_get(gs, l->group);
-		if ((l->holder.pid == self->pid &&
-		     l->holder.start == self->start) ||
-		    ps_lease_dead(l, now)) {
+		if (self == NULL) {
+			/* Publishing only: every group with a lease. */
+			if (g != NULL)
+				g->kept = g->freed = true;
+		} else if ((l->holder.pid == self->pid &&
+			    l->holder.start == self->start) ||
+			   ps_lease_dead(l, now)) {
 			ps_registry_free(reg, l);
 			if (g != NULL)
 				g->freed = true;
@@ -607,6 +614,49 @@ static void run_print_config_errors(const char *err)
 	}
 }
 
+/* What the keeper needs to publish and release the run's group. */
+struct run_ctx {
+	const struct ps_config *cfg;
+	struct ps_registry *reg;	/* NULL: no registry */
+	const char *group;
+	char *map;			/* "" = no mapping file */
+};
+
+/* Keeper: a member could not write its mapping file; write them all. */
+static void run_publish(struct ps_keeper_job *job)
+{
+	struct run_ctx *ctx = job->arg;
+	struct run_groups groups = { NULL, 0, 0 };
+
+	if (ctx->reg != NULL && ctx->map[0] != '\0')
+		run_release(ctx->reg, ctx->cfg, NULL, ctx->group, ctx->map,
+			    &groups);
+	free(groups.v);
+}
+
+/* Keeper: the group's last process ended; release it. */
+static void run_end(struct ps_keeper_job *job, const struct ps_ident *self)
+{
+	struct run_ctx *ctx = job->arg;
+	struct run_groups groups = { NULL, 0, 0 };
+	int rc;
+
+	if (ctx->reg != NULL) {
+		rc = run_release(ctx->reg, ctx->cfg, self, ctx->group,
+				 ctx->map, &groups);
+		if (rc < 0) {
+			ps_cli_error("cannot release group %s in %s: %s",
+				     ctx->group, ctx->reg->path,
+				     strerror(-rc));
+			/* Unsure who holds what: leave the files alone. */
+			ctx->map[0] = '\0';
+		}
+	}
+	if (ctx->map[0] != '\0')
+		run_remove_maps(ctx->map, ctx->group, &groups);
+	free(groups.v);
+}
+
 int ps_cli_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -627,12 +677,13 @@ int ps_cli_run(int argc, char **argv)
 	struct ps_ident joined;
 	const char *ports = "all", *map_opt = NULL, *range = NULL;
 	struct ps_reg_error rerr = { "" };
-	struct run_groups groups = { NULL, 0, 0 };
-	struct ps_registry reg;
+	static struct ps_registry reg;
+	static struct run_ctx ctx;
+	static struct ps_keeper_job job;
 	struct ps_ident self;
 	bool supervise = false, have_reg = false, given = false;
 	uid_t map_owner = 0;
-	bool want_report = false;
+	bool want_report = false, joining = false;
 	int c, rc, status;
 
 	opterr = 0;
@@ -772,8 +823,10 @@ int ps_cli_run(int argc, char **argv)
 		return rc;
 
 	/* Joining a group that a live run owns: its leases are the owner's. */
-	if (given && have_reg && run_find_owner(&reg, group, &self, &joined))
+	if (given && have_reg && run_find_owner(&reg, group, &self, &joined)) {
 		ps_ident_format(&joined, owner, sizeof(owner));
+		joining = true;
+	}
 
 	/*
 	 * Runners that number their workers in the environment: each
@@ -832,30 +885,27 @@ int ps_cli_run(int argc, char **argv)
 			unlink(report);
 		if (warned[0] != '\0')
 			unlink(warned);
-		status = PS_EXIT_RUN_FAILED;
-		goto release;
+		if (map[0] != '\0' && !joining)
+			ps_mapfile_remove(map);
+		return PS_EXIT_RUN_FAILED;
 	}
 
-	status = ps_cli_exec(argv + optind, run_sv, "--supervise");
-	ps_supervise_stop(run_sv);
+	ctx.cfg = &cfg;
+	ctx.reg = have_reg ? &reg : NULL;
+	ctx.group = group;
+	ctx.map = map;
+	job.cmd = argv + optind;
+	job.sv = run_sv;
+	job.reg = ctx.reg;
+	job.owner = joining ? owner : NULL;
+	job.publish = run_publish;
+	job.release = run_end;
+	job.arg = &ctx;
+	status = ps_keeper_run(&job);
 	if (want_report)
 		ps_cli_report_print(report, group);
 	if (warned[0] != '\0')
 		unlink(warned);
-
-release:
-	if (have_reg) {
-		rc = run_release(&reg, &cfg, &self, group, map, &groups);
-		if (rc < 0) {
-			ps_cli_error("cannot release group %s in %s: %s",
-				     group, reg.path, strerror(-rc));
-			/* Unsure who holds what: leave the files alone. */
-			map[0] = '\0';
-		}
-	}
-	if (map[0] != '\0')
-		run_remove_maps(map, group, &groups);
-	free(groups.v);
 	return status;
 }
 

@@ -3,7 +3,8 @@
  * spawn.c - how `run` and `supervise` start CMD and wait for it: the
  * signals a wrapper passes on, the exec failure reported through a pipe,
  * the seccomp supervisor started between fork and exec, and CMD's end
- * turned into an exit status.
+ * turned into an exit status. `run` splits the work: its keeper starts
+ * CMD, and `run` itself passes the signals on (keeper.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,64 +48,25 @@ static void spawn_forward(int sig, siginfo_t *si, void *uctx)
 	errno = saved;
 }
 
-/*
- * Starts CMD. The forwarded signals are blocked from before fork() until
- * the handlers know the child's pid, so none is lost or sent to pid 0.
- * The child reports an exec failure's errno through a close-on-exec pipe.
- * Returns the child's pid once CMD runs; -1 when exec failed (its errno
- * in *exec_err, the child reaped); -2 when a pipe or the fork failed
- * (errno in *exec_err); -3 when the supervisor could not start (why says
- * why, the child reaped).
- */
-static pid_t spawn_start(char **cmd, struct ps_supervisor *sv, int *exec_err,
-		   char *why, size_t why_len)
+void ps_cli_block_forwarded(sigset_t *old)
 {
-	struct sigaction sa, cur;
-	sigset_t block, old;
-	int fds[2], err = 0;
+	sigset_t block;
 	size_t i;
-	ssize_t n;
-	pid_t pid;
 
-	*exec_err = 0;
 	sigemptyset(&block);
 	for (i = 0; i < SPAWN_NSIGNALS; i++)
 		sigaddset(&block, spawn_signals[i]);
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		*exec_err = errno;
-		return -2;
-	}
-	fflush(NULL);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	pid = fork();
-	if (pid < 0) {
-		*exec_err = errno;
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		close(fds[0]);
-		close(fds[1]);
-		return -2;
-	}
-	if (pid == 0) {
-		close(fds[0]);
-		if (sv != NULL && ps_supervise_child(sv) < 0)
-			_exit(PS_EXIT_RUN_FAILED);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		execvp(cmd[0], cmd);
-		err = errno;
-		if (write(fds[1], &err, sizeof(err)) < 0)
-			_exit(PS_EXIT_NO_CMD);
-		_exit(PS_EXIT_NO_CMD);
-	}
-	close(fds[1]);
-	if (sv != NULL && ps_supervise_start(sv, pid, why, why_len) < 0) {
-		/* The child exits without running CMD. */
-		close(fds[0]);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return -3;
-	}
+	sigprocmask(SIG_BLOCK, &block, old);
+}
+
+void ps_cli_forward(pid_t pid)
+{
+	struct sigaction sa, cur;
+	size_t i;
+
 	spawn_child = pid;
+	if (pid <= 0)
+		return;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = spawn_forward;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -118,8 +80,62 @@ static pid_t spawn_start(char **cmd, struct ps_supervisor *sv, int *exec_err,
 			continue;
 		sigaction(spawn_signals[i], &sa, NULL);
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
+}
 
+void ps_cli_ignore_forwarded(void)
+{
+	size_t i;
+
+	for (i = 0; i < SPAWN_NSIGNALS; i++)
+		signal(spawn_signals[i], SIG_IGN);
+}
+
+/*
+ * Starts CMD with the signal mask *mask. The child reports an exec
+ * failure's errno through a close-on-exec pipe. Returns the child's pid
+ * once CMD runs; -1 when exec failed (its errno in *exec_err, the child
+ * reaped); -2 when a pipe or the fork failed (errno in *exec_err); -3
+ * when the supervisor could not start (why says why, the child reaped).
+ */
+pid_t ps_cli_spawn(char **cmd, struct ps_supervisor *sv, const sigset_t *mask,
+		   int *exec_err, char *why, size_t why_len)
+{
+	int fds[2], err = 0;
+	ssize_t n;
+	pid_t pid;
+
+	*exec_err = 0;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		*exec_err = errno;
+		return -2;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		*exec_err = errno;
+		close(fds[0]);
+		close(fds[1]);
+		return -2;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if (sv != NULL && ps_supervise_child(sv) < 0)
+			_exit(PS_EXIT_RUN_FAILED);
+		sigprocmask(SIG_SETMASK, mask, NULL);
+		execvp(cmd[0], cmd);
+		err = errno;
+		if (write(fds[1], &err, sizeof(err)) < 0)
+			_exit(PS_EXIT_NO_CMD);
+		_exit(PS_EXIT_NO_CMD);
+	}
+	close(fds[1]);
+	if (sv != NULL && ps_supervise_start(sv, pid, why, why_len) < 0) {
+		/* The child exits without running CMD. */
+		close(fds[0]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return -3;
+	}
 	do
 		n = read(fds[0], &err, sizeof(err));
 	while (n < 0 && errno == EINTR);
@@ -129,10 +145,33 @@ static pid_t spawn_start(char **cmd, struct ps_supervisor *sv, int *exec_err,
 		/* The child exits at once; collect it. */
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		spawn_child = 0;
 		return -1;
 	}
 	return pid;
+}
+
+int ps_cli_spawn_failed(pid_t pid, int err, const char *why, char **cmd,
+			const char *sv_name)
+{
+	if (pid == -3) {
+		ps_cli_error("%s: %s", sv_name, why);
+		return PS_EXIT_RUN_FAILED;
+	}
+	if (pid == -2) {
+		ps_cli_error("cannot start %s: %s", cmd[0], strerror(err));
+		return PS_EXIT_RUN_FAILED;
+	}
+	ps_cli_error("%s: %s", cmd[0], strerror(err));
+	return err == ENOENT ? PS_EXIT_NO_CMD : PS_EXIT_CANNOT_EXEC;
+}
+
+int ps_cli_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return PS_EXIT_RUN_FAILED;
 }
 
 /* Waits for CMD and turns its end into our exit status. */
@@ -149,31 +188,27 @@ static int spawn_wait(pid_t pid)
 	}
 	/* The pid is free for reuse now: forward nothing more to it. */
 	spawn_child = 0;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return PS_EXIT_RUN_FAILED;
+	return ps_cli_status(st);
 }
 
+/*
+ * The forwarded signals are blocked from before fork() until the
+ * handlers know the child's pid, so none is lost or sent to pid 0.
+ */
 int ps_cli_exec(char **cmd, struct ps_supervisor *sv, const char *sv_name)
 {
 	char why[512];
+	sigset_t old;
 	int err;
 	pid_t pid;
 
-	pid = spawn_start(cmd, sv, &err, why, sizeof(why));
-	if (pid == -3) {
-		ps_cli_error("%s: %s", sv_name, why);
-		return PS_EXIT_RUN_FAILED;
-	}
-	if (pid == -2) {
-		ps_cli_error("cannot start %s: %s", cmd[0], strerror(err));
-		return PS_EXIT_RUN_FAILED;
-	}
+	ps_cli_block_forwarded(&old);
+	pid = ps_cli_spawn(cmd, sv, &old, &err, why, sizeof(why));
 	if (pid < 0) {
-		ps_cli_error("%s: %s", cmd[0], strerror(err));
-		return err == ENOENT ? PS_EXIT_NO_CMD : PS_EXIT_CANNOT_EXEC;
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return ps_cli_spawn_failed(pid, err, why, cmd, sv_name);
 	}
+	ps_cli_forward(pid);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	return spawn_wait(pid);
 }

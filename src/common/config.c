@@ -482,6 +482,28 @@ static void load_lock_timeout(struct ps_config *cfg, const char *name,
 		       PS_LOCK_TIMEOUT_DEFAULT_MS / 1000);
 }
 
+/*
+ * PORTSHIM_KEEPER (set by `portshim run`): the name of the keeper's
+ * abstract socket, "portshim-keeper-PID-HEX" (keeper.h).
+ */
+static void load_keeper(struct ps_config *cfg, const char *name,
+			const char *value, struct errsink *es)
+{
+	static const char prefix[] = "portshim-keeper-";
+	char q[QUOTE_BUF];
+	size_t n = strlen(value);
+
+	if (strncmp(value, prefix, sizeof(prefix) - 1) != 0 ||
+	    n >= sizeof(cfg->keeper) ||
+	    strspn(value + sizeof(prefix) - 1, "0123456789abcdef-") !=
+		    n - (sizeof(prefix) - 1)) {
+		report(es, name, "%s is not a keeper's name, expected "
+		       "portshim-keeper-PID-HEX", quote(q, value));
+		return;
+	}
+	memcpy(cfg->keeper, value, n + 1);
+}
+
 /* Every variable, in the order of the documentation's table. */
 static const struct {
 	const char *name;
@@ -503,6 +525,7 @@ static const struct {
 	{ "PORTSHIM_GROUP_OWNER", load_group_owner },
 	{ "PORTSHIM_REPORT", load_report },
 	{ "PORTSHIM_LOCK_TIMEOUT", load_lock_timeout },
+	{ "PORTSHIM_KEEPER", load_keeper },
 };
 
 /*

@@ -72,6 +72,10 @@ struct ps_config {
 	/* PORTSHIM_REPORT (set by `portshim run --report`): an absolute
 	 * path; the ports bound and connected to are noted there. "" = no. */
 	char report_file[PATH_MAX];
+	/* PORTSHIM_KEEPER (set by `portshim run`): the group keeper's
+	 * abstract socket, which publishes the mapping file for members
+	 * that cannot write it. "" = none. */
+	char keeper[48];
 };
 
 /* Returns the value of an environment variable, or NULL. */

@@ -4,8 +4,12 @@
  * how the call was intercepted.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mapfile.h"
@@ -219,6 +223,33 @@ static void sort_entries(struct ps_map_entry *e, size_t n)
 	}
 }
 
+/*
+ * Asks the group's keeper (PORTSHIM_KEEPER) to write the mapping file,
+ * for a member that runs as another user than the file's folder: an
+ * empty datagram to the keeper's abstract socket. Returns 0 if sent.
+ */
+static int nudge_keeper(const struct ps_config *cfg)
+{
+	struct sockaddr_un sa;
+	size_t n = strlen(cfg->keeper);
+	ssize_t sent;
+	int fd;
+
+	if (n == 0 || n + 1 >= sizeof(sa.sun_path))
+		return -ENOENT;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path + 1, cfg->keeper, n);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	sent = sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa,
+		      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+				  n));
+	close(fd);
+	return sent < 0 ? -ENOENT : 0;
+}
+
 int ps_policy_publish(struct ps_policy *pol)
 {
 	struct collect c = { &pol->reg, 0 };
@@ -229,6 +260,11 @@ int ps_policy_publish(struct ps_policy *pol)
 	ps_registry_each_group(&pol->reg, pol->group, collect_one, &c);
 	sort_entries(map_buf, c.n);
 	rc = ps_mapfile_write(pol->map_file, pol->group, map_buf, c.n);
+	if ((rc == -EACCES || rc == -EPERM) && nudge_keeper(pol->cfg) == 0) {
+		PS_INFO("mapping file %s: %s; the group's keeper writes it",
+			pol->map_file, strerror(-rc));
+		return 0;
+	}
 	if (rc)
 		PS_ERROR("cannot write mapping file %s: %s", pol->map_file,
 			 strerror(-rc));

@@ -24,6 +24,7 @@
 
 #include "claims.h"
 #include "reglock.h"
+#include "handoff.h"
 #include "registry.h"
 #include "statedir.h"
 
@@ -359,32 +360,24 @@ fail:
  * Opens and validates an existing registry. Returns 0, -ENOENT if it
  * does not exist, or -errno with a reason.
  */
-static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
-			 const char *shown, struct ps_reg_error *err)
+static const char *env_secure(const char *name)
+{
+	return secure_getenv(name);
+}
+
+/*
+ * Validates and maps an open registry descriptor. uid is the owner the
+ * file must have: ours, or for a descriptor handed down by the group's
+ * owner (PORTSHIM_REGISTRY_FD), the owner's. Closes fd on failure.
+ */
+static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
+		    const char *shown, struct ps_reg_error *err)
 {
 	char bootid[40];
 	struct stat st;
 	void *map;
-	int fd;
 	int rc;
 
-	fd = openat(dirfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-		    O_NONBLOCK);
-	if (fd < 0) {
-		rc = -errno;
-		if (rc == -ENOENT)
-			return rc;
-		if (rc == -ELOOP)
-			seterr(err, "%s is a symbolic link; refusing to follow"
-			       " it (remove it)", shown);
-		else if (rc == -EISDIR)
-			seterr(err, "%s is a directory, not a registry (remove"
-			       " it)", shown);
-		else
-			seterr(err, "cannot open %s: %s", shown,
-			       strerror(-rc));
-		return rc;
-	}
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		seterr(err, "cannot stat %s: %s", shown, strerror(-rc));
@@ -395,11 +388,11 @@ static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
 		seterr(err, "%s is not a regular file (remove it)", shown);
 		goto fail;
 	}
-	if (st.st_uid != geteuid()) {
+	if (st.st_uid != uid) {
 		rc = -EPERM;
 		seterr(err, "%s belongs to uid %u, not to you (uid %u); remove"
 		       " it or set PORTSHIM_REGISTRY", shown,
-		       (unsigned)st.st_uid, (unsigned)geteuid());
+		       (unsigned)st.st_uid, (unsigned)uid);
 		goto fail;
 	}
 	if (st.st_mode & 077) {
@@ -458,9 +451,86 @@ fail:
 	return rc;
 }
 
-static const char *env_secure(const char *name)
+static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
+			 const char *shown, struct ps_reg_error *err)
 {
-	return secure_getenv(name);
+	int fd;
+	int rc;
+
+	fd = openat(dirfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+		    O_NONBLOCK);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc == -ENOENT)
+			return rc;
+		if (rc == -ELOOP)
+			seterr(err, "%s is a symbolic link; refusing to follow"
+			       " it (remove it)", shown);
+		else if (rc == -EISDIR)
+			seterr(err, "%s is a directory, not a registry (remove"
+			       " it)", shown);
+		else
+			seterr(err, "cannot open %s: %s", shown,
+			       strerror(-rc));
+		return rc;
+	}
+	return adopt_fd(reg, fd, geteuid(), shown, err);
+}
+
+/* Points the table pointers into a mapped registry. */
+static void set_tables(struct ps_registry *reg)
+{
+	reg->hbuckets = (uint32_t *)((char *)reg->hdr + HBUCKETS_OFF);
+	reg->gbuckets = (uint32_t *)((char *)reg->hdr + GBUCKETS_OFF);
+	reg->leases = (struct ps_lease *)((char *)reg->hdr + LEASES_OFF);
+}
+
+/*
+ * The registry that the group's owner handed down (PORTSHIM_REGISTRY_FD,
+ * see handoff.h), for a process of the group that runs as another user:
+ * a server that switched user, or a child started through runuser, su or
+ * setpriv. Such a process can neither open the owner's registry by its
+ * path (a 0700 folder of another uid) nor may it make one of its own, in
+ * which the group's other processes would never find its ports. Returns
+ * -ENOENT when there is no hand-down or the process runs as the owner
+ * (open by path as usual), else what opening it gave.
+ */
+static int open_handed(struct ps_registry *reg, struct ps_reg_error *err)
+{
+	struct ps_handoff h;
+	char shown[64];
+	int fd, rc;
+
+	if (ps_handoff_parse(env_secure(PS_HANDOFF_ENV), &h) < 0 ||
+	    h.uid == geteuid())
+		return -ENOENT;
+	rc = ps_handoff_check(&h);
+	if (rc < 0) {
+		seterr(err, "pid %ld runs as uid %u, but its group's registry"
+		       " belongs to uid %u and was not handed to it: %s (keep"
+		       " descriptor %d open in the program, or let it switch"
+		       " user after it started)", (long)getpid(),
+		       (unsigned)geteuid(), (unsigned)h.uid,
+		       rc == -EBADF ? "the descriptor was closed" :
+		       "the descriptor names another file", h.fd);
+		return -EACCES;
+	}
+	/* A copy of our own, so that the program may close its number. */
+	fd = fcntl(h.fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0) {
+		rc = -errno;
+		seterr(err, "cannot use the group's registry (descriptor %d):"
+		       " %s", h.fd, strerror(-rc));
+		return rc;
+	}
+	snprintf(shown, sizeof(shown), "the group's registry (descriptor %d)",
+		 h.fd);
+	rc = adopt_fd(reg, fd, h.uid, shown, err);
+	if (rc)
+		return rc;
+	snprintf(reg->path, sizeof(reg->path), "/proc/self/fd/%d", fd);
+	set_tables(reg);
+	return 0;
 }
 
 int ps_registry_open(struct ps_registry *reg, const char *path,
@@ -477,6 +547,10 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 	if (ps_reglock_timeout_parse(env_secure("PORTSHIM_LOCK_TIMEOUT"),
 				     &reg->lock_timeout_ms) != 0)
 		reg->lock_timeout_ms = PS_LOCK_TIMEOUT_DEFAULT_MS;
+	rc = open_handed(reg, err);
+	if (rc != -ENOENT)
+		return rc;
+	rc = -ENOENT;
 	if (path == NULL || path[0] == '\0') {
 		dirfd = ps_statedir_open(env_secure, dir, sizeof(dir),
 					 err ? err->msg : NULL,
@@ -519,9 +593,7 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 		       reg->path);
 	if (rc)
 		return rc;
-	reg->hbuckets = (uint32_t *)((char *)reg->hdr + HBUCKETS_OFF);
-	reg->gbuckets = (uint32_t *)((char *)reg->hdr + GBUCKETS_OFF);
-	reg->leases = (struct ps_lease *)((char *)reg->hdr + LEASES_OFF);
+	set_tables(reg);
 	return 0;
 }
 

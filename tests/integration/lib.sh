@@ -67,7 +67,8 @@ fi
 # the test makes its own groups.
 unset PORTSHIM_PORTS PORTSHIM_GROUP PORTSHIM_GROUP_FROM PORTSHIM_MAP_FILE \
     PORTSHIM_RANGE PORTSHIM_UNMAPPED PORTSHIM_ON_ERROR PORTSHIM_BYPASS \
-    PORTSHIM_KEEP_ENV PORTSHIM_GROUP_OWNER PORTSHIM_REPORT
+    PORTSHIM_KEEP_ENV PORTSHIM_GROUP_OWNER PORTSHIM_REPORT PORTSHIM_KEEPER \
+    PORTSHIM_REGISTRY_FD
 
 # Proxies in the environment would send the test's HTTP clients away.
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
@@ -251,9 +252,19 @@ kill_tree() {
     fi
 }
 
+# ps_at_exit FN: calls FN (a function of the test's) at exit, before
+# the background programs are stopped.
+ps_exit_hooks=""
+ps_at_exit() {
+    ps_exit_hooks="$ps_exit_hooks $1"
+}
+
 ps_cleanup() {
     ps_status=$?
     set +e
+    for ps_hook in $ps_exit_hooks; do
+        "$ps_hook"
+    done
     for ps_pid in $ps_bg_pids; do
         kill -TERM -- "-$ps_pid" 2>/dev/null || kill -TERM "$ps_pid" \
             2>/dev/null

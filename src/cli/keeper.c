@@ -1,0 +1,284 @@
+/*
+ * keeper.c - the process that keeps a run's group alive: see keeper.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "handoff.h"
+#include "keeper.h"
+#include "supervise.h"
+
+/* What the keeper tells `run`, in this order. */
+enum {
+	KEEPER_STARTED = 1,	/* value: CMD's pid */
+	KEEPER_EXITED,		/* value: `run`'s exit status */
+	KEEPER_DONE,		/* the group ended with CMD; released */
+	KEEPER_LINGER,		/* processes of the group live on */
+};
+
+struct keeper_msg {
+	int32_t kind;
+	int32_t value;
+};
+
+/* Sends one message to `run`; after a failure (run is gone), no more. */
+static void tell(int *fd, int32_t kind, int32_t value)
+{
+	struct keeper_msg m = { kind, value };
+	ssize_t n;
+
+	if (*fd < 0)
+		return;
+	do
+		n = write(*fd, &m, sizeof(m));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(m)) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/*
+ * The keeper's abstract datagram socket, bound to a fresh name that is
+ * exported as PORTSHIM_KEEPER. Returns the socket, or -1 (the variable is
+ * then unset: members that cannot publish say so themselves).
+ */
+static int keeper_socket(void)
+{
+	struct sockaddr_un sa;
+	char name[48];
+	uint32_t r = 0;
+	size_t n;
+	int fd;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)getpid() * 2654435761u;
+	snprintf(name, sizeof(name), "portshim-keeper-%ld-%08x",
+		 (long)getpid(), (unsigned)r);
+	n = strlen(name);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path + 1, name, n);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 &&
+	    bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) ==
+		    0 &&
+	    setenv("PORTSHIM_KEEPER", name, 1) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	unsetenv("PORTSHIM_KEEPER");
+	return -1;
+}
+
+/*
+ * Hands the registry down to CMD when we are root: only then can a member
+ * of the group run as another user with the preload still in place (a
+ * setuid program drops LD_PRELOAD). The descriptor stays open across exec
+ * in CMD only; the keeper itself execs nothing.
+ */
+static void hand_down(struct ps_registry *reg)
+{
+	char text[96];
+
+	if (reg == NULL || geteuid() != 0 ||
+	    ps_handoff_format(reg->fd, text, sizeof(text)) < 0 ||
+	    setenv(PS_HANDOFF_ENV, text, 1) < 0) {
+		unsetenv(PS_HANDOFF_ENV);
+		return;
+	}
+	fcntl(reg->fd, F_SETFD, 0);
+}
+
+/* Standard streams to /dev/null: the group outlives the caller's. */
+static void let_go(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+static void drain(int fd)
+{
+	char buf[256];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+/* The keeper: never returns. to_run is the pipe to `run`. */
+static void keeper_main(struct ps_keeper_job *job, int to_run,
+			const sigset_t *cmd_mask)
+{
+	struct pollfd pfd[2];
+	struct ps_ident self;
+	sigset_t chld;
+	char owner[64], why[512];
+	bool cmd_done = false, lingering = false;
+	int sfd, st, err, status;
+	pid_t cmd, p;
+
+	if (ps_proc_self(&self) < 0) {
+		ps_cli_error("cannot read the keeper's identity");
+		_exit(PS_EXIT_RUN_FAILED);
+	}
+	/* A joined group's leases stay its owner's. */
+	if (job->owner != NULL)
+		snprintf(owner, sizeof(owner), "%s", job->owner);
+	else
+		ps_ident_format(&self, owner, sizeof(owner));
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0 || setenv("PORTSHIM_GROUP_OWNER", owner, 1) < 0 ||
+	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		ps_cli_error("cannot start the group's keeper: %s",
+			     strerror(errno));
+		_exit(PS_EXIT_RUN_FAILED);
+	}
+	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = keeper_socket(), .events = POLLIN };
+	hand_down(job->reg);
+
+	cmd = ps_cli_spawn(job->cmd, job->sv, cmd_mask, &err, why,
+			   sizeof(why));
+	if (job->reg != NULL)
+		fcntl(job->reg->fd, F_SETFD, FD_CLOEXEC);
+	/* ^C and friends are CMD's; `run` passes on what was sent to it. */
+	ps_cli_ignore_forwarded();
+	signal(SIGPIPE, SIG_IGN);
+	if (cmd < 0) {
+		status = ps_cli_spawn_failed(cmd, err, why, job->cmd,
+					     "--supervise");
+		tell(&to_run, KEEPER_EXITED, status);
+		cmd_done = true;
+	} else {
+		tell(&to_run, KEEPER_STARTED, cmd);
+	}
+
+	for (;;) {
+		while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (p == cmd) {
+				tell(&to_run, KEEPER_EXITED,
+				     ps_cli_status(st));
+				cmd_done = true;
+			}
+		}
+		if (p < 0 && errno == ECHILD)
+			break;
+		if (cmd_done && !lingering) {
+			tell(&to_run, KEEPER_LINGER, 0);
+			if (to_run >= 0)
+				close(to_run);
+			to_run = -1;
+			let_go();
+			lingering = true;
+		}
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, -1) < 0)
+			continue;
+		if (pfd[0].revents)
+			drain(sfd);
+		if (pfd[1].fd >= 0 && pfd[1].revents) {
+			drain(pfd[1].fd);
+			job->publish(job);
+		}
+	}
+	job->release(job, &self);
+	ps_supervise_stop(job->sv);
+	tell(&to_run, KEEPER_DONE, 0);
+	_exit(0);
+}
+
+int ps_keeper_run(struct ps_keeper_job *job)
+{
+	struct keeper_msg m;
+	sigset_t old;
+	bool done = false, linger = false;
+	int fds[2], status = -1, st;
+	ssize_t n;
+	pid_t k;
+
+	ps_cli_block_forwarded(&old);
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		ps_cli_error("cannot start the group's keeper: %s",
+			     strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return PS_EXIT_RUN_FAILED;
+	}
+	fflush(NULL);
+	k = fork();
+	if (k < 0) {
+		ps_cli_error("cannot start the group's keeper: %s",
+			     strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(fds[0]);
+		close(fds[1]);
+		return PS_EXIT_RUN_FAILED;
+	}
+	if (k == 0) {
+		close(fds[0]);
+		keeper_main(job, fds[1], &old);
+	}
+	close(fds[1]);
+	while (!done && !linger) {
+		n = read(fds[0], &m, sizeof(m));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(m))
+			break;
+		switch (m.kind) {
+		case KEEPER_STARTED:
+			ps_cli_forward((pid_t)m.value);
+			sigprocmask(SIG_SETMASK, &old, NULL);
+			break;
+		case KEEPER_EXITED:
+			/* CMD's pid may be reused now: forward no more. */
+			ps_cli_forward(0);
+			status = m.value;
+			break;
+		case KEEPER_DONE:
+			done = true;
+			break;
+		case KEEPER_LINGER:
+			linger = true;
+			break;
+		}
+	}
+	close(fds[0]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (!linger) {
+		while (waitpid(k, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!done && status < 0) {
+			ps_cli_error("the group's keeper (pid %ld) ended before"
+				     " the command did (%s %d)", (long)k,
+				     WIFSIGNALED(st) ? "signal" : "status",
+				     WIFSIGNALED(st) ? WTERMSIG(st) :
+				     WEXITSTATUS(st));
+			return PS_EXIT_RUN_FAILED;
+		}
+	}
+	return status < 0 ? PS_EXIT_RUN_FAILED : status;
+}

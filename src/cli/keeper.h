@@ -1,0 +1,64 @@
+/*
+ * keeper.h - the process that keeps a run's group alive.
+ *
+ * `portshim run` returns when CMD returns, with CMD's status, as a shell
+ * would. But a group lives while any of its processes lives: a server
+ * that daemonized (nginx, pg_ctl start, redis --daemonize yes) outlives
+ * CMD and must keep its leases and its mapping file. So `run` forks a
+ * keeper, which:
+ *
+ *   - is the group's owner: its pid and start time are the holder of the
+ *     group's leases (PORTSHIM_GROUP_OWNER), so no lease of a live group
+ *     is ever reclaimed, whichever process made it;
+ *   - becomes a child subreaper (PR_SET_CHILD_SUBREAPER) and starts CMD:
+ *     every descendant of CMD whose parent dies (a double fork) becomes
+ *     the keeper's child, so "the keeper has no child left" is exactly
+ *     "no process of the group is left";
+ *   - tells `run` CMD's pid (for passing signals on) and CMD's status, and
+ *     then whether the group ended with CMD or lives on;
+ *   - when its last child ends, releases the group (leases, mapping files)
+ *     and exits.
+ *
+ * While the group lives on, the keeper holds no terminal, pipe or file of
+ * the caller's: its standard streams go to /dev/null, so `$(portshim run
+ * -- pg_ctl start)` and test drivers that read CMD's output do not wait
+ * for the daemon.
+ *
+ * The keeper also publishes the mapping file for group members that
+ * cannot write it themselves (they run as another user, see handoff.h):
+ * such a member sends an empty datagram to the keeper's abstract socket
+ * (PORTSHIM_KEEPER), and the keeper rewrites the group's mapping files
+ * from the registry. The datagram carries nothing: whoever sends it can
+ * only make the keeper publish what the registry holds.
+ */
+#ifndef PS_KEEPER_H
+#define PS_KEEPER_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "proc.h"
+#include "registry.h"
+
+struct ps_supervisor;
+
+struct ps_keeper_job {
+	char **cmd;
+	struct ps_supervisor *sv;	/* NULL: not supervised */
+	struct ps_registry *reg;	/* NULL: running without a registry */
+	const char *owner;		/* a joined group's owner, or NULL */
+	/* Called in the keeper: publish the group's mapping files again
+	 * (after a member's nudge), and release the group at the end
+	 * (self: the keeper, the holder of the leases it made). */
+	void (*publish)(struct ps_keeper_job *job);
+	void (*release)(struct ps_keeper_job *job, const struct ps_ident *self);
+	void *arg;
+};
+
+/*
+ * Runs job->cmd under a keeper as described above. Returns `run`'s exit
+ * status: CMD's, or 125/126/127 when it could not be started.
+ */
+int ps_keeper_run(struct ps_keeper_job *job);
+
+#endif

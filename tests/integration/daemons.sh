@@ -1,0 +1,167 @@
+#!/bin/sh
+# daemons.sh - servers started the way their users start them: they
+# daemonize, so `portshim run` returns at once while the server lives on.
+# Four copies each of nginx (its default `daemon on`), redis-server
+# --daemonize yes and `pg_ctl start` (as the postgres user, as Debian's
+# postgres runs), all on their usual ports at once. For each copy: run
+# returns 0 with the server still running, the group's client reaches its
+# own copy, and once the copy is stopped the group ends by itself: its
+# keeper exits, and then no lease and no mapping file are left.
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=group_end.sh
+. "$(dirname "$0")/group_end.sh"
+
+RANGE=19300-19399
+COPIES="1 2 3 4"
+
+# in_group G PORTS CMD...: runs CMD in group G.
+in_group() {
+    ig_g=$1
+    ig_ports=$2
+    shift 2
+    "$PORTSHIM" run --ports "$ig_ports" --range "$RANGE" --group "$ig_g" \
+        --map "$T/$ig_g.map" -- "$@"
+}
+
+# ------------------------------------------------------------------ nginx
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -x "$NGINX" ]; then
+    for i in $COPIES; do
+        d=$T/nginx-$i
+        mkdir -p "$d"
+        # No `daemon` line: nginx daemonizes, as it does by default.
+        cat >"$d/nginx.conf" <<CONF
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    server {
+        listen 127.0.0.1:8080;
+        location / { return 200 "nginx-daemon-$i"; }
+    }
+}
+CONF
+        rc=0
+        in_group "dn-$i" 8080 "$NGINX" -p "$d" -c "$d/nginx.conf" \
+            -e "$d/error.log" >"$T/nginx-$i.log" 2>&1 || rc=$?
+        is "$rc" 0 "nginx copy $i: run returns 0 once nginx has daemonized"
+        daemon_pid_file "$d/nginx.pid"
+    done
+    for i in $COPIES; do
+        d=$T/nginx-$i
+        check "nginx copy $i: still running after run returned" \
+            alive "$(cat "$d/nginx.pid" 2>/dev/null || echo 0)"
+        real=$(map_real "$T/dn-$i.map" tcp 8080)
+        check "nginx copy $i: its mapping file outlives run (8080 -> $real)" \
+            test -n "$real"
+        got=$(capture in_group "dn-$i" 8080 "$PY" -c "$HTTP_GET" \
+            http://127.0.0.1:8080/)
+        is "$got" "nginx-daemon-$i" "nginx copy $i: its client gets its page"
+    done
+    alive_groups=$("$PORTSHIM" ls --json | grep -c '"group": *"dn-' || true)
+    is "$alive_groups" 4 "portshim ls lists the 4 daemonized groups"
+    for i in $COPIES; do
+        d=$T/nginx-$i
+        in_group "dn-$i" 8080 "$NGINX" -p "$d" -c "$d/nginx.conf" \
+            -e "$d/error.log" -s stop >>"$T/nginx-$i.log" 2>&1 || true
+        expect_group_end "dn-$i" "nginx copy $i"
+    done
+else
+    skip "nginx is not installed (Debian package nginx-light)" "nginx daemons"
+fi
+
+# ------------------------------------------------------------------ redis
+if command -v redis-server >/dev/null 2>&1 &&
+    command -v redis-cli >/dev/null 2>&1; then
+    for i in $COPIES; do
+        d=$T/redis-$i
+        mkdir -p "$d"
+        rc=0
+        in_group "dr-$i" 6379 redis-server --port 6379 --bind 127.0.0.1 \
+            --daemonize yes --pidfile "$d/redis.pid" --dir "$d" \
+            --logfile "$d/redis.log" --save '' --appendonly no \
+            >"$T/redis-$i.log" 2>&1 || rc=$?
+        is "$rc" 0 "redis copy $i: run returns 0 (--daemonize yes)"
+    done
+    for i in $COPIES; do
+        d=$T/redis-$i
+        # redis binds after it daemonized: wait for the lease.
+        real=$(capture "$PORTSHIM" wait --group "dr-$i" --timeout 30 6379)
+        check "redis copy $i: the daemon's bind made a lease ($real)" \
+            test -n "$real"
+        daemon_pid_file "$d/redis.pid"
+        in_group "dr-$i" 6379 redis-cli -p 6379 set owner "redis-daemon-$i" \
+            >/dev/null 2>&1 || true
+    done
+    for i in $COPIES; do
+        got=$(capture in_group "dr-$i" 6379 redis-cli -p 6379 get owner)
+        is "$got" "redis-daemon-$i" "redis copy $i: reads back its own key"
+    done
+    # The lease was made by the daemon, whose parent (CMD) is gone: gc
+    # must not take it while the daemon lives.
+    "$PORTSHIM" gc >/dev/null 2>&1 || true
+    for i in $COPIES; do
+        real=$(capture "$PORTSHIM" port --group "dr-$i" 6379)
+        check "redis copy $i: gc leaves the live daemon's lease ($real)" \
+            test -n "$real"
+    done
+    for i in $COPIES; do
+        in_group "dr-$i" 6379 redis-cli -p 6379 shutdown nosave \
+            >/dev/null 2>&1 || true
+        expect_group_end "dr-$i" "redis copy $i"
+    done
+else
+    skip "redis-server is not installed (Debian package redis-server)" \
+        "redis daemons"
+fi
+
+# --------------------------------------------------------------- postgres
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ "$(id -u)" -eq 0 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] &&
+    id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
+    # pg_ctl runs as postgres, and so does portshim here: the group, its
+    # registry and its mapping files are postgres's own.
+    pg_setup
+    as_pg() {
+        runuser -u postgres -- env PORTSHIM_REGISTRY="$PGT/registry" "$@"
+    }
+    pg_group() {
+        pgg=$1
+        shift
+        as_pg "$PORTSHIM" run --ports 5432 --range "$RANGE" --group "$pgg" \
+            --map "$PGT/$pgg.map" -- "$@"
+    }
+    for i in $COPIES; do
+        rc=0
+        pg_group "dp-$i" "$PGBIN/pg_ctl" -D "$PGT/data-$i" -l \
+            "$PGT/pg-$i.log" -w -o "-c cluster_name=pg-daemon-$i" start \
+            >"$T/pg-$i.log" 2>&1 || rc=$?
+        is "$rc" 0 "postgres copy $i: pg_ctl start under run returns 0"
+        [ "$rc" -eq 0 ] || diag_file "$PGT/pg-$i.log"
+        daemon_pid_file "$PGT/data-$i/postmaster.pid"
+    done
+    for i in $COPIES; do
+        got=$(capture pg_group "dp-$i" "$PGBIN/psql" -h 127.0.0.1 -p 5432 \
+            -U postgres -d postgres -Atc "show cluster_name")
+        is "$got" "pg-daemon-$i" "postgres copy $i: psql reaches its own copy"
+    done
+    for i in $COPIES; do
+        pg_group "dp-$i" "$PGBIN/pg_ctl" -D "$PGT/data-$i" -m fast -w stop \
+            >>"$T/pg-$i.log" 2>&1 || true
+        PORTSHIM_REGISTRY=$PGT/registry expect_group_end "dp-$i" \
+            "postgres copy $i" "$PGT/dp-$i.map"
+    done
+else
+    skip "needs root, postgresql and runuser" "postgres daemons"
+fi
+
+done_testing

@@ -1,0 +1,84 @@
+# shellcheck shell=sh
+# group_end.sh - for tests of servers that outlive `portshim run`
+# (daemons) or run as another user. Source it after lib.sh.
+#
+#   daemon_pid_file FILE     the server writes its pid to FILE: it is
+#                            killed when the test exits, if still alive
+#   keeper_of G              prints the pids of group G's keeper (the
+#                            `portshim run --group G` process left)
+#   expect_group_end G DESC [MAP]
+#                            waits (30 s at most) until group G's keeper
+#                            has exited, then reports that it did, that
+#                            no lease of G is left and that the mapping
+#                            file MAP (default $T/G.map) is gone
+#   pg_setup                 makes $PGT, a folder of the postgres user,
+#                            with one initialised cluster per copy in
+#                            $COPIES ($PGT/data-I); removed at exit
+
+ps_pid_files=""
+
+daemon_pid_file() {
+    ps_pid_files="$ps_pid_files $1"
+}
+
+# Servers that daemonized left the test's process groups: stop them
+# by their pid files when the test exits, however it exits.
+ps_stop_daemons() {
+    for ps_f in $ps_pid_files; do
+        ps_p=$(head -n 1 "$ps_f" 2>/dev/null || true)
+        case $ps_p in
+        '' | *[!0-9]*) continue ;;
+        esac
+        kill -TERM "$ps_p" 2>/dev/null || continue
+        wait_exit "$ps_p" 10 || kill -KILL "$ps_p" 2>/dev/null || true
+    done
+    if [ -n "${PGT:-}" ]; then
+        rm -rf "$PGT"
+    fi
+}
+ps_at_exit ps_stop_daemons
+
+keeper_of() {
+    pgrep -f -- "run .*--group $1 " 2>/dev/null || true
+}
+
+expect_group_end() {
+    ge_g=$1
+    ge_desc=$2
+    ge_map=${3:-$T/$1.map}
+    ge_n=300
+    while [ "$ge_n" -gt 0 ] && [ -n "$(keeper_of "$ge_g")" ]; do
+        sleep 0.1
+        ge_n=$((ge_n - 1))
+    done
+    ge_k=$(keeper_of "$ge_g")
+    is "$ge_k" "" "$ge_desc: the group's keeper exits once the server is stopped"
+    ge_leases=$("$PORTSHIM" ls --group "$ge_g" --json 2>/dev/null |
+        grep -c '"real"' || true)
+    is "$ge_leases" 0 "$ge_desc: then no lease of group $ge_g is left"
+    check "$ge_desc: and its mapping file is gone" test ! -e "$ge_map"
+}
+
+pg_setup() {
+    PGT=$(mktemp -d /tmp/portshim-pg.XXXXXX)
+    chmod 755 "$PGT"
+    chown postgres "$PGT"
+    runuser -u postgres -- "$PGBIN/initdb" -D "$PGT/data" --auth=trust \
+        --no-sync -U postgres >"$T/initdb.log" 2>&1 ||
+        bail_out "initdb failed: $(tail -n 3 "$T/initdb.log")"
+    for pg_i in $COPIES; do
+        runuser -u postgres -- cp -a "$PGT/data" "$PGT/data-$pg_i"
+        # Each copy its own socket folder; TCP on 127.0.0.1 only.
+        mkdir -p "$PGT/sock-$pg_i"
+        chown postgres "$PGT/sock-$pg_i"
+        cat >>"$PGT/data-$pg_i/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = 5432
+unix_socket_directories = '$PGT/sock-$pg_i'
+fsync = off
+CONF
+    done
+    # The registry lives in PGT too: postgres cannot enter the test's
+    # own folder.
+    chmod 711 "$T"
+}
