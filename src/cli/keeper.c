@@ -272,12 +272,15 @@ int ps_keeper_run(struct ps_keeper_job *job)
 		while (waitpid(k, &st, 0) < 0 && errno == EINTR)
 			;
 		if (!done && status < 0) {
+			/* Killed (a harness's SIGKILL of our process group,
+			 * say): run ends as if CMD had, by that signal. */
 			ps_cli_error("the group's keeper (pid %ld) ended before"
 				     " the command did (%s %d)", (long)k,
 				     WIFSIGNALED(st) ? "signal" : "status",
 				     WIFSIGNALED(st) ? WTERMSIG(st) :
 				     WEXITSTATUS(st));
-			return PS_EXIT_RUN_FAILED;
+			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) :
+			       PS_EXIT_RUN_FAILED;
 		}
 	}
 	return status < 0 ? PS_EXIT_RUN_FAILED : status;

@@ -657,9 +657,17 @@ orphan_check() {
         kill -KILL "$oc_child" 2>/dev/null
     fi
 }
+# Under `run`, the supervisor is the group's keeper, run's child.
 bg "$T/orphan-run.log" "$PORTSHIM" run --supervise --ports "$VPORT" \
     --group orphan-run -- "$PSSV" serve "$VPORT" orphan
-orphan_check "run --supervise" "$ps_last_pid"
+keeper=""
+n=0
+while [ -z "$keeper" ] && [ "$n" -lt 100 ]; do
+    keeper=$(pgrep -P "$ps_last_pid" 2>/dev/null | head -n 1)
+    [ -n "$keeper" ] || sleep 0.1
+    n=$((n + 1))
+done
+orphan_check "run --supervise" "${keeper:-0}"
 bg "$T/orphan-sv.log" env PORTSHIM_PORTS="$VPORT" PORTSHIM_GROUP=orphan-sv \
     "$PORTSHIM" supervise -- "$PSSV" serve "$VPORT" orphan
 orphan_check "portshim supervise" "$ps_last_pid"
