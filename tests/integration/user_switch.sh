@@ -225,7 +225,7 @@ unset PORTSHIM_REGISTRY XDG_RUNTIME_DIR
 run=$!
 "$PORTSHIM" wait --group dm --timeout 30 11211 >/dev/null || echo "no lease"
 n=50
-while [ "$n" -gt 0 ] && ! [ -s /dev/shm/portshim-0/dm.map ]; do
+while [ "$n" -gt 0 ] && ! grep -q '^tcp ' /dev/shm/portshim-0/dm.map 2>/dev/null; do
     sleep 0.1
     n=$((n - 1))
 done
