@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * keeper.c - the process that keeps a run's group alive: see keeper.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handoff.c - PORTSHIM_REGISTRY_FD: see handoff.h.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * handoff.h - the registry handed down to a group's processes that run
  * as another user.

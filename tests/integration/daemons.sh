@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # daemons.sh - servers started the way their users start them: they
 # daemonize, so `portshim run` returns at once while the server lives on.
 # Four copies each of nginx (its default `daemon on`), redis-server
@@ -125,7 +126,10 @@ else
 fi
 
 # --------------------------------------------------------------- postgres
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PGBIN=""
+for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/pg_ctl" ] && PGBIN=$d
+done
 if [ "$(id -u)" -eq 0 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] &&
     id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
     # pg_ctl runs as postgres, and so does portshim here: the group, its

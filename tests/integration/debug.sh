@@ -472,7 +472,10 @@ like "$T/out" "^moved the refused registry .*registry aside to registry\\.broken
 like "$T/out" "^created a fresh registry " "and creates a fresh one"
 is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" gc --reset)" 0 \
     "gc --reset of a healthy registry exits 0"
-is "$(cat "$T/out")" "the registry $RREG opens fine; nothing to reset
+# The killed run's mapping file may be left for this gc to remove (its
+# keeper was killed): that line is allowed, nothing else.
+is "$(grep -v "^removed mapping file $T/r/dbg-r.map (group dbg-r has no lease and no live process)\$" "$T/out")" \
+    "the registry $RREG opens fine; nothing to reset
 freed 0 leases" "and only collects"
 
 # ------------------------------------------------ manuals

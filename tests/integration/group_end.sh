@@ -1,4 +1,5 @@
 # shellcheck shell=sh
+# SPDX-License-Identifier: MIT
 # group_end.sh - for tests of servers that outlive `portshim run`
 # (daemons) or run as another user. Source it after lib.sh.
 #

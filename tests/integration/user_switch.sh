@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # user_switch.sh - group members that run as another user than the root
 # `portshim run` that started them: servers that switch user before they
 # bind (memcached -u nobody, mosquitto's default `user mosquitto`) and a
@@ -140,7 +141,10 @@ else
 fi
 
 # ------------------------------------------- postgres via runuser, setpriv
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PGBIN=""
+for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/pg_ctl" ] && PGBIN=$d
+done
 if [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] && id postgres >/dev/null 2>&1 &&
     command -v runuser >/dev/null 2>&1; then
     pg_setup
