@@ -121,6 +121,35 @@ static void load_config_once(void)
 	__atomic_store_n(&configured, true, __ATOMIC_RELEASE);
 }
 
+int ps_shim_io_uring(void)
+{
+	static int said;
+	int saved = errno;
+	bool fail;
+
+	if (!ps_shim_active() || cfg.bypass == PS_BYPASS_IGNORE)
+		goto out;
+	fail = cfg.bypass == PS_BYPASS_FAIL;
+	if (__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED) == 0)
+		PS_ERROR("warning: this program sets up an io_uring "
+			 "(io_uring_setup): the binds and connects it makes "
+			 "through it do not reach portshim, which cannot "
+			 "move their ports. %s",
+			 fail ? "PORTSHIM_BYPASS=fail: io_uring_setup fails "
+				"with ENOSYS, so that the program uses plain "
+				"system calls" :
+				"Run it under 'portshim run --supervise' (which "
+				"refuses io_uring) or give it free ports yourself "
+				"(PORTSHIM_BYPASS=ignore silences this)");
+	if (fail) {
+		errno = saved;
+		return -ENOSYS;
+	}
+out:
+	errno = saved;
+	return 0;
+}
+
 bool ps_shim_active(void)
 {
 	if (!__atomic_load_n(&configured, __ATOMIC_ACQUIRE)) {
