@@ -121,6 +121,13 @@ const char *ps_cli_getenv(const char *name);
 int ps_cli_range_config(struct ps_config *cfg);
 
 /*
+ * Warns (one line each, on stderr) when the range LO-HI that the user
+ * chose holds privileged ports (below 1024) or overlaps the kernel's
+ * ephemeral ports (ip_local_port_range), as `doctor` does.
+ */
+void ps_cli_range_warnings(unsigned lo, unsigned hi);
+
+/*
  * The registry path the commands use: $PORTSHIM_REGISTRY, or NULL for the
  * default location in the per-user state directory.
  */
