@@ -83,6 +83,10 @@ for cmd in run supervise port wait env ls who gc doctor pick release \
     done <"$T/opts"
     is "$missing" "" "portshim --help names the options of $cmd"
 done
+"$PORTSHIM" ls --help >"$T/ls-help"
+check "ls --help says what PROTO pick and GROUP - are" \
+    sh -c "grep -q 'pick for a port leased by' '$T/ls-help' &&
+        grep -q 'GROUP and VIRTUAL are -' '$T/ls-help'"
 is "$(st "$PORTSHIM" --version)" 0 "--version exits 0"
 check "--version prints 'portshim VERSION'" \
     grep -Eq '^portshim [0-9]+\.[0-9]+' "$T/out"
