@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * api.c - libportshim.so.0, the C API of portshim.h: portshim_pick and
+ * api.c - libportshim-api.so.0, the C API of portshim.h: portshim_pick and
  * portshim_release on top of pick.c.
  *
- * Installed in $(libdir) as libportshim.so.0, so that `-lportshim` finds
+ * Installed in $(libdir) as libportshim-api.so.0, so that `-lportshim-api` finds
  * it. The preload library has the same base name but lives in
  * $(pkglibdir) as a module that nothing links: the two never meet on a
  * linker's path. Only the portshim_* names are exported (version

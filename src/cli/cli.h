@@ -138,6 +138,13 @@ const char *ps_cli_getenv(const char *name);
 int ps_cli_range_config(struct ps_config *cfg);
 
 /*
+ * Warns (one line each, on stderr) when the range LO-HI that the user
+ * chose holds privileged ports (below 1024) or overlaps the kernel's
+ * ephemeral ports (ip_local_port_range), as `doctor` does.
+ */
+void ps_cli_range_warnings(unsigned lo, unsigned hi);
+
+/*
  * The registry path the commands use: $PORTSHIM_REGISTRY, or NULL for the
  * default location in the per-user state directory.
  */
@@ -250,13 +257,15 @@ const char *ps_cli_group_text(const char *group, char *out);
 void ps_cli_json_lease(const struct ps_cli_lease *v);
 
 /*
- * Creates the empty file "<state dir>/<group>.<ext>" (a left-over of the
- * same name is replaced) and stores its path in path (len bytes): the
- * report of `run --report`, the PORTSHIM_WARNED file. Returns 0, or -1
- * (after printing why unless quiet).
+ * Creates the empty file "<folder>/<group>.<ext>" (a left-over of the
+ * same name is replaced), the folder being the registry's (registry, as
+ * the default mapping files) or, for "", the state directory, and stores
+ * its path in path (len bytes): the report of `run --report`, the
+ * PORTSHIM_WARNED file. Returns 0, or -1 (after printing why unless
+ * quiet).
  */
-int ps_cli_state_file(const char *group, const char *ext, char *path,
-		      size_t len, bool quiet);
+int ps_cli_state_file(const char *registry, const char *group,
+		      const char *ext, char *path, size_t len, bool quiet);
 
 /*
  * Prints to standard error the ports that the report at path lists (each

@@ -22,7 +22,12 @@ static const char ls_help[] =
 "  -g, --group G     only group G and the worker groups derived from it\n"
 "                    (G.<suffix>, see PORTSHIM_GROUP_FROM)\n"
 "  -j, --json        print one JSON document instead of a table\n"
-"  -h, --help        show this help\n";
+"  -h, --help        show this help\n"
+"\n"
+"PROTO is tcp, udp or tcp+udp for a group's lease (the protocols bound\n"
+"so far; - if none yet), and pick for a port leased by `portshim pick`,\n"
+"the C API or the portserver: such a lease belongs to a holder process,\n"
+"not to a group, so its GROUP and VIRTUAL are -.\n";
 
 struct ls_rows {
 	struct ps_cli_lease *v;

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "config.h"
 #include "keeper.h"
+#include "job.h"
 #include "mapfile.h"
 #include "policy.h"
 #include "portspec.h"
@@ -69,6 +70,10 @@ static const char run_help[] =
 "                    registry's folder)\n"
 "  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
 "                    or 20000-32767)\n"
+"      --per-job     CMD is a job runner (make -j, ctest -j, xargs -P,\n"
+"                    ninja, GNU parallel, a recursive make): each job it\n"
+"                    starts, and each job of the runners among them, gets\n"
+"                    a group of its own, released when the job ends\n"
 "      --report      when CMD ends, print the tagged ports that the group\n"
 "                    (with its workers and jobs) bound and connected to,\n"
 "                    and the --ports that tags the bound ones\n"
@@ -666,6 +671,7 @@ int ps_cli_run(int argc, char **argv)
 		{ "range", required_argument, NULL, 'r' },
 		{ "supervise", no_argument, NULL, 'S' },
 		{ "report", no_argument, NULL, 'R' },
+		{ "per-job", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -683,7 +689,7 @@ int ps_cli_run(int argc, char **argv)
 	struct ps_ident self;
 	bool supervise = false, have_reg = false, given = false;
 	uid_t map_owner = 0;
-	bool want_report = false, joining = false;
+	bool want_report = false, joining = false, per_job = false;
 	int c, rc, status;
 
 	opterr = 0;
@@ -711,6 +717,9 @@ int ps_cli_run(int argc, char **argv)
 		case 'R':
 			want_report = true;
 			break;
+		case 'J':
+			per_job = true;
+			break;
 		case 'h':
 			return ps_cli_help(run_help);
 		default:
@@ -726,6 +735,11 @@ int ps_cli_run(int argc, char **argv)
 		return ps_cli_usage_error("invalid --range '%s': expected "
 					  "LO-HI with 1 <= LO <= HI <= 65535",
 					  range);
+	if (per_job && strlen(group) + PS_JOB_SUFFIX_LEN > PS_GROUP_MAX)
+		return ps_cli_usage_error("--per-job: the group '%s' is too "
+					  "long to name its jobs' groups "
+					  "(at most %d characters)", group,
+					  PS_GROUP_MAX - PS_JOB_SUFFIX_LEN);
 	if (map_opt != NULL && *map_opt == '\0')
 		return ps_cli_usage_error("invalid --map '': expected a "
 					  "file name");
@@ -752,6 +766,9 @@ int ps_cli_run(int argc, char **argv)
 		run_print_config_errors(cfg_err);
 		return PS_EXIT_USAGE;
 	}
+	if (range != NULL || (getenv("PORTSHIM_RANGE") != NULL &&
+			      *getenv("PORTSHIM_RANGE") != '\0'))
+		ps_cli_range_warnings(cfg.range_lo, cfg.range_hi);
 	/* PORTSHIM_BYPASS=supervise: supervise what the preload cannot see. */
 	if (!supervise && cfg.bypass == PS_BYPASS_SUPERVISE &&
 	    ps_supervise_wanted(&cfg, argv[optind]))
@@ -854,15 +871,26 @@ int ps_cli_run(int argc, char **argv)
 		return PS_EXIT_RUN_FAILED;
 	}
 
+	/* --per-job: the shim's exec wrappers start a group per job
+	 * (src/common/job.h); without it, an inherited value is dropped,
+	 * so that a plain run inside a --per-job run is one group. */
+	if ((per_job ? setenv("PORTSHIM_PER_JOB", group, 1) :
+		       unsetenv("PORTSHIM_PER_JOB")) < 0 ||
+	    unsetenv("PORTSHIM_JOB") < 0) {
+		ps_cli_error("cannot set the environment: %s",
+			     strerror(errno));
+		return PS_EXIT_RUN_FAILED;
+	}
+
 	/* Bypass warnings: once per program and run (src/shim/exec.c). */
-	if (ps_cli_state_file(group, "warned", warned, sizeof(warned),
-			      true) == 0 &&
+	if (ps_cli_state_file(cfg.registry, group, "warned", warned,
+			      sizeof(warned), true) == 0 &&
 	    setenv("PORTSHIM_WARNED", warned, 1) < 0) {
 		unlink(warned);
 		warned[0] = '\0';
 	}
 	if (want_report) {
-		rc = ps_cli_state_file(group, "report", report,
+		rc = ps_cli_state_file(cfg.registry, group, "report", report,
 				       sizeof(report), false);
 		if (rc == 0 && setenv("PORTSHIM_REPORT", report, 1) < 0) {
 			ps_cli_error("cannot set the environment: %s",

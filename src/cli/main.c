@@ -22,10 +22,11 @@ static const char main_help[] =
 "\n"
 "Commands:\n"
 "  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--report]\n"
-"      [--supervise] [--] CMD...\n"
+"      [--supervise] [--per-job] [--] CMD...\n"
 "                    run CMD with the shim preloaded, in a new group;\n"
 "                    exit with CMD's status and release the group;\n"
-"                    --supervise also sees static and Go programs\n"
+"                    --supervise also sees static and Go programs;\n"
+"                    --per-job gives each job of a job runner a group\n"
 "  supervise [--] CMD...\n"
 "                    run CMD under the seccomp supervisor in the group\n"
 "                    of the environment (static and Go programs)\n"
@@ -198,6 +199,27 @@ int ps_cli_range_config(struct ps_config *cfg)
 	}
 	ps_log_setup(cfg->log_level, cfg->log_file);
 	return bad_range ? PS_EXIT_USAGE : 0;
+}
+
+void ps_cli_range_warnings(unsigned lo, unsigned hi)
+{
+	unsigned elo, ehi;
+	FILE *f;
+
+	if (lo < 1024)
+		ps_cli_error("warning: the range %u-%u holds privileged ports "
+			     "(below 1024), which only root (or "
+			     "CAP_NET_BIND_SERVICE) can bind", lo, hi);
+	f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	if (f == NULL)
+		return;
+	if (fscanf(f, "%u %u", &elo, &ehi) == 2 && lo <= ehi && elo <= hi)
+		ps_cli_error("warning: the range %u-%u overlaps the ephemeral "
+			     "ports %u-%u (ip_local_port_range): outgoing "
+			     "connections can take ports portshim would hand "
+			     "out; choose a range outside %u-%u", lo, hi, elo,
+			     ehi, elo, ehi);
+	fclose(f);
 }
 
 const char *ps_cli_registry_path(void)

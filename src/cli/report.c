@@ -16,15 +16,28 @@
 #include "report.h"
 #include "statedir.h"
 
-int ps_cli_state_file(const char *group, const char *ext, char *path,
-		      size_t len, bool quiet)
+int ps_cli_state_file(const char *registry, const char *group,
+		      const char *ext, char *path, size_t len, bool quiet)
 {
 	char dir[PATH_MAX], why[512];
 	const char *base;
 	int dfd, fd;
 
-	dfd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
-			       sizeof(why));
+	if (registry != NULL && registry[0] != '\0') {
+		/* Next to the registry, as the default mapping files. */
+		dfd = ps_open_parent(registry, &base);
+		if ((size_t)snprintf(dir, sizeof(dir), "%.*s",
+				     (int)(base - registry - 1), registry) >=
+		    sizeof(dir) && dfd >= 0) {
+			close(dfd);
+			dfd = -ENAMETOOLONG;
+		}
+		snprintf(why, sizeof(why), "cannot open the registry's "
+			 "folder: %s", strerror(dfd < 0 ? -dfd : 0));
+	} else {
+		dfd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
+				       sizeof(why));
+	}
 	if (dfd < 0) {
 		if (!quiet)
 			ps_cli_error("%s", why);

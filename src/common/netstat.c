@@ -264,6 +264,31 @@ out:
 	return err;
 }
 
+struct tw_only {
+	uint16_t port;
+	bool timewait;
+};
+
+static int tw_only_fn(void *arg, const struct ps_sock *s)
+{
+	struct tw_only *t = arg;
+
+	if (s->lport != t->port)
+		return 0;
+	if (s->state != PS_SOCK_TIME_WAIT)
+		return 1;	/* something lives there */
+	t->timewait = true;
+	return 0;
+}
+
+bool ps_netstat_timewait_only(uint16_t port)
+{
+	struct tw_only t = { port, false };
+
+	return ps_netstat_scan(1u << PS_TCP, tw_only_fn, &t) == 0 &&
+	       t.timewait;
+}
+
 /* ---------------------------------------------------------- processes */
 
 struct walk {

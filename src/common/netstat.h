@@ -95,6 +95,15 @@ int ps_netstat_scan(unsigned protos,
 int ps_netstat_owners(int (*fn)(void *arg, pid_t pid, uint64_t inode),
 		      void *arg, size_t max_fds, struct ps_netstat_stats *st);
 
+/*
+ * True if the only TCP sockets at local port port (any address, IPv4 and
+ * IPv6) are in TIME_WAIT, and there is at least one: the remnants of
+ * connections that have ended, which a bind with SO_REUSEADDR may reuse
+ * (docs/time-wait.md). A socket bound but neither listening nor
+ * connected cannot be seen. No allocation; errno preserved.
+ */
+bool ps_netstat_timewait_only(uint16_t port);
+
 /* Who has a port: the most likely cause of an EADDRINUSE. */
 struct ps_netstat_holder {
 	bool found;		/* a socket at the port was found */

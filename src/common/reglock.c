@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reglock.c - the registry's robust mutex, taken with a bounded wait.
  *

@@ -75,13 +75,16 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "inspect.h"
+#include "job.h"
 #include "log.h"
 #include "once.h"
+#include "policy.h"
 #include "real.h"
 #include "shim.h"
 #include "supcall.h"
@@ -93,7 +96,8 @@ static const char *const kept_names[] = {
 	"PORTSHIM_UNMAPPED", "PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
 	"PORTSHIM_LOG_FILE", "PORTSHIM_BYPASS", "PORTSHIM_KEEP_ENV",
 	"PORTSHIM_GROUP_OWNER", "PORTSHIM_REPORT", "PORTSHIM_KEEPER",
-	"PORTSHIM_REGISTRY_FD", PS_SUPCALL_ENV,
+	"PORTSHIM_REGISTRY_FD", "PORTSHIM_PER_JOB", "PORTSHIM_JOB",
+	PS_SUPCALL_ENV,
 };
 #define NKEPT (sizeof(kept_names) / sizeof(kept_names[0]))
 
@@ -105,6 +109,8 @@ static const char *const kept_names[] = {
 #define ARGV_STACK 256
 /* The list of dropped names in a message. */
 #define NAMES_MAX 200
+/* Pointers of a job's environment on the stack before mmap is needed. */
+#define JOB_PTRS 512
 
 #ifndef BINDIR
 #error "BINDIR must name the folder the portshim program is installed in"
@@ -142,9 +148,30 @@ static const char *self_base;		/* its last component */
 static char sup_prog[PATH_MAX];		/* portshim's program, or "" */
 static char exec_warned[PATH_MAX];	/* PORTSHIM_WARNED, or "" */
 
+/* --per-job (src/common/job.h), also written once by the constructor. */
+static char job_base[PS_GROUP_MAX + 1];	/* PORTSHIM_PER_JOB, or "" */
+static char job_base_map[PATH_MAX];	/* the base group's mapping file */
+static bool job_runner;			/* exec*() here starts a job */
+static pid_t job_init_pid;		/* our pid when this image started */
+static bool job_leader;			/* we own our job's group */
+static struct ps_ident job_self;	/* the leader: us */
+static char job_group[PS_GROUP_MAX + 1];	/* our job's group */
+static char job_map[PATH_MAX];		/* and its mapping file */
+static char job_registry[PATH_MAX];	/* PORTSHIM_REGISTRY, or "" */
+
 /* ------------------------------------------------- real functions */
 
+/* _exit() and _Exit() (see job_fini). */
+typedef void (*exit_fn)(int);
+static exit_fn real__exit;
+
 /* Used only when dlsym cannot give us libc's: the raw system calls. */
+static void sys_exit(int status)
+{
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
 static int sys_execve(const char *path, char *const argv[],
 		      char *const envp[])
 {
@@ -197,6 +224,8 @@ static void exec_resolve(void)
 		"posix_spawn", (void *)posix_spawn, (void *)no_spawn);
 	real_exec.posix_spawnp = (spawn_fn)ps_real_lookup(
 		"posix_spawnp", (void *)posix_spawnp, (void *)no_spawn);
+	real__exit = (exit_fn)ps_real_lookup("_exit", (void *)_exit,
+					     (void *)sys_exit);
 	/* execve last: it tells the others are there. */
 	__atomic_store_n(&real_exec.execve, (execve_fn)ps_real_lookup(
 		"execve", (void *)execve, (void *)sys_execve),
@@ -349,10 +378,91 @@ static void find_supervisor(void)
 		sup_prog[0] = '\0';
 }
 
-__attribute__((constructor)) static void exec_init(void)
+/*
+ * --per-job: what this process is (src/common/job.h). A runner starts a
+ * job with each new program; a job's first process becomes its group's
+ * owner here, before the configuration is read, so that the shim, and
+ * every child, sees PORTSHIM_GROUP_OWNER naming it.
+ */
+static void job_setup(int argc, char **argv, const char *per)
+{
+	const char *group = secure_getenv("PORTSHIM_GROUP");
+	const char *job = secure_getenv("PORTSHIM_JOB");
+	const char *owner = secure_getenv("PORTSHIM_GROUP_OWNER");
+	const char *map = secure_getenv("PORTSHIM_MAP_FILE");
+	struct ps_ident id;
+	char text[64];
+	bool in_job;
+
+	if (!ps_group_valid(per) || strlen(per) + PS_JOB_SUFFIX_LEN >
+	    PS_GROUP_MAX)
+		return;
+	memcpy(job_base, per, strlen(per) + 1);
+	job_init_pid = getpid();
+	in_job = group != NULL && job != NULL && strcmp(group, job) == 0;
+	job_runner = !in_job || ps_job_runner_argv(argc, argv);
+	if (map != NULL && map[0] != '\0' && group != NULL &&
+	    ps_job_base_map(map, group, per, job_base_map,
+			    sizeof(job_base_map)) < 0)
+		job_base_map[0] = '\0';
+	if (!in_job || ps_proc_self(&job_self) < 0)
+		return;
+	if (owner == NULL || owner[0] == '\0') {
+		/* The job's first process: the group is ours. */
+		ps_ident_format(&job_self, text, sizeof(text));
+		if (setenv("PORTSHIM_GROUP_OWNER", text, 1) < 0)
+			return;
+	} else if (ps_ident_parse(owner, &id) < 0 ||
+		   id.pid != job_self.pid || id.start != job_self.start) {
+		return;		/* a process of the job, not its leader */
+	}
+	/* The leader (also after it ran another program in its place). */
+	job_leader = true;
+	snprintf(job_group, sizeof(job_group), "%s", group);
+	if (map != NULL)
+		snprintf(job_map, sizeof(job_map), "%s", map);
+}
+
+/*
+ * The end of a job: its leader, exiting, releases the group's leases
+ * (all made for it) and its mapping file, so a finished job's ports go
+ * back at once rather than when the whole run ends.
+ */
+__attribute__((destructor)) static void job_fini(void)
+{
+	static bool done;
+	int saved = errno;
+
+	if (job_leader && !done && (uint32_t)getpid() == job_self.pid) {
+		done = true;
+		ps_job_release(job_registry, job_group, &job_self, job_map);
+	}
+	errno = saved;
+}
+
+/*
+ * Shells end with _exit() (dash does, after its own clean-up), which runs
+ * no destructor: the leader of a job that is a shell script would never
+ * release its group. So _exit and _Exit are interposed too, for that
+ * alone. A vfork or fork child that calls them is not the leader (its pid
+ * differs) and goes straight through.
+ */
+static void ps_exec_exit(int status)
+{
+	exit_fn fn = __atomic_load_n(&real__exit, __ATOMIC_ACQUIRE);
+
+	job_fini();
+	if (fn == NULL)
+		fn = sys_exit;
+	fn(status);
+	sys_exit(status);
+}
+
+/* glibc passes argc and argv to the constructors of a preloaded library. */
+__attribute__((constructor)) static void exec_init(int argc, char **argv)
 {
 	static struct ps_config cfg;
-	const char *warned;
+	const char *warned, *per;
 
 	exec_resolve();
 	/* The loader runs setuid programs in secure mode without us; a
@@ -360,6 +470,9 @@ __attribute__((constructor)) static void exec_init(void)
 	 * here, as config.c makes the rest of the shim. */
 	if (getauxval(AT_SECURE) != 0)
 		return;
+	per = secure_getenv("PORTSHIM_PER_JOB");
+	if (per != NULL && per[0] != '\0')
+		job_setup(argc, argv, per);
 	ps_config_load(&cfg, env_secure, NULL, 0);
 	if (!cfg.enabled)
 		return;
@@ -371,6 +484,9 @@ __attribute__((constructor)) static void exec_init(void)
 	if (ps_supcall_supervised())
 		exec_supervised = true;
 	exec_keep_env = cfg.keep_env;
+	memcpy(job_registry, cfg.registry, sizeof(job_registry));
+	if (!cfg.enabled)
+		job_runner = job_leader = false;
 	warned = secure_getenv("PORTSHIM_WARNED");
 	if (warned != NULL && warned[0] == '/' &&
 	    strlen(warned) < sizeof(exec_warned))
@@ -484,6 +600,13 @@ struct exec_env {
 		char *ptrs[ENV_AREA / sizeof(char *)];
 		char bytes[ENV_AREA];
 	} area;
+	/* A job's environment (--per-job): its pointers and new entries. */
+	void *job_map;			/* mmap'd pointers, or NULL */
+	size_t job_maplen;
+	char *job_ptrs[JOB_PTRS];
+	char job_group_var[sizeof("PORTSHIM_GROUP=") + PS_GROUP_MAX];
+	char job_var[sizeof("PORTSHIM_JOB=") + PS_GROUP_MAX];
+	char job_map_var[sizeof("PORTSHIM_MAP_FILE=") + PATH_MAX];
 };
 
 /* Releases a rebuilt environment's mapping (after a failed exec). */
@@ -494,6 +617,9 @@ static void exec_env_done(struct exec_env *xe)
 	if (xe->map != NULL)
 		munmap(xe->map, xe->maplen);
 	xe->map = NULL;
+	if (xe->job_map != NULL)
+		munmap(xe->job_map, xe->job_maplen);
+	xe->job_map = NULL;
 	errno = saved;
 }
 
@@ -692,6 +818,7 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 
 	xe->envp = envp;
 	xe->map = NULL;
+	xe->job_map = NULL;
 	xe->supervise = false;
 	if (!exec_enabled)
 		return 0;
@@ -739,6 +866,7 @@ static int exec_check_p(const char *file, char *const envp[],
 
 	xe->envp = envp;
 	xe->map = NULL;
+	xe->job_map = NULL;
 	xe->supervise = false;
 	if (!exec_enabled)
 		return 0;
@@ -867,6 +995,81 @@ static int sup_execve(const struct exec_env *xe, char *const argv[])
 	return rc;
 }
 
+/* ----------------------------------------------------------- jobs */
+
+/* True if entry ("NAME=value") sets one of the variables a job replaces. */
+static bool job_replaced(const char *entry)
+{
+	return strncmp(entry, "PORTSHIM_GROUP=", 15) == 0 ||
+	       strncmp(entry, "PORTSHIM_JOB=", 13) == 0 ||
+	       strncmp(entry, "PORTSHIM_MAP_FILE=", 18) == 0 ||
+	       strncmp(entry, "PORTSHIM_GROUP_OWNER=", 21) == 0;
+}
+
+/*
+ * --per-job: when a runner starts a program in a new process (spawn:
+ * posix_spawn; otherwise the exec of a forked or vforked child, whose pid
+ * is not the one this image started with), the program is a new job:
+ * xe->envp is replaced by a copy with the job's group, mapping file and
+ * marker, and without an owner (src/common/job.h). On the stack up to
+ * JOB_PTRS entries, in a mapping beyond. Nothing changes when it cannot
+ * be done (the job then shares the runner's group, as without
+ * --per-job). System calls and stack buffers only: safe after vfork.
+ */
+static void job_apply(struct exec_env *xe, const char *prog, bool spawn)
+{
+	char group[PS_GROUP_MAX + 1], map[PATH_MAX];
+	char *const *envp = xe->envp;
+	size_t n = 0, o = 0, i, need;
+	char **ptrs;
+	uint32_t r;
+
+	if (!job_runner || (!spawn && getpid() == job_init_pid))
+		return;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)getpid() * 2654435761u ^
+		    (uint32_t)(uintptr_t)&r;
+	if (ps_job_group(job_base, r, group) < 0)
+		return;
+	map[0] = '\0';
+	if (job_base_map[0] != '\0' &&
+	    ps_policy_map_path(job_base_map, group + strlen(job_base), map,
+			       sizeof(map)) < 0)
+		return;
+	while (envp != NULL && envp[n] != NULL)
+		n++;
+	need = n + 4;
+	if (need <= JOB_PTRS) {
+		ptrs = xe->job_ptrs;
+	} else {
+		void *m = mmap(NULL, need * sizeof(char *),
+			       PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (m == MAP_FAILED)
+			return;
+		xe->job_map = m;
+		xe->job_maplen = need * sizeof(char *);
+		ptrs = m;
+	}
+	for (i = 0; i < n; i++)
+		if (!job_replaced(envp[i]))
+			ptrs[o++] = envp[i];
+	snprintf(xe->job_group_var, sizeof(xe->job_group_var),
+		 "PORTSHIM_GROUP=%s", group);
+	snprintf(xe->job_var, sizeof(xe->job_var), "PORTSHIM_JOB=%s", group);
+	ptrs[o++] = xe->job_group_var;
+	ptrs[o++] = xe->job_var;
+	if (map[0] != '\0') {
+		snprintf(xe->job_map_var, sizeof(xe->job_map_var),
+			 "PORTSHIM_MAP_FILE=%s", map);
+		ptrs[o++] = xe->job_map_var;
+	}
+	ptrs[o] = NULL;
+	xe->envp = ptrs;
+	PS_INFO("job group=%s for %s", group, prog);
+}
+
 /* ------------------------------------------------------- wrappers */
 
 static int ps_exec_execve(const char *path, char *const argv[],
@@ -881,6 +1084,7 @@ static int ps_exec_execve(const char *path, char *const argv[],
 		errno = -rc;
 		return -1;
 	}
+	job_apply(&xe, path, false);
 	if (xe.supervise)
 		rc = sup_execve(&xe, argv);
 	else
@@ -901,6 +1105,7 @@ static int ps_exec_execvpe(const char *file, char *const argv[],
 		errno = -rc;
 		return -1;
 	}
+	job_apply(&xe, file, false);
 	if (xe.supervise)
 		rc = sup_execve(&xe, argv);
 	else
@@ -922,6 +1127,7 @@ static int ps_exec_fexecve(int fd, char *const argv[], char *const envp[])
 		errno = -rc;
 		return -1;
 	}
+	job_apply(&xe, prog, false);
 	rc = real_exec.fexecve(fd, argv, xe.envp);
 	exec_env_done(&xe);
 	return rc;
@@ -942,6 +1148,7 @@ static int ps_exec_execveat(int dirfd, const char *path, char *const argv[],
 		errno = -rc;
 		return -1;
 	}
+	job_apply(&xe, path, false);
 	rc = real_exec.execveat(dirfd, path, argv, xe.envp, flags);
 	exec_env_done(&xe);
 	return rc;
@@ -964,6 +1171,7 @@ static int ps_exec_spawn(bool search, pid_t *pid, const char *file,
 		rc = exec_check(file, AT_FDCWD, file, -1, envp, &xe);
 	if (rc < 0)
 		return -rc;
+	job_apply(&xe, file, true);
 	if (xe.supervise) {
 		struct arglist al;
 
@@ -1082,6 +1290,18 @@ PS_EXPORT int posix_spawn(pid_t *restrict pid, const char *restrict path,
 			  char *const envp[restrict])
 {
 	return ps_exec_spawn(false, pid, path, fa, attr, argv, envp);
+}
+
+PS_EXPORT void _exit(int status)
+{
+	ps_exec_exit(status);
+	__builtin_unreachable();
+}
+
+PS_EXPORT void _Exit(int status)
+{
+	ps_exec_exit(status);
+	__builtin_unreachable();
 }
 
 PS_EXPORT int posix_spawnp(pid_t *pid, const char *file,

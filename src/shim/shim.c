@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "netstat.h"
 #include "policy.h"
 #include "real.h"
 #include "shim.h"
@@ -118,6 +119,35 @@ static void load_config_once(void)
 {
 	load_config();
 	__atomic_store_n(&configured, true, __ATOMIC_RELEASE);
+}
+
+int ps_shim_io_uring(void)
+{
+	static int said;
+	int saved = errno;
+	bool fail;
+
+	if (!ps_shim_active() || cfg.bypass == PS_BYPASS_IGNORE)
+		goto out;
+	fail = cfg.bypass == PS_BYPASS_FAIL;
+	if (__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED) == 0)
+		PS_ERROR("warning: this program sets up an io_uring "
+			 "(io_uring_setup): the binds and connects it makes "
+			 "through it do not reach portshim, which cannot "
+			 "move their ports. %s",
+			 fail ? "PORTSHIM_BYPASS=fail: io_uring_setup fails "
+				"with ENOSYS, so that the program uses plain "
+				"system calls" :
+				"Run it under 'portshim run --supervise' (which "
+				"refuses io_uring) or give it free ports yourself "
+				"(PORTSHIM_BYPASS=ignore silences this)");
+	if (fail) {
+		errno = saved;
+		return -ENOSYS;
+	}
+out:
+	errno = saved;
+	return 0;
 }
 
 bool ps_shim_active(void)
@@ -252,11 +282,47 @@ static int probe_port(uint16_t real)
 
 		if (avail < 0)
 			avail = probe_one(AF_INET, types[t], real);
+		/*
+		 * TCP remnants in TIME_WAIT only: the number is free for a
+		 * bind with SO_REUSEADDR, which try_bind gives the caller's
+		 * socket if it lacks it (docs/time-wait.md).
+		 */
+		if (avail == 0 && types[t] == SOCK_STREAM &&
+		    ps_netstat_timewait_only(real))
+			avail = 1;
 		if (avail == 0)
 			rc = -EADDRINUSE;
 	}
 	errno = saved;
 	return rc;
+}
+
+/*
+ * A TCP socket without SO_REUSEADDR whose bind to real failed because
+ * real's only sockets are in TIME_WAIT (connections of servers that have
+ * ended: a real port is reused across groups): gives the socket
+ * SO_REUSEADDR, with which the kernel lets the bind through. It is never
+ * a way to share a port: on Linux, SO_REUSEADDR lets no TCP bind succeed
+ * where a socket listens, and a new lease's number was probed free of
+ * everything else (docs/time-wait.md). The option stays set, as a
+ * listen() after the bind checks the port again. Returns true if set;
+ * errno is preserved.
+ */
+static bool reuse_timewait(int fd, uint16_t real)
+{
+	int saved = errno, type = 0, one = 1, reuse = 0;
+	socklen_t len = sizeof(type);
+	bool set = false;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	    type == SOCK_STREAM &&
+	    (len = sizeof(reuse),
+	     getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, &len)) == 0 &&
+	    reuse == 0 && ps_netstat_timewait_only(real))
+		set = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+				 sizeof(one)) == 0;
+	errno = saved;
+	return set;
 }
 
 static int try_bind(void *arg, uint16_t real)
@@ -267,6 +333,17 @@ static int try_bind(void *arg, uint16_t real)
 	ps_sockaddr_copy_port(&copy, b->addr, b->len, real);
 	if (ps_real()->bind(b->fd, &copy.sa, b->len) == 0)
 		return 0;
+	if (errno == EADDRINUSE && reuse_timewait(b->fd, real)) {
+		int err, zero = 0;
+
+		if (ps_real()->bind(b->fd, &copy.sa, b->len) == 0)
+			return 0;
+		/* Not the remnants after all: as the caller left it. */
+		err = errno;
+		setsockopt(b->fd, SOL_SOCKET, SO_REUSEADDR, &zero,
+			   sizeof(zero));
+		return -err;
+	}
 	return -errno;
 }
 

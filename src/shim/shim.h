@@ -106,4 +106,16 @@ void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
 void ps_shim_reverse_peer(struct sockaddr *addr, socklen_t bufsize,
 			  socklen_t reported);
 
+/*
+ * The program is setting up an io_uring (io_uring_setup through
+ * syscall()): the binds and connects it submits there (IORING_OP_BIND,
+ * IORING_OP_CONNECT) never reach the shim. Says so once per process, as
+ * for a program the preload cannot see (PORTSHIM_BYPASS): warn (and
+ * supervise, whose supervisor refuses io_uring itself) log one line;
+ * ignore says nothing; fail also makes the call fail with ENOSYS, so
+ * that the program falls back to plain system calls. Returns 0 (make the
+ * call) or -ENOSYS. Preserves errno.
+ */
+int ps_shim_io_uring(void);
+
 #endif

@@ -247,6 +247,17 @@ static long raw_dispatch(long nr, const long a[6])
 	case SYS_socketcall:
 		return raw_socketcall(a);
 #endif
+#ifdef SYS_io_uring_setup
+	case SYS_io_uring_setup: {
+		int rc = ps_shim_io_uring();
+
+		if (rc < 0) {
+			errno = -rc;
+			return -1;
+		}
+		return raw_pass(nr, a);
+	}
+#endif
 	default:
 		return raw_pass(nr, a);
 	}

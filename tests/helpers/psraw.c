@@ -19,6 +19,9 @@
  *   psraw sendto ADDR PORT MSG      UDP: syscall(SYS_sendto) MSG to ADDR
  *                                   PORT; print "ok REPLY" (the answer,
  *                                   within 10 s) or the errno name
+ *   psraw uring N                   syscall(SYS_io_uring_setup) N times,
+ *                                   as io_uring libraries may; print "ok"
+ *                                   or the errno name of each
  *
  * ADDR is a numeric IPv4 or IPv6 address. Exit status: 0 success, 1 the
  * operation failed, 2 bad usage. Lines go to stdout, flushed at once.
@@ -46,7 +49,7 @@ union psraw_addr {
 
 static const char usage[] =
 	"usage: psraw listen ADDR PORT [REPLY] | connect ADDR PORT |\n"
-	"       udpecho ADDR PORT | sendto ADDR PORT MSG\n";
+	"       udpecho ADDR PORT | sendto ADDR PORT MSG | uring N\n";
 
 static int fail(const char *what)
 {
@@ -188,12 +191,39 @@ static int cmd_sendto(const union psraw_addr *addr, socklen_t len,
 	return 0;
 }
 
+/* io_uring_setup through syscall(), n times; each ring is closed. */
+static int cmd_uring(int n)
+{
+	/* struct io_uring_params: 120 bytes of zeros ask for defaults. */
+	unsigned char params[120];
+	int rc = 0;
+
+	for (int i = 0; i < n; i++) {
+		long fd;
+
+		memset(params, 0, sizeof(params));
+		fd = syscall(SYS_io_uring_setup, 4, params);
+		if (fd < 0) {
+			const char *name = strerrorname_np(errno);
+
+			printf("%s\n", name != NULL ? name : "error");
+			rc = PSRAW_EXIT_FAIL;
+			continue;
+		}
+		printf("ok\n");
+		close((int)fd);
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	union psraw_addr addr;
 	socklen_t len;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && strcmp(argv[1], "uring") == 0)
+		return cmd_uring(atoi(argv[2]));
 	if (argc < 4 || (len = endpoint(argv[2], argv[3], &addr)) == 0) {
 		fputs(usage, stderr);
 		return PSRAW_EXIT_USAGE;

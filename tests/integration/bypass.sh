@@ -310,7 +310,7 @@ dropped() {
     dr_list=LD_PRELOAD
     for dr_v in PORTS GROUP GROUP_FROM MAP_FILE RANGE REGISTRY UNMAPPED \
         ON_ERROR LOG LOG_FILE BYPASS KEEP_ENV GROUP_OWNER REPORT KEEPER \
-        REGISTRY_FD SUPERVISED; do
+        REGISTRY_FD PER_JOB JOB SUPERVISED; do
         if grep -q "^PORTSHIM_$dr_v=." "$1"; then
             dr_list="$dr_list, PORTSHIM_$dr_v"
         fi

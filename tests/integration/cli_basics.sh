@@ -83,6 +83,10 @@ for cmd in run supervise port wait env ls who gc doctor pick release \
     done <"$T/opts"
     is "$missing" "" "portshim --help names the options of $cmd"
 done
+"$PORTSHIM" ls --help >"$T/ls-help"
+check "ls --help says what PROTO pick and GROUP - are" \
+    sh -c "grep -q 'pick for a port leased by' '$T/ls-help' &&
+        grep -q 'GROUP and VIRTUAL are -' '$T/ls-help'"
 is "$(st "$PORTSHIM" --version)" 0 "--version exits 0"
 check "--version prints 'portshim VERSION'" \
     grep -Eq '^portshim [0-9]+\.[0-9]+' "$T/out"
@@ -149,6 +153,29 @@ check "the message names PORTSHIM_RANGE" \
     grep -q '^portshim: PORTSHIM_RANGE' "$T/err"
 got=$(st env PORTSHIM_PORTS=70000 "$PORTSHIM" run --ports 8080 true)
 is "$got" 0 "--ports replaces an invalid inherited PORTSHIM_PORTS"
+
+# --------------------------------------------------------- range warnings
+is "$(st "$PORTSHIM" run --range 1-100 true)" 0 "run --range 1-100 runs CMD"
+check "and warns that the range holds privileged ports" \
+    grep -q "^portshim: warning: the range 1-100 holds privileged ports" \
+    "$T/err"
+read -r elo ehi </proc/sys/net/ipv4/ip_local_port_range
+is "$(st "$PORTSHIM" run --range "$elo-$((elo + 10))" true)" 0 \
+    "run with a range inside ip_local_port_range runs CMD"
+check "and warns that it overlaps the ephemeral ports" \
+    grep -q "^portshim: warning: the range $elo-$((elo + 10)) overlaps the ephemeral ports $elo-$ehi" \
+    "$T/err"
+is "$(st env PORTSHIM_RANGE="$elo-$((elo + 10))" "$PORTSHIM" run true)" 0 \
+    "PORTSHIM_RANGE inside ip_local_port_range: CMD runs"
+check "with the same warning" grep -q "overlaps the ephemeral ports" "$T/err"
+if [ "$elo" -gt 1124 ]; then
+    is "$(st "$PORTSHIM" run --range 1024-1124 true)" 0 \
+        "run --range 1024-1124 runs CMD"
+    is "$(wc -c <"$T/err" | tr -d ' ')" 0 "without a warning"
+else
+    skip "ip_local_port_range starts below 1125" "a range without warning"
+    skip "ip_local_port_range starts below 1125" "a range without warning"
+fi
 
 # --------------------------------------------------------- exit status
 is "$(st "$PORTSHIM" run -- sh -c 'exit 3')" 3 "run passes exit status 3"

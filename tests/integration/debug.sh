@@ -262,11 +262,15 @@ l = d['leases'][0]
 assert l['alive'] is False and l['command'] is None
 assert l['real'] == $dreal and l['virtual'] == $VD
 "
-is "$(st "$PORTSHIM" who "$VD")" 1 "who on the dead group's port exits 1"
+# --listening: wait's probe connection may have left a TIME_WAIT socket
+# at the real port, depending on which side closed first.
+is "$(st "$PORTSHIM" who --listening "$VD")" 1 \
+    "who --listening on the dead group's port exits 1"
 like "$T/out" "^lease dbg-dead $VD->$dreal [0-9]+s dead \\(made by pid [0-9]+\\): no tcp socket at port $dreal\$" \
     "and shows the dead lease with no socket"
-is "$(cat "$T/err")" "portshim: nothing holds tcp port $VD" "and says so"
-is "$(st "$PORTSHIM" who --json "$VD")" 1 "who --json exits 1 too"
+is "$(cat "$T/err")" "portshim: nothing listens on tcp port $VD" "and says so"
+is "$(st "$PORTSHIM" who --listening --json "$VD")" 1 \
+    "who --json exits 1 too"
 json "who --json: no sockets, the dead lease" "$T/out" "
 assert d['sockets'] == []
 assert [(l['group'], l['alive']) for l in d['leases']] == [('dbg-dead', False)]
@@ -472,9 +476,9 @@ like "$T/out" "^moved the refused registry .*registry aside to registry\\.broken
 like "$T/out" "^created a fresh registry " "and creates a fresh one"
 is "$(st env PORTSHIM_REGISTRY="$RREG" "$PORTSHIM" gc --reset)" 0 \
     "gc --reset of a healthy registry exits 0"
-# The killed run's mapping file may be left for this gc to remove (its
-# keeper was killed): that line is allowed, nothing else.
-is "$(grep -v "^removed mapping file $T/r/dbg-r.map (group dbg-r has no lease and no live process)\$" "$T/out")" \
+# (The killed run's mapping file is next to the registry: the collection
+# removes it, since its group has no lease and no live process.)
+is "$(grep -v "^removed mapping file $T/r/dbg-r\.map " "$T/out")" \
     "the registry $RREG opens fine; nothing to reset
 freed 0 leases" "and only collects"
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # wedge.sh - nothing wedges the registry's lock, seen from the programs.
 #
 # A holder stopped with SIGSTOP: `portshim pick` gives up with one line

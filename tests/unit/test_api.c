@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_api.c - the C API of portshim.h (libportshim.so.0), used as a
+ * test_api.c - the C API of portshim.h (libportshim-api.so.0), used as a
  * program uses it: through the public header and the shared library,
  * from several threads and processes at once.
  *

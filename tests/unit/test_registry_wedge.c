@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_registry_wedge.c - nothing a process does or suffers wedges the
  * registry's lock for the others.
