@@ -625,6 +625,8 @@ static void tx_end(struct ps_registry *reg)
 	h->seq++;
 }
 
+unsigned long ps_registry_unlink_steps;
+
 /* Removes port from the chain starting at *head (linked through off). */
 static void chain_unlink(struct ps_registry *reg, uint32_t *head,
 			 size_t off, uint32_t port)
@@ -633,6 +635,8 @@ static void chain_unlink(struct ps_registry *reg, uint32_t *head,
 
 	for (uint32_t n = 0; n < PS_REG_NPORTS && *link; n++) {
 		uint32_t p = *link;
+
+		ps_registry_unlink_steps++;
 
 		if (p >= PS_REG_NPORTS)
 			break;	/* corrupt: repair will rebuild */

@@ -343,6 +343,13 @@ size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
  */
 int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err);
 
+/*
+ * Links followed by this process to unlink leases from their chains, a
+ * measure of the work of freeing (tests compare it with the number of
+ * leases freed). Not synchronised: a statistic.
+ */
+extern unsigned long ps_registry_unlink_steps;
+
 /* Size of the registry file for this layout version. */
 size_t ps_registry_file_size(void);
 

@@ -338,8 +338,20 @@ int ps_reglock_release_dead(pthread_mutex_t *m,
 	uint32_t expect = h->word;
 	uint32_t dead = (h->word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
 
-	if ((h->kind != PS_HOLDER_GONE && h->kind != PS_HOLDER_STRANGER) ||
-	    h->tid == 0 || (h->word & FUTEX_OWNER_DIED))
+	/*
+	 * A word with the waiters bit and no owner (left by a process
+	 * killed inside the C library's lock or unlock path with no robust
+	 * list to finish it) can never be taken: glibc only takes a word
+	 * of 0 or one marked dead. Nobody holds it; what its last holder
+	 * left is unknown, so it is marked dead too: the next taker
+	 * repairs the table.
+	 */
+	if (h->kind == PS_HOLDER_NONE && h->word != 0 &&
+	    (h->word & (FUTEX_TID_MASK | FUTEX_OWNER_DIED)) == 0)
+		dead = h->word | FUTEX_OWNER_DIED;
+	else if ((h->kind != PS_HOLDER_GONE &&
+		  h->kind != PS_HOLDER_STRANGER) ||
+		 h->tid == 0 || (h->word & FUTEX_OWNER_DIED))
 		return -EAGAIN;
 	if (!__atomic_compare_exchange_n(lock_word(m), &expect, dead, false,
 					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
@@ -379,8 +391,9 @@ void ps_reglock_describe(const struct ps_lock_holder *h, char *buf,
 					  ", running";
 		break;
 	default:
-		state = "";
-		break;
+		snprintf(buf, len, "nobody it can name (lock word %#x)",
+			 (unsigned)h->word);
+		return;
 	}
 	snprintf(buf, len, "%s%s", who, state);
 }
@@ -425,8 +438,7 @@ int ps_reglock_acquire(pthread_mutex_t *m, const uint64_t *gen,
 				if (ps_reglock_release_dead(m, h) == 0) {
 					t0 = now;
 					stuck = 0;
-				} else if (now - t0 >= timeout_ms &&
-					   h->kind != PS_HOLDER_NONE) {
+				} else if (now - t0 >= timeout_ms) {
 					return -ETIMEDOUT;
 				}
 			}

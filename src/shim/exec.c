@@ -435,7 +435,12 @@ __attribute__((destructor)) static void job_fini(void)
 
 	if (job_leader && !done && (uint32_t)getpid() == job_self.pid) {
 		done = true;
-		ps_job_release(job_registry, job_group, &job_self, job_map);
+		/* A group that never got a lease has no mapping file: most
+		 * jobs (a make's $(shell ...), a compiler) end here, without
+		 * opening the registry. */
+		if (job_map[0] == '\0' || access(job_map, F_OK) == 0)
+			ps_job_release(job_registry, job_group, &job_self,
+				       job_map);
 	}
 	errno = saved;
 }

@@ -33,8 +33,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -745,6 +748,291 @@ static void test_crash_random_kills(void **state)
 	assert_true(in_tx > 0);
 }
 
+/* ------------------------------------- random deaths, clones and vforks */
+
+/* Counters shared by the test and every child (an anonymous shared page). */
+struct clone_stats {
+	unsigned long refused_clone;	/* raw clone child: lock refused */
+	unsigned long refused_vfork;	/* vfork child: lock refused */
+	unsigned long taken_clone;	/* raw clone child got it: must be 0 */
+	unsigned long taken_vfork;	/* vfork child got it: must be 0 */
+	unsigned long old_clone;	/* raw clone child took the mutex itself */
+	unsigned long old_vfork;	/* vfork child took the mutex itself */
+	pid_t vfork_child;		/* the latest vfork child of the family */
+};
+
+static struct clone_stats *cst;
+
+static void bump(unsigned long *c)
+{
+	__atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+static pid_t raw_clone(void)
+{
+	return (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/*
+ * A raw clone child that takes the mutex behind the registry's back, as
+ * an older program would: in its parent's name, with no robust list.
+ * It changes nothing in the table (it could not repair it); on
+ * EOWNERDEAD it keeps the lock, as a careless program would.
+ */
+static void old_style_locker(pthread_mutex_t *m, unsigned seed)
+{
+	srandom(seed);
+	for (;;) {
+		int rc = pthread_mutex_lock(m);
+
+		if (rc == EOWNERDEAD || rc == ENOTRECOVERABLE)
+			for (;;)
+				pause();
+		if (rc == 0) {
+			bump(&cst->old_clone);
+			usleep((useconds_t)(random() % 200));
+			pthread_mutex_unlock(m);
+		}
+		usleep((useconds_t)(random() % 300));
+	}
+}
+
+/* A raw clone child that asks the registry for the lock: refused. */
+static void new_style_asker(struct ps_registry *reg)
+{
+	for (;;) {
+		struct ps_reg_guard g;
+		int rc = ps_registry_lock(reg, &g);
+
+		if (rc == 0) {
+			bump(&cst->taken_clone);
+			ps_registry_unlock(reg, &g);
+		} else if (rc == -ENOLCK) {
+			bump(&cst->refused_clone);
+		}
+		usleep(100);
+	}
+}
+
+/*
+ * The family: a process that starts the two raw clone children above and
+ * then makes vfork children in a loop, each asking for the lock (refused)
+ * or, one time in four, taking the mutex itself in its parent's name.
+ * Reports the two clone children's pids through ready.
+ */
+static int clone_family(void *arg, int ready)
+{
+	static struct ps_registry mine;
+	unsigned seed = *(unsigned *)arg;
+	pid_t kids[2];
+
+	if (ps_registry_open(&mine, fx.path, NULL) != 0)
+		return 2;
+	kids[0] = raw_clone();
+	if (kids[0] == 0)
+		old_style_locker(&mine.hdr->lock.mutex, seed);
+	kids[1] = raw_clone();
+	if (kids[1] == 0)
+		new_style_asker(&mine);
+	if (kids[0] < 0 || kids[1] < 0 ||
+	    write(ready, kids, sizeof(kids)) != sizeof(kids))
+		return 3;
+	srandom(seed + 1);
+	for (;;) {
+		bool old = random() % 4 == 0;
+		useconds_t nap = (useconds_t)(random() % 200);
+		pid_t pid = vfork();
+
+		if (pid == 0) {
+			struct ps_reg_guard g;
+			int rc;
+
+			cst->vfork_child = getpid();
+			if (old) {
+				rc = pthread_mutex_lock(&mine.hdr->lock.mutex);
+				if (rc == 0) {
+					bump(&cst->old_vfork);
+					usleep(nap);
+					pthread_mutex_unlock(
+						&mine.hdr->lock.mutex);
+				}
+				_exit(0);
+			}
+			rc = ps_registry_lock(&mine, &g);
+			if (rc == 0) {
+				bump(&cst->taken_vfork);
+				ps_registry_unlock(&mine, &g);
+			} else if (rc == -ENOLCK) {
+				bump(&cst->refused_vfork);
+			}
+			_exit(0);
+		}
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		usleep(nap);
+	}
+	return 0;
+}
+
+/* The parent of pid, from /proc (0 if it is gone). */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL)
+		sscanf(p + 1, " %*c %d", &ppid);
+	fclose(f);
+	return (pid_t)ppid;
+}
+
+/* Waits for pid (ours, or reparented to us: we are a subreaper). */
+static void reap(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+/*
+ * At least PS_CRASH_CLONE_KILLS (default 500) SIGKILLs, in rounds: two
+ * churning children, a family with a raw clone child that takes the mutex
+ * itself (no robust list, its parent's thread id), a raw clone child and
+ * vfork children that ask the registry for the lock, all killed at random
+ * moments and in random order. After each round the test takes the lock
+ * within the bound (no wedge), checks every invariant and that each lease
+ * is its maker's (no port in two leases, no (group, vport) twice).
+ */
+static void test_crash_clone_kills(void **state)
+{
+	unsigned long kills = env_ul("PS_CRASH_CLONE_KILLS",
+				     under_valgrind() ? 100 : 500);
+	unsigned seed = (unsigned)env_ul("PS_CRASH_SEED",
+					 (unsigned long)time(NULL));
+	unsigned long done = 0, rounds = 0, in_lock = 0, released = 0;
+	unsigned long by[4] = { 0 };	/* churn, old clone, asker, vfork */
+	static pid_t owners[4096];
+	double t0 = fx_now();
+	int idx = 0;
+
+	(void)state;
+	cst = mmap(NULL, sizeof(*cst), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(cst != MAP_FAILED);
+	memset(cst, 0, sizeof(*cst));
+	fx.reg.lock_timeout_ms = 30000;
+	srandom(seed);
+	fprintf(stderr, "# clone kills: seed %u (PS_CRASH_SEED)\n", seed);
+	while (done < kills && idx + 2 < (int)(sizeof(owners) /
+					       sizeof(owners[0]))) {
+		pid_t victims[6], kids[2], family, vchild;
+		int kind[6], n = 0, a = idx++, b = idx++;
+		unsigned fseed = seed + (unsigned)(3 * a);
+		struct ps_reg_guard g;
+		uint32_t rec, w;
+
+		owners[a] = start_churn(a, seed + (unsigned)a);
+		owners[b] = start_churn(b, seed + (unsigned)b);
+		family = fx_holder(clone_family, &fseed, kids, sizeof(kids));
+		usleep((useconds_t)(random() % 3000));
+		vchild = __atomic_load_n(&cst->vfork_child, __ATOMIC_RELAXED);
+		victims[n] = owners[a], kind[n++] = 0;
+		victims[n] = owners[b], kind[n++] = 0;
+		victims[n] = kids[0], kind[n++] = 1;
+		victims[n] = kids[1], kind[n++] = 2;
+		victims[n] = family, kind[n++] = 3;
+		/* Shuffle: the order of deaths is part of the test. */
+		for (int i = n - 1; i > 0; i--) {
+			int j = (int)(random() % (i + 1)), t = kind[i];
+			pid_t v = victims[i];
+
+			victims[i] = victims[j], victims[j] = v;
+			kind[i] = kind[j], kind[j] = t;
+		}
+		for (int i = 0; i < n; i++) {
+			/* A vfork child of the family, if one is running. */
+			if (kind[i] == 3 && vchild > 0 &&
+			    parent_of(vchild) == family &&
+			    kill(vchild, SIGKILL) == 0) {
+				done++;
+				by[3]++;
+			}
+			assert_return_code(kill(victims[i], SIGKILL), errno);
+			done++;
+			by[kind[i]]++;
+			usleep((useconds_t)(random() % 300));
+		}
+		/* The family first: its raw clone children come to us. */
+		reap(family);
+		reap(owners[a]);
+		reap(owners[b]);
+		reap(kids[0]);
+		reap(kids[1]);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;	/* a vfork child that outlived its parent */
+
+		/* Nobody runs now. What did the dead leave in the word? */
+		w = __atomic_load_n((uint32_t *)(void *)&fx.reg.hdr->lock.mutex,
+				    __ATOMIC_RELAXED);
+		if ((w & FUTEX_TID_MASK) != 0 && !(w & FUTEX_OWNER_DIED))
+			released++;	/* no robust list released it */
+		rec = fx.reg.hdr->recoveries;
+		{
+			int rc = ps_registry_lock(&fx.reg, &g);
+			char why[320];
+
+			if (rc != 0)
+				fail_msg("round %lu: wedged: %s", rounds,
+					 ps_registry_strerror(&fx.reg, &g, rc,
+							      why,
+							      sizeof(why)));
+		}
+		in_lock += fx.reg.hdr->recoveries - rec;
+		fx_check(&fx.reg);
+		for (uint32_t p = RLO; p <= RHI; p++) {
+			const struct ps_lease *l = ps_registry_at(&fx.reg,
+								  (uint16_t)p);
+			int owner;
+
+			if (l == NULL)
+				continue;
+			assert_int_equal(sscanf(l->group, "c%d", &owner), 1);
+			assert_in_range(owner, 0, idx - 1);
+			assert_int_equal(l->maker.pid, owners[owner]);
+			assert_ptr_equal(ps_registry_find(&fx.reg, l->group,
+							  l->vport), l);
+		}
+		ps_registry_unlock(&fx.reg, &g);
+		rounds++;
+	}
+	fprintf(stderr,
+		"# clone kills: %lu SIGKILLs in %lu rounds in %.1f s (%lu of"
+		" churning children, %lu of raw clone children holding the"
+		" mutex themselves, %lu of raw clone children asking, %lu of"
+		" vfork families and children); %lu rounds ended with the lock"
+		" held by a dead process without a robust list, released;"
+		" %lu recoveries; 0 wedges; raw clone asks refused %lu, taken"
+		" %lu; vfork asks refused %lu, taken %lu; mutex taken behind"
+		" the registry's back by raw clone children %lu, vfork"
+		" children %lu\n",
+		done, rounds, fx_now() - t0, by[0], by[1], by[2], by[3],
+		released, in_lock, cst->refused_clone, cst->taken_clone,
+		cst->refused_vfork, cst->taken_vfork, cst->old_clone,
+		cst->old_vfork);
+	assert_true(done >= kills);
+	assert_int_equal(cst->taken_clone, 0);
+	assert_int_equal(cst->taken_vfork, 0);
+	assert_true(cst->refused_clone > 0);
+	assert_true(cst->refused_vfork > 0);
+	munmap(cst, sizeof(*cst));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -759,11 +1047,14 @@ int main(void)
 		T(test_crash_during_repair),
 		T(test_crash_exec_while_holding),
 		T(test_crash_random_kills),
+		T(test_crash_clone_kills),
 #undef T
 	};
 
 	/* PS_TEST_FILTER=pattern runs only the matching tests. */
 	if (getenv("PS_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("PS_TEST_FILTER"));
+	/* Raw clone children whose parent is killed come back to be reaped. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
