@@ -222,7 +222,10 @@ struct ps_cli_lease {
 	uint16_t real;
 	bool alive;		/* holder lives, time not run out */
 	uint64_t age_s;
-	char cmd[PS_CLI_CMD_MAX]; /* the maker's command, "-" if gone */
+	/* The maker, or when it is gone, the process holding the lease's
+	 * socket now (a daemon that made it before it forked). */
+	pid_t pid;
+	char cmd[PS_CLI_CMD_MAX]; /* pid's command, "-" if none */
 };
 
 /* Fills in alive, age_s and cmd (reads /proc; no lock needed). */

@@ -16,8 +16,9 @@
 static const char ls_help[] =
 "Usage: portshim ls [--group G] [--json]\n"
 "List the leases of the registry: group, protocols, virtual port, real\n"
-"port, pid that made the lease, whether the lease is alive, its age and\n"
-"the command of the process that made it.\n"
+"port, pid that made the lease (or, when it is gone, that holds the\n"
+"lease's socket now: a daemon), whether the lease is alive, its age and\n"
+"that process's command.\n"
 "\n"
 "  -g, --group G     only group G and the worker groups derived from it\n"
 "                    (G.<suffix>, see PORTSHIM_GROUP_FROM)\n"
@@ -142,7 +143,7 @@ static void ls_cells_fill(const struct ps_cli_lease *r, struct ls_cells *c)
 	else
 		snprintf(c->vport, sizeof(c->vport), "%u", l->vport);
 	snprintf(c->real, sizeof(c->real), "%u", r->real);
-	snprintf(c->pid, sizeof(c->pid), "%u", l->maker.pid);
+	snprintf(c->pid, sizeof(c->pid), "%ld", (long)r->pid);
 	strcpy(c->alive, r->alive ? "yes" : "no");
 	ps_cli_format_age(r->age_s, c->age, sizeof(c->age));
 }

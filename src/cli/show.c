@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "netstat.h"
 #include "proc.h"
 
 /*
@@ -142,16 +143,30 @@ int ps_cli_lookup(struct ps_registry *reg, const char *group, uint16_t vport,
 void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns)
 {
 	const struct ps_lease *l = &v->lease;
+	struct ps_netstat_holder h;
 
 	v->alive = !ps_lease_dead(l, ps_boot_ns());
 	v->age_s = now_ns > l->created_ns ?
 		   (now_ns - l->created_ns) / 1000000000u : 0;
 	/* Only a process with the same start time is the one that made the
 	 * lease: a reused pid would show a stranger's command line. */
-	if (l->maker.pid != 0 && ps_proc_alive(&l->maker) == 1)
+	v->pid = (pid_t)l->maker.pid;
+	if (l->maker.pid != 0 && ps_proc_alive(&l->maker) == 1) {
 		ps_proc_cmdline((pid_t)l->maker.pid, v->cmd, sizeof(v->cmd));
-	else
-		strcpy(v->cmd, "-");
+		return;
+	}
+	strcpy(v->cmd, "-");
+	/*
+	 * The maker is gone but the group lives: a daemon made the lease
+	 * before it forked (nginx, pg_ctl). Show the process that holds the
+	 * lease's socket now.
+	 */
+	if (v->alive && l->kind == PS_KIND_GROUP && l->protos != 0 &&
+	    ps_netstat_holder(l->protos & PS_PROTO_BIT(PS_TCP) ? PS_TCP :
+			      PS_UDP, v->real, &h) == 0 && h.pid > 0) {
+		v->pid = h.pid;
+		ps_proc_cmdline(h.pid, v->cmd, sizeof(v->cmd));
+	}
 }
 
 void ps_cli_format_age(uint64_t s, char *buf, size_t len)
@@ -189,11 +204,13 @@ void ps_cli_json_lease(const struct ps_cli_lease *v)
 		printf(",\"virtual\":null");
 	else
 		printf(",\"virtual\":%u", l->vport);
-	printf(",\"real\":%u,\"pid\":%u,\"holder_pid\":%u"
-	       ",\"alive\":%s,\"age_seconds\":%llu,\"command\":",
-	       v->real, l->maker.pid, l->holder.pid,
+	printf(",\"real\":%u,\"pid\":%u,\"process\":%ld,"
+	       "\"holder_pid\":%u,\"alive\":%s,\"age_seconds\":%llu,"
+	       "\"command\":", v->real, l->maker.pid, (long)v->pid,
+	       l->holder.pid,
 	       v->alive ? "true" : "false", (unsigned long long)v->age_s);
-	/* null: the process that made the lease is gone. */
+	/* null: the process that made the lease is gone, and no process
+	 * is seen holding its socket. */
 	if (strcmp(v->cmd, "-") == 0)
 		fputs("null", stdout);
 	else
