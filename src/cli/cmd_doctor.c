@@ -114,9 +114,50 @@ static void doctor_loader(const struct ps_inspect *in, const char *subj)
 	}
 }
 
+/*
+ * For a script whose "#!" line runs env(1) ("#!/usr/bin/env python3", as
+ * pyenv's and many others' shims do), the program env runs: its first
+ * operand that is neither an option nor a NAME=VALUE, into name. Returns
+ * true if there is one.
+ */
+static bool doctor_env_target(const char *script, const char *interp,
+			      char *name, size_t len)
+{
+	char line[512], *tok, *save = NULL;
+	const char *base = strrchr(interp, '/');
+	bool first = true;
+	FILE *f;
+
+	if (strcmp(base != NULL ? base + 1 : interp, "env") != 0)
+		return false;
+	f = fopen(script, "re");
+	if (f == NULL)
+		return false;
+	if (fgets(line, sizeof(line), f) == NULL) {
+		fclose(f);
+		return false;
+	}
+	fclose(f);
+	for (tok = strtok_r(line + 2, " \t\n", &save); tok != NULL;
+	     tok = strtok_r(NULL, " \t\n", &save)) {
+		if (first) {	/* env itself */
+			first = false;
+			continue;
+		}
+		if (tok[0] == '-' || strchr(tok, '=') != NULL)
+			continue;
+		if (strlen(tok) >= len)
+			return false;
+		strcpy(name, tok);
+		return true;
+	}
+	return false;
+}
+
 static void doctor_cmd(const char *cmd)
 {
-	char path[PATH_MAX], subj[2 * PATH_MAX], phrase[PS_INSPECT_REASON_MAX];
+	char path[PATH_MAX], subj[3 * PATH_MAX], phrase[PS_INSPECT_REASON_MAX];
+	char name[PATH_MAX], real[PATH_MAX];
 	struct ps_inspect in;
 	int rc;
 
@@ -135,7 +176,14 @@ static void doctor_cmd(const char *cmd)
 		report("fail", "%s: cannot be read: %s", path, strerror(-rc));
 		return;
 	}
-	if ((in.flags & PS_INSPECT_F_SCRIPT) && in.interp[0] != '\0')
+	if ((in.flags & PS_INSPECT_F_SCRIPT) && in.interp[0] != '\0' &&
+	    doctor_env_target(path, in.interp, name, sizeof(name)) &&
+	    ps_inspect_which(name, getenv("PATH"), real, sizeof(real)) == 0 &&
+	    ps_inspect_path(AT_FDCWD, real, &in) == 0) {
+		/* The interpreter env finds in PATH is the one that runs. */
+		snprintf(subj, sizeof(subj), "%s runs under %s (found by "
+			 "/usr/bin/env in PATH), which", path, real);
+	} else if ((in.flags & PS_INSPECT_F_SCRIPT) && in.interp[0] != '\0')
 		snprintf(subj, sizeof(subj), "%s runs under %s, which", path,
 			 in.interp);
 	else

@@ -766,8 +766,9 @@ int ps_cli_run(int argc, char **argv)
 		run_print_config_errors(cfg_err);
 		return PS_EXIT_USAGE;
 	}
-	if (range != NULL || (getenv("PORTSHIM_RANGE") != NULL &&
-			      *getenv("PORTSHIM_RANGE") != '\0'))
+	/* --range is the user's choice of the moment (PORTSHIM_RANGE is
+	 * often set once for a whole suite; doctor checks it). */
+	if (range != NULL)
 		ps_cli_range_warnings(cfg.range_lo, cfg.range_hi);
 	/* PORTSHIM_BYPASS=supervise: supervise what the preload cannot see. */
 	if (!supervise && cfg.bypass == PS_BYPASS_SUPERVISE &&
