@@ -718,21 +718,16 @@ int ps_sv_task_get(struct ps_sv_targets *t, pid_t tid, int listener,
 		if ((*link)->tid != tid)
 			continue;
 		if (task_alive(*link)) {
-			task = *link;
 			/*
-			 * A privileged supervisor's peer may have dropped
-			 * privileges since (an unprivileged one's cannot
-			 * change its ids): from then on it is not a peer.
+			 * A peer that dropped privileges since keeps the
+			 * environment read while it had them: what a
+			 * privileged process wrote, not what it writes now
+			 * (environments are read once per thread and
+			 * image). Binds check its privileges at each call
+			 * (ps_sv_task_may_bind).
 			 */
-			if (task->peer && t->own_caps != 0 &&
-			    !is_peer(t, task->procfd)) {
-				rc = own_env(t, task->tgid, &task->env);
-				if (rc)
-					return rc;
-				task->peer = false;
-			}
-			ps_sv_task_hold(task);
-			*out = task;
+			ps_sv_task_hold(*link);
+			*out = *link;
 			return 0;
 		}
 		unlink_task(t, link);
