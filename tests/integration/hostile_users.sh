@@ -109,7 +109,7 @@ like "$T/err" "$SQ is owned by uid 65534, not by you" "naming the squatter"
 rm -rf "$SQ"
 
 # ------------------------------------- two users, one range of real ports
-P=$(free_port 47000 47900)
+P=$(free_port 29000 29400)
 R=$P-$((P + 2))
 # shellcheck disable=SC2016 # $1 and $2 are the inner sh's
 bg "$T/a.log" "$PORTSHIM" run --ports 8080 --range "$R" --group users-a \
