@@ -574,8 +574,44 @@ if command -v bash >/dev/null 2>&1; then
     is "$(complete_words wait --t)" "--timeout " "and a long option"
     is "$(complete_words ls --group dbg-)" "dbg-a dbg-m dbg-s dbg-u dbg-w " \
         "and groups from the registry"
+    # Only the options of the help's option lines, not words of its
+    # example ("./server --port").
+    is "$(complete_words pick --)" \
+        "--count --for --group --help --hold --tcp --udp " \
+        "pick's options, without the --port of its example"
 else
     skip "bash is not installed" "bash completion"
+fi
+
+# ------------------------------------------------ zsh completion
+ZCOMP=$PS_SRCDIR/contrib/zsh-completion/_portshim
+if command -v zsh >/dev/null 2>&1; then
+    check "the zsh completion parses" zsh -n "$ZCOMP"
+    # zcomplete WORDS...: what the zsh completion offers, with the
+    # completion system's builtins stubbed.
+    zcomplete() {
+        zsh -c '
+            _call_program() { shift; "$@"; }
+            compadd() {
+                if [[ $1 == -a ]]; then print -l -- ${(P)2}
+                else [[ $1 == -- ]] && shift; print -l -- "$@"; fi
+            }
+            _describe() { print -l -- ${(P)4}; }
+            _files() { :; }; _normal() { :; }; _command_names() { :; }
+            zc=$1; shift; words=("$@"); CURRENT=$#
+            . "$zc"
+        ' sh "$ZCOMP" "$PORTSHIM" "$@" | sort | tr "\n" " "
+    }
+    is "$(zcomplete who --)" "--help --json --listening --udp " \
+        "zsh: a command's options"
+    is "$(zcomplete pick --)" \
+        "--count --for --group --help --hold --tcp --udp " \
+        "zsh: pick's options, without the --port of its example"
+    # shellcheck disable=SC2046 # one word a line
+    is "$(printf '%s\n' $(zcomplete w) | grep -c -x -e env -e wait -e who)" \
+        3 "zsh: the commands"
+else
+    skip "zsh is not installed" "zsh completion"
 fi
 
 done_testing
