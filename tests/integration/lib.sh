@@ -326,10 +326,17 @@ map_real() {
         '$1 == p && $2 == v { print $3; exit }' "$1" 2>/dev/null || true
 }
 
-# wait_for_map FILE VPORT TIMEOUT: waits up to TIMEOUT seconds until the
-# mapping file shows a TCP real port for VPORT.
+# ps_net SECONDS: the bound of a wait for something that must happen:
+# SECONDS, but 60 at least. Such a bound is only a safety net against a
+# hang, and a loaded machine makes every step slower.
+ps_net() {
+    if [ "$1" -lt 60 ]; then echo 600; else echo $(($1 * 10)); fi
+}
+
+# wait_for_map FILE VPORT TIMEOUT: waits until the mapping file shows a
+# TCP real port for VPORT (TIMEOUT seconds, 60 at least: see ps_net).
 wait_for_map() {
-    ps_n=$(($3 * 10))
+    ps_n=$(ps_net "$3")
     while [ "$ps_n" -gt 0 ]; do
         [ -n "$(map_real "$1" tcp "$2")" ] && return 0
         sleep 0.1
@@ -356,11 +363,11 @@ listen_addrs() {
         /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-# wait_tcp HOST PORT TIMEOUT: waits up to TIMEOUT seconds until a TCP
-# connection to HOST:PORT succeeds (the connecting program is not under
-# the shim).
+# wait_tcp HOST PORT TIMEOUT: waits until a TCP connection to HOST:PORT
+# succeeds (the connecting program is not under the shim); TIMEOUT
+# seconds, 60 at least (see ps_net).
 wait_tcp() {
-    ps_n=$(($3 * 10))
+    ps_n=$(ps_net "$3")
     while [ "$ps_n" -gt 0 ]; do
         "$PSTCP" connect "$1" "$2" >/dev/null 2>&1 && return 0
         sleep 0.1
