@@ -239,18 +239,27 @@ check "without a diagnostic line" sh -c "! grep -q 'held by' '$T/err'"
 # ------------------------------------------------ a dead group's leases
 # A part of the range no other step reaches: a real port is reused over
 # TIME_WAIT remnants (docs/time-wait.md), and this step needs a port that
-# no connection has used yet, for who to find no socket at all.
+# no connection has used yet, for who to find no socket at all. For the
+# same reason its readiness is read from its mapping file and its
+# "listening" line, not by connecting (portshim wait's probe could leave
+# a TIME_WAIT socket at the real port).
 bg "$T/dead.log" "$PORTSHIM" run --ports "$VD" --group dbg-dead \
-    --range 27900-27999 -- "$PSTCP" listen 127.0.0.1 "$VD"
+    --range 27900-27999 --map "$T/dead.map" -- \
+    "$PSTCP" listen 127.0.0.1 "$VD"
 deadpid=$ps_last_pid
-dreal=$(capture "$PORTSHIM" wait --group dbg-dead --timeout 20 "$VD")
+n=600
+while [ "$n" -gt 0 ] && ! grep -q '^listening' "$T/dead.log"; do
+    sleep 0.1
+    n=$((n - 1))
+done
+dreal=$(map_real "$T/dead.map" tcp "$VD")
 [ -n "$dreal" ] || bail_out "the server of group dbg-dead did not start"
 # The leases' holder is the group's keeper, run's child.
 deadkeeper=$(pgrep -P "$deadpid" | head -n 1)
 kill -s KILL -- "-$deadpid"
-wait_exit "$deadpid" 10 || bail_out "the killed run did not end"
+wait_exit "$deadpid" 60 || bail_out "the killed run did not end"
 # The listener died with its process group; wait for its socket to go.
-n=50
+n=600
 while [ "$n" -gt 0 ] && listening "$dreal"; do
     sleep 0.1
     n=$((n - 1))
