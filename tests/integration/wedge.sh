@@ -65,22 +65,22 @@ HOLDER=$ps_last_pid
 wait_line "$T/hold.log" '^held ' || bail_out "the holder never held the lock"
 kill -STOP "$HOLDER"
 
-status=$(st env PORTSHIM_LOCK_TIMEOUT=0.5 $PORTSHIM pick)
+status=$(st env PORTSHIM_LOCK_TIMEOUT=0.5 "$PORTSHIM" pick)
 is "$status" 1 "pick gives up on a stopped holder (exit 1)"
 like "$T/err" "held by pid $HOLDER \\(psstress\\), stopped" \
     "its one line names the holder, its command and that it is stopped"
 diag "$(cat "$T/err")"
 
 # timeout's TERM ends a waiter; the KILL 20 s later would mean it hung.
-status=$(st env PORTSHIM_LOCK_TIMEOUT=600 timeout -k 20 2 $PORTSHIM pick)
+status=$(st env PORTSHIM_LOCK_TIMEOUT=600 timeout -k 20 2 "$PORTSHIM" pick)
 is "$status" 124 "a waiting pick is ended by SIGTERM (timeout 2 pick: 124)"
 
-timeout -k 5 "$GUARD" env PORTSHIM_LOCK_TIMEOUT=0.5 $PORTSHIM doctor \
+timeout -k 5 "$GUARD" env PORTSHIM_LOCK_TIMEOUT=0.5 "$PORTSHIM" doctor \
     >"$T/doctor" 2>&1 || true
 like "$T/doctor" "cannot take its lock: .*pid $HOLDER .*stopped" \
     "doctor reports the stopped holder and returns"
 
-status=$(st env PORTSHIM_LOCK_TIMEOUT=0.5 $PORTSHIM gc --reset)
+status=$(st env PORTSHIM_LOCK_TIMEOUT=0.5 "$PORTSHIM" gc --reset)
 is "$status" 1 "gc --reset refuses to take the lock from a live holder"
 like "$T/err" "pid $HOLDER" "gc --reset names the holder"
 if [ -f "$REG" ] && ! ls "$REG".broken.* >/dev/null 2>&1; then
@@ -91,23 +91,24 @@ fi
 kill -CONT "$HOLDER"
 kill_tree "$HOLDER"
 wait "$HOLDER" 2>/dev/null || true
-status=$(st $PORTSHIM pick --hold $$)
+status=$(st "$PORTSHIM" pick --hold $$)
 is "$status" 0 "once the holder is gone, pick works"
 
 # ----------------------------------------- a raw clone child's lock
 "$PSSTRESS" wedge "$REG" rawclone >"$T/raw" 2>&1 ||
     bail_out "could not wedge the registry: $(cat "$T/raw")"
+# shellcheck disable=SC2046 # two words: the pids
 set -- $(sed -n 's/^wedged //p' "$T/raw")
 PARENT=$1
 CHILD=$2
 kill -KILL "$CHILD"
 diag "lock taken by raw clone child $CHILD of $PARENT (exited), child killed"
-status=$(st env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM gc --reset)
+status=$(st env PORTSHIM_LOCK_TIMEOUT=5 "$PORTSHIM" gc --reset)
 is "$status" 0 "gc --reset works on a lock left by a dead raw clone child"
-timeout -k 5 "$GUARD" env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM doctor \
+timeout -k 5 "$GUARD" env PORTSHIM_LOCK_TIMEOUT=5 "$PORTSHIM" doctor \
     >"$T/doctor" 2>&1 || true
 like "$T/doctor" "registry .*: consistent" "doctor finds it consistent"
-status=$(st env PORTSHIM_LOCK_TIMEOUT=5 $PORTSHIM pick --hold $$)
+status=$(st env PORTSHIM_LOCK_TIMEOUT=5 "$PORTSHIM" pick --hold $$)
 is "$status" 0 "pick works"
 
 # ----------------------------------------------- a garbage mutex kind
@@ -117,9 +118,9 @@ status=$(st shim PORTSHIM_PORTS="$P" PORTSHIM_GROUP=w "$PSTCP" bind 127.0.0.1 "$
 is "$status" 1 "a tagged bind fails on a garbage mutex (no SIGILL: exit 1)"
 is "$(grep -c '^portshim\[' "$T/err")" 1 "with one line"
 like "$T/err" "lock is corrupt" "saying the lock is corrupt"
-status=$(st $PORTSHIM ls)
+status=$(st "$PORTSHIM" ls)
 is "$status" 1 "ls refuses it (exit 1, no signal)"
-status=$(st $PORTSHIM gc --reset)
+status=$(st "$PORTSHIM" gc --reset)
 is "$status" 0 "gc --reset replaces it"
 like "$T/out" "created a fresh registry" "with a fresh one"
 status=$(st shim PORTSHIM_PORTS="$P" PORTSHIM_GROUP=w "$PSTCP" bind 127.0.0.1 "$P")
