@@ -5,8 +5,9 @@
 #
 #   daemon_pid_file FILE     the server writes its pid to FILE: it is
 #                            killed when the test exits, if still alive
-#   keeper_of G              prints the pids of group G's keeper (the
-#                            `portshim run --group G` process left)
+#   keeper_of G MAP          prints the pids of group G's keeper (the
+#                            `portshim run --group G --map MAP` process
+#                            left)
 #   expect_group_end G DESC [MAP]
 #                            waits (30 s at most) until group G's keeper
 #                            has exited, then reports that it did, that
@@ -40,7 +41,7 @@ ps_stop_daemons() {
 ps_at_exit ps_stop_daemons
 
 keeper_of() {
-    pgrep -f -- "run .*--group $1 " 2>/dev/null || true
+    pgrep -f -- "run .*--group $1 --map $2 " 2>/dev/null || true
 }
 
 expect_group_end() {
@@ -48,11 +49,11 @@ expect_group_end() {
     ge_desc=$2
     ge_map=${3:-$T/$1.map}
     ge_n=300
-    while [ "$ge_n" -gt 0 ] && [ -n "$(keeper_of "$ge_g")" ]; do
+    while [ "$ge_n" -gt 0 ] && [ -n "$(keeper_of "$ge_g" "$ge_map")" ]; do
         sleep 0.1
         ge_n=$((ge_n - 1))
     done
-    ge_k=$(keeper_of "$ge_g")
+    ge_k=$(keeper_of "$ge_g" "$ge_map")
     is "$ge_k" "" "$ge_desc: the group's keeper exits once the server is stopped"
     ge_leases=$("$PORTSHIM" ls --group "$ge_g" --json 2>/dev/null |
         grep -c '"real"' || true)
