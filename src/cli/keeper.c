@@ -2,6 +2,7 @@
 /*
  * keeper.c - the process that keeps a run's group alive: see keeper.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -107,17 +108,44 @@ static void hand_down(struct ps_registry *reg)
 	fcntl(reg->fd, F_SETFD, 0);
 }
 
-/* Standard streams to /dev/null: the group outlives the caller's. */
-static void let_go(void)
+/*
+ * Lets go of the caller's files: standard streams to /dev/null, and every
+ * other descriptor closed but the keeper's own (keep, nkeep; SIZE_MAX:
+ * keep them all). The group
+ * outlives the caller, whose pipes (a test driver's, a shell's command
+ * substitution) must see their end when CMD's last copy closes them.
+ */
+static void let_go(const int *keep, size_t nkeep)
 {
-	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+	int fd, dfd;
+	size_t i;
 
-	if (fd < 0)
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	if (nkeep == SIZE_MAX)
 		return;
-	dup2(fd, STDIN_FILENO);
-	dup2(fd, STDOUT_FILENO);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
+	d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return;
+	dfd = dirfd(d);
+	while ((de = readdir(d)) != NULL) {
+		fd = atoi(de->d_name);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+		    fd <= STDERR_FILENO || fd == dfd)
+			continue;
+		for (i = 0; i < nkeep && keep[i] != fd; i++)
+			;
+		if (i == nkeep)
+			close(fd);
+	}
+	closedir(d);
 }
 
 static void drain(int fd)
@@ -137,6 +165,7 @@ static void keeper_main(struct ps_keeper_job *job, int to_run,
 	sigset_t chld;
 	char owner[64], why[512];
 	bool cmd_done = false, lingering = false;
+	int keep[3];
 	int sfd, st, err, status;
 	pid_t cmd, p;
 
@@ -194,7 +223,12 @@ static void keeper_main(struct ps_keeper_job *job, int to_run,
 			if (to_run >= 0)
 				close(to_run);
 			to_run = -1;
-			let_go();
+			keep[0] = sfd;
+			keep[1] = pfd[1].fd;
+			keep[2] = job->reg != NULL ? job->reg->fd : -1;
+			/* The supervisor's threads have descriptors of their
+			 * own: then only the standard streams are let go. */
+			let_go(keep, job->sv == NULL ? 3 : SIZE_MAX);
 			lingering = true;
 		}
 		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, -1) < 0)

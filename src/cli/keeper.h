@@ -21,7 +21,8 @@
  *     and exits.
  *
  * While the group lives on, the keeper holds no terminal, pipe or file of
- * the caller's: its standard streams go to /dev/null, so `$(portshim run
+ * the caller's: its standard streams go to /dev/null and the other
+ * descriptors it inherited are closed, so `$(portshim run
  * -- pg_ctl start)` and test drivers that read CMD's output do not wait
  * for the daemon.
  *

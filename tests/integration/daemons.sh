@@ -26,6 +26,33 @@ in_group() {
         --map "$T/$ig_g.map" -- "$@"
 }
 
+# ------------------------------------------- the caller's files are let go
+# run returns when CMD does, and the group that lives on holds none of
+# the caller's files: a command substitution gets its end while CMD's
+# background child still runs, and so does a pipe given as descriptor 5.
+mkfifo "$T/fifo"
+cat "$T/fifo" >"$T/fifo.out" &
+catpid=$!
+out=$("$PORTSHIM" run --ports 8080 --range "$RANGE" --group linger \
+    --map "$T/linger.map" -- sh -c \
+    'sleep 300 </dev/null >/dev/null 2>&1 5>&- & echo "$!"' 5>"$T/fifo")
+case $out in
+'' | *[!0-9]*) out=0 ;;
+esac
+daemon_pid_file "$T/linger.pid"
+echo "$out" >"$T/linger.pid"
+check "\$(portshim run -- ...) returns while CMD's background child runs" \
+    alive "$out"
+if wait_exit "$catpid" 60; then
+    check "a pipe given to run as descriptor 5 sees its end meanwhile" \
+        alive "$out"
+else
+    not_ok "a pipe given to run as descriptor 5 sees its end meanwhile"
+    kill "$catpid" 2>/dev/null || true
+fi
+kill "$out" 2>/dev/null || true
+expect_group_end linger "the background child's group"
+
 # ------------------------------------------------------------------ nginx
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -x "$NGINX" ]; then
