@@ -159,17 +159,8 @@ else
 fi
 
 # --------------------------------------------------------------- postgres
-PGBIN=""
-for d in /usr/lib/postgresql/*/bin; do
-    [ -x "$d/pg_ctl" ] && PGBIN=$d
-done
-if [ -n "${PORTSHIM_ASAN_RUNTIME:-}" ]; then
-    # `postgres -V` (which pg_ctl runs first) deadlocks in a futex with
-    # libasan preloaded alone, without portshim.
-    skip "postgres hangs under a preloaded sanitizer runtime" \
-        "postgres daemons"
-elif [ "$(id -u)" -eq 0 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] &&
-    id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
+why=$(pg_unusable)
+if [ -z "$why" ]; then
     # pg_ctl runs as postgres, and so does portshim here: the group, its
     # registry and its mapping files are postgres's own.
     pg_setup
@@ -203,7 +194,7 @@ elif [ "$(id -u)" -eq 0 ] && [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] &&
             "postgres copy $i" "$PGT/dp-$i.map"
     done
 else
-    skip "needs root, postgresql and runuser" "postgres daemons"
+    skip "$why" "postgres daemons"
 fi
 
 done_testing

@@ -13,6 +13,9 @@
 #                            has exited, then reports that it did, that
 #                            no lease of G is left and that the mapping
 #                            file MAP (default $T/G.map) is gone
+#   PGBIN                    the newest PostgreSQL's bin folder, or ""
+#   pg_unusable              prints why postgres cannot be tested here
+#                            (nothing if it can)
 #   pg_setup                 makes $PGT, a folder of the postgres user,
 #                            with one initialised cluster per copy in
 #                            $COPIES ($PGT/data-I); removed at exit
@@ -59,6 +62,23 @@ expect_group_end() {
         grep -c '"real"' || true)
     is "$ge_leases" 0 "$ge_desc: then no lease of group $ge_g is left"
     check "$ge_desc: and its mapping file is gone" test ! -e "$ge_map"
+}
+
+PGBIN=""
+for ps_d in /usr/lib/postgresql/*/bin; do
+    [ -x "$ps_d/pg_ctl" ] && PGBIN=$ps_d
+done
+
+pg_unusable() {
+    if [ -n "${PORTSHIM_ASAN_RUNTIME:-}" ]; then
+        # `postgres -V` (which pg_ctl runs first) deadlocks in a futex
+        # with libasan preloaded alone, without portshim.
+        echo "postgres hangs under a preloaded sanitizer runtime"
+    elif [ "$(id -u)" -ne 0 ] || [ -z "$PGBIN" ] ||
+        ! id postgres >/dev/null 2>&1 ||
+        ! command -v runuser >/dev/null 2>&1; then
+        echo "needs root, postgresql and runuser"
+    fi
 }
 
 pg_setup() {

@@ -141,17 +141,8 @@ else
 fi
 
 # ------------------------------------------- postgres via runuser, setpriv
-PGBIN=""
-for d in /usr/lib/postgresql/*/bin; do
-    [ -x "$d/pg_ctl" ] && PGBIN=$d
-done
-if [ -n "${PORTSHIM_ASAN_RUNTIME:-}" ]; then
-    # `postgres -V` (which pg_ctl runs first) deadlocks in a futex with
-    # libasan preloaded alone, without portshim.
-    skip "postgres hangs under a preloaded sanitizer runtime" \
-        "postgres through runuser/setpriv"
-elif [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] &&
-    id postgres >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1; then
+why=$(pg_unusable)
+if [ -z "$why" ]; then
     pg_setup
     for i in $COPIES; do
         # Two copies through runuser, two through setpriv: a root script
@@ -183,7 +174,7 @@ elif [ -n "$PGBIN" ] && [ -x "$PGBIN/pg_ctl" ] &&
         expect_group_end "pg-$i" "postgres copy $i"
     done
 else
-    skip "needs postgresql and runuser" "postgres through runuser/setpriv"
+    skip "$why" "postgres through runuser/setpriv"
 fi
 
 # The switched servers used the group's registry: none made one of its
