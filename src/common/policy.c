@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "mapfile.h"
+#include "memo.h"
 #include "netstat.h"
 #include "policy.h"
 #include "report.h"
@@ -357,18 +358,46 @@ static int try_fresh(void *arg, uint16_t real)
  * *bound P: the socket is bound to P but the table changed meanwhile, so
  * the lease must be checked under the lock).
  */
+static bool ours_for(const struct ps_reg_glance *gl,
+		     const struct ps_ident *self, enum ps_proto proto)
+{
+	return gl->maker.pid == self->pid && gl->maker.start == self->start &&
+	       (gl->protos & PS_PROTO_BIT(proto));
+}
+
+/* Which table and group the memo's answers are about (memo.h). */
+static struct ps_memo_scope scope_of(const struct ps_policy *pol)
+{
+	struct ps_memo_scope s = { pol->reg.serial,
+				   ps_group_hash(pol->group) };
+
+	return s;
+}
+
+/*
+ * The memo's answer stands only while the table has not changed since
+ * (memo.h); the answer is checked after the bind, like a peek's. With
+ * the memo, the repeat bind costs one system call beside its own: the
+ * read of the sequence word. The file checks of a peek (shrunk, removed)
+ * are skipped then: the answer is this process's own lease, and the
+ * sequence word is read without a fault in any case.
+ */
 static int bind_repeat(struct ps_policy *pol, const struct ps_ident *self,
 		       enum ps_proto proto, uint16_t vport,
 		       ps_try_bind_fn try_bind, void *arg, uint16_t *real,
 		       uint16_t *bound)
 {
 	struct ps_reg_glance gl, again;
+	struct ps_memo_scope scope;
 
 	*bound = 0;
-	if (ensure_registry(pol) != 0 ||
-	    ps_registry_peek_lease(&pol->reg, pol->group, vport, &gl) != 0 ||
-	    gl.maker.pid != self->pid || gl.maker.start != self->start ||
-	    !(gl.protos & PS_PROTO_BIT(proto)))
+	if (ensure_registry(pol) != 0)
+		return PS_PASS;
+	scope = scope_of(pol);
+	if (!(ps_memo_get(&scope, PS_MEMO_BIND, vport, &gl) &&
+	      ours_for(&gl, self, proto)) &&
+	    (ps_registry_peek_lease(&pol->reg, pol->group, vport, &gl) != 0 ||
+	     !ours_for(&gl, self, proto)))
 		return PS_PASS;
 	/* A failed bind changes nothing: the locked path tries again and
 	 * says why it fails. */
@@ -379,11 +408,11 @@ static int bind_repeat(struct ps_policy *pol, const struct ps_ident *self,
 		/* Other leases change all the time; is ours the same? */
 		if (ps_registry_peek_lease(&pol->reg, pol->group, vport,
 					   &again) != 0 ||
-		    again.real != gl.real || again.maker.pid != self->pid ||
-		    again.maker.start != self->start ||
-		    !(again.protos & PS_PROTO_BIT(proto)))
+		    again.real != gl.real || !ours_for(&again, self, proto))
 			return PS_PASS;
+		gl.seq = again.seq;
 	}
+	ps_memo_put(&scope, PS_MEMO_BIND, vport, &gl);
 	*real = gl.real;
 	return 0;
 }
@@ -619,6 +648,33 @@ void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
 
 /* ---------------------------------------------------------- connect */
 
+/*
+ * ps_registry_peek through the memo: an answer (a lease, or none) whose
+ * sequence word is still the table's costs one read of that word.
+ */
+static int connect_peek(struct ps_policy *pol, uint16_t vport,
+			uint16_t *real)
+{
+	struct ps_memo_scope scope = scope_of(pol);
+	struct ps_reg_glance gl;
+	uint64_t now;
+	int rc;
+
+	if (ps_memo_get(&scope, PS_MEMO_CONNECT, vport, &gl) &&
+	    ps_registry_read_seq(&pol->reg, &now) == 0 && now == gl.seq) {
+		*real = gl.real;
+		return gl.real != 0 ? 0 : -ENOENT;
+	}
+	rc = ps_registry_peek_lease(&pol->reg, pol->group, vport, &gl);
+	if (rc == -ENOENT)
+		gl.real = 0;
+	if (rc == 0 || rc == -ENOENT)
+		ps_memo_put(&scope, PS_MEMO_CONNECT, vport, &gl);
+	if (rc == 0)
+		*real = gl.real;
+	return rc;
+}
+
 int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 		      uint16_t vport, uint16_t *real, const char *sockdesc)
 {
@@ -637,7 +693,7 @@ int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 	 * signal masking (two system calls). The lock is taken only when
 	 * writers kept the table changing during the read.
 	 */
-	rc = ps_registry_peek(&pol->reg, pol->group, vport, real);
+	rc = connect_peek(pol, vport, real);
 	if (rc == -EAGAIN) {
 		rc = lock(pol, &g);
 		if (rc)
@@ -670,6 +726,32 @@ int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 
 /* ---------------------------------------------------------- reverse */
 
+/* ps_registry_peek_at through the memo, as connect_peek. */
+static int reverse_peek(struct ps_policy *pol, uint16_t real,
+			uint16_t *vport)
+{
+	struct ps_memo_scope scope = scope_of(pol);
+	struct ps_reg_glance gl;
+	uint64_t now;
+	int rc;
+
+	if (ps_memo_get(&scope, PS_MEMO_REVERSE, real, &gl) &&
+	    ps_registry_read_seq(&pol->reg, &now) == 0 && now == gl.seq) {
+		*vport = gl.real;
+		return gl.real != 0 ? 0 : -ENOENT;
+	}
+	memset(&gl, 0, sizeof(gl));
+	rc = ps_registry_peek_vport(&pol->reg, pol->group, real, &gl.real,
+				    &gl.seq);
+	if (rc == -ENOENT)
+		gl.real = 0;
+	if (rc == 0 || rc == -ENOENT)
+		ps_memo_put(&scope, PS_MEMO_REVERSE, real, &gl);
+	if (rc == 0)
+		*vport = gl.real;
+	return rc;
+}
+
 int ps_policy_reverse(struct ps_policy *pol, uint16_t real, uint16_t *vport)
 {
 	struct ps_reg_guard g;
@@ -680,7 +762,7 @@ int ps_policy_reverse(struct ps_policy *pol, uint16_t real, uint16_t *vport)
 		return PS_PASS;
 	/* Lock-free first, as for a connect: getsockname is called often
 	 * (servers log their address, frameworks ask for it per request). */
-	switch (ps_registry_peek_at(&pol->reg, pol->group, real, vport)) {
+	switch (reverse_peek(pol, real, vport)) {
 	case 0:
 		return 0;
 	case -EAGAIN:

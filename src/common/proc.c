@@ -258,6 +258,20 @@ int ps_proc_self(struct ps_ident *out)
 	return 0;
 }
 
+pid_t ps_proc_pid(void)
+{
+	struct self_cache *c = wiped_cache();
+	struct ps_ident id;
+	uint32_t pid = c != NULL ? __atomic_load_n(&c->pid, __ATOMIC_ACQUIRE)
+				 : 0;
+
+	if (pid != 0)
+		return (pid_t)pid;
+	if (c != NULL && ps_proc_self(&id) == 0)
+		return (pid_t)id.pid;
+	return getpid();
+}
+
 int ps_proc_alive(const struct ps_ident *id)
 {
 	struct ps_ident now;

@@ -30,6 +30,12 @@ int ps_proc_ident(pid_t pid, struct ps_ident *out);
 int ps_proc_self(struct ps_ident *out);
 
 /*
+ * This process's pid, from the cache ps_proc_self fills (no system call
+ * once filled; getpid() before, or where the cache cannot be had).
+ */
+pid_t ps_proc_pid(void);
+
+/*
  * 1 if the process named by id is alive (same pid and same start time,
  * not a zombie), 0 if not. id->pid == 0 is never alive.
  */

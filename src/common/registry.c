@@ -25,8 +25,17 @@
 #include "claims.h"
 #include "reglock.h"
 #include "handoff.h"
+#include "proc.h"
 #include "registry.h"
 #include "statedir.h"
+
+/* A number for each mapping made by this process (memo.h keys on it). */
+static uint32_t next_serial(void)
+{
+	static uint32_t last;
+
+	return __atomic_add_fetch(&last, 1, __ATOMIC_RELAXED);
+}
 
 _Static_assert(sizeof(struct ps_ident) == 16, "ps_ident layout");
 _Static_assert(sizeof(struct ps_lease) == 136, "ps_lease layout");
@@ -347,6 +356,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	reg->fd = fd;
 	reg->size = FILE_SIZE;
 	reg->created = true;
+	reg->serial = next_serial();
 	return 0;
 fail:
 	if (map != MAP_FAILED)
@@ -445,6 +455,7 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 	reg->dev = st.st_dev;
 	reg->ino = st.st_ino;
 	reg->size = FILE_SIZE;
+	reg->serial = next_serial();
 	return 0;
 fail:
 	close(fd);
@@ -892,7 +903,7 @@ static int copy_in(void *dst, const void *src, size_t len)
 {
 	struct iovec l = { dst, len };
 	struct iovec r = { (void *)(uintptr_t)src, len };
-	ssize_t n = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+	ssize_t n = process_vm_readv(ps_proc_pid(), &l, 1, &r, 1, 0);
 
 	if (n == (ssize_t)len)
 		return 0;
@@ -908,7 +919,7 @@ static int copy_in2(void *d1, const void *s1, size_t n1, void *d2,
 	struct iovec l[2] = { { d1, n1 }, { d2, n2 } };
 	struct iovec r[2] = { { (void *)(uintptr_t)s1, n1 },
 			      { (void *)(uintptr_t)s2, n2 } };
-	ssize_t n = process_vm_readv(getpid(), l, 2, r, 2, 0);
+	ssize_t n = process_vm_readv(ps_proc_pid(), l, 2, r, 2, 0);
 
 	if (n == (ssize_t)(n1 + n2))
 		return 0;
@@ -1225,6 +1236,7 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 			return rc;
 		if (s2 != s1)
 			continue;
+		out->seq = s1;
 		if (p == 0)
 			return -ENOENT;
 		out->real = (uint16_t)p;
@@ -1232,7 +1244,6 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 		out->maker.pid = l.maker.pid;
 		out->maker.pad = 0;
 		out->maker.start = l.maker.start;
-		out->seq = s1;
 		return 0;
 	}
 	return -EAGAIN;
@@ -1240,6 +1251,12 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 
 int ps_registry_peek_at(struct ps_registry *reg, const char *group,
 			uint16_t real, uint16_t *vport)
+{
+	return ps_registry_peek_vport(reg, group, real, vport, NULL);
+}
+
+int ps_registry_peek_vport(struct ps_registry *reg, const char *group,
+			   uint16_t real, uint16_t *vport, uint64_t *seq)
 {
 	struct ps_reg_header *h = reg->hdr;
 	uint32_t gh = ps_group_hash(group);
@@ -1267,6 +1284,8 @@ int ps_registry_peek_at(struct ps_registry *reg, const char *group,
 			return rc;
 		if (s2 != s1)
 			continue;
+		if (seq != NULL)
+			*seq = s1;
 		if (!ours)
 			return -ENOENT;
 		*vport = l.vport;
@@ -1284,6 +1303,13 @@ int ps_registry_peek(struct ps_registry *reg, const char *group,
 	if (rc == 0)
 		*real = gl.real;
 	return rc;
+}
+
+int ps_registry_read_seq(const struct ps_registry *reg, uint64_t *seq)
+{
+	/* Orders the caller's earlier reads and system calls before it. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return rd(seq, &reg->hdr->seq, sizeof(*seq));
 }
 
 bool ps_registry_unchanged(const struct ps_registry *reg, uint64_t seq)

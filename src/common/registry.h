@@ -119,6 +119,7 @@ struct ps_registry {
 	uint32_t lock_timeout_ms;	/* PORTSHIM_LOCK_TIMEOUT */
 	struct ps_lock_holder last_holder;	/* of the last -ETIMEDOUT */
 	bool created;		/* this process initialised the file */
+	uint32_t serial;	/* this mapping's number in this process */
 	char path[4096];
 };
 
@@ -205,7 +206,8 @@ struct ps_reg_glance {
 
 /*
  * ps_registry_peek, with more of the lease: for a repeat bind that may
- * need to write nothing. Same checks, same results.
+ * need to write nothing. Same checks, same results; out->seq is also set
+ * for -ENOENT (the answer "no lease" held at that sequence word).
  */
 int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 			   uint16_t vport, struct ps_reg_glance *out);
@@ -219,11 +221,20 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 int ps_registry_peek_at(struct ps_registry *reg, const char *group,
 			uint16_t real, uint16_t *vport);
 
+/* ps_registry_peek_at, with the sequence word of the read in *seq (also
+ * for -ENOENT: then the answer "none" held at *seq). */
+int ps_registry_peek_vport(struct ps_registry *reg, const char *group,
+			   uint16_t real, uint16_t *vport, uint64_t *seq);
+
 /*
  * True if no change has been made to the table since a peek that read
  * sequence word seq: what the peek saw still holds. Lock-free.
  */
 bool ps_registry_unchanged(const struct ps_registry *reg, uint64_t seq);
+
+/* Reads the table's sequence word, lock-free and without a fault (one
+ * system call). Returns 0 or -EIO (the file shrank). */
+int ps_registry_read_seq(const struct ps_registry *reg, uint64_t *seq);
 
 /*
  * The following need the lock held.

@@ -7,7 +7,8 @@
  * deterministic: try_bind, called between the read and the check,
  * changes the table the way another process would (gc reclaiming the
  * lease, another group taking its port, an unrelated lease). And
- * ps_policy_reverse's lock-free read of a real port's lease.
+ * ps_policy_reverse's lock-free read of a real port's lease. And the
+ * memo of those reads (memo.h): answers that follow every change.
  *
  * Real sockets on 127.0.0.1, a registry of its own in a fresh folder
  * under /tmp.
@@ -374,6 +375,141 @@ static void test_reverse(void **state)
 	assert_int_equal(vport, VPORT);
 }
 
+/* Leases vport to group at a port of [lo, hi] in reg; returns the port. */
+static uint16_t lease_in(struct ps_registry *reg, const char *group,
+			 uint16_t vport, uint16_t lo, uint16_t hi)
+{
+	struct ps_reg_guard g;
+	struct ps_lease tmpl;
+	uint16_t got = 0;
+
+	memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.kind = PS_KIND_GROUP;
+	tmpl.vport = vport;
+	snprintf(tmpl.group, sizeof(tmpl.group), "%s", group);
+	tmpl.maker = fx.self;
+	tmpl.holder = fx.self;
+	tmpl.protos = PS_PROTO_BIT(PS_TCP);
+	assert_int_equal(ps_registry_lock(reg, &g), 0);
+	assert_int_equal(ps_registry_alloc(reg, &tmpl, lo, hi, NULL, no_bind,
+					   NULL, &got), 0);
+	ps_registry_unlock(reg, &g);
+	return got;
+}
+
+/*
+ * The answers remembered for connect and getsockname (memo.h) follow
+ * every change: a lease moved to another real port, a lease made where
+ * there was none, a lease freed.
+ */
+static void test_memo_follows_changes(void **state)
+{
+	uint16_t real = 0, vport = 0, a, b;
+	int none = fx.cfg.unmapped == PS_UNMAPPED_PASS ? PS_PASS :
+						      -ECONNREFUSED;
+
+	(void)state;
+	a = lease_in(&fx.pol.reg, fx.pol.group, VPORT, LO, LO);
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real,
+					   "tcp test"), 0);
+	assert_int_equal(real, a);
+	assert_int_equal(ps_policy_reverse(&fx.pol, a, &vport), 0);
+	assert_int_equal(vport, VPORT);
+	/* Asked again: the same answers (now from the memo). */
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real,
+					   "tcp test"), 0);
+	assert_int_equal(real, a);
+
+	/* The lease moves to another real port. */
+	assert_int_equal(reclaim(fx.pol.group, VPORT), a);
+	b = lease_in(&fx.pol.reg, fx.pol.group, VPORT, LO + 1, LO + 1);
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real,
+					   "tcp test"), 0);
+	assert_int_equal(real, b);
+	assert_int_equal(ps_policy_reverse(&fx.pol, a, &vport), PS_PASS);
+	assert_int_equal(ps_policy_reverse(&fx.pol, b, &vport), 0);
+	assert_int_equal(vport, VPORT);
+
+	/* "No lease" is remembered too, until one is made. */
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
+					   "tcp test"), none);
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
+					   "tcp test"), none);
+	a = lease_in(&fx.pol.reg, fx.pol.group, VPORT + 2, LO + 2, LO + 2);
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
+					   "tcp test"), 0);
+	assert_int_equal(real, a);
+
+	/* Freed: the connect passes through again. */
+	assert_int_equal(reclaim(fx.pol.group, VPORT + 2), a);
+	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
+					   "tcp test"), none);
+}
+
+/*
+ * Two registries in one process whose sequence words are equal, with
+ * the same group and virtual port at different real ports: each answer
+ * is about its own table, never the other's.
+ */
+static void test_memo_per_registry(void **state)
+{
+	char path2[160];
+	struct ps_policy pol2;
+	uint16_t real = 0, a, b;
+
+	(void)state;
+	snprintf(path2, sizeof(path2), "%s/registry2", fx.dir);
+	assert_int_equal(ps_policy_init(&pol2, &fx.cfg, "pbind", NULL), 0);
+	assert_int_equal(ps_registry_open(&pol2.reg, path2, NULL), 0);
+	pol2.reg_ready = true;
+	a = lease_in(&fx.pol.reg, "pbind", VPORT, LO, LO);
+	b = lease_in(&pol2.reg, "pbind", VPORT, LO + 1, LO + 1);
+	assert_int_not_equal(a, b);
+	assert_true(fx.pol.reg.hdr->seq == pol2.reg.hdr->seq);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT,
+						   &real, "tcp test"), 0);
+		assert_int_equal(real, a);
+		assert_int_equal(ps_policy_connect(&pol2, PS_TCP, VPORT,
+						   &real, "tcp test"), 0);
+		assert_int_equal(real, b);
+	}
+	unlink(path2);
+}
+
+/*
+ * The repeat bind that takes its lease from the memo (the third bind)
+ * still checks the table after the bind: a lease reclaimed or stolen
+ * meanwhile is handled as on the first repeat.
+ */
+static void test_memo_repeat_meddled(void **state)
+{
+	struct ps_reg_guard g;
+	struct ps_lease *l;
+	uint16_t first;
+
+	(void)state;
+	new_socket();
+	first = bind_vport(0);
+	new_socket();
+	assert_int_equal(bind_vport(0), first);
+	new_socket();
+	fx.meddle = MEDDLE_RECLAIM;
+	assert_int_equal(bind_vport(0), first);
+	assert_int_equal(fx.calls, 1);
+	assert_int_equal(bound_port(), first);
+	new_socket();
+	assert_int_equal(bind_vport(0), first);
+	new_socket();
+	fx.meddle = MEDDLE_STEAL;
+	bind_vport(-EADDRINUSE);
+	assert_int_equal(ps_registry_lock(&fx.pol.reg, &g), 0);
+	l = ps_registry_at(&fx.pol.reg, first);
+	assert_non_null(l);
+	assert_string_equal(l->group, "other");
+	ps_registry_unlock(&fx.pol.reg, &g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +524,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_maker_locked,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reverse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memo_follows_changes,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memo_per_registry, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_memo_repeat_meddled,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
