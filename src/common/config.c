@@ -38,6 +38,7 @@ struct errsink {
 	size_t cap;
 	size_t len;	/* bytes used in buf, without the NUL */
 	int count;
+	bool start;	/* ps_config_load_start: check the ports only */
 };
 
 /* A keyword a variable accepts, and the enum value it stands for. */
@@ -162,7 +163,8 @@ static void load_ports(struct ps_config *cfg, const char *name,
 {
 	char perr[PS_LOG_LINE_MAX / 2];
 
-	if (ps_portspec_parse(&cfg->ports, value, perr, sizeof(perr)) != 0) {
+	if (ps_portspec_parse(es->start ? NULL : &cfg->ports, value, perr,
+			      sizeof(perr)) != 0) {
 		/* The parser left the spec empty: the shim stays inert. */
 		report(es, name,
 		       "%s, expected a list like 8080,9000-9010,udp:5353 "
@@ -509,24 +511,52 @@ static const struct {
 	const char *name;
 	void (*load)(struct ps_config *cfg, const char *name,
 		     const char *value, struct errsink *es);
+	bool start;		/* read by ps_config_load_start too */
 } variables[] = {
-	{ "PORTSHIM_PORTS", load_ports },
-	{ "PORTSHIM_GROUP", load_group },
-	{ "PORTSHIM_GROUP_FROM", load_group_from },
-	{ "PORTSHIM_MAP_FILE", load_map_file },
-	{ "PORTSHIM_RANGE", load_range },
-	{ "PORTSHIM_REGISTRY", load_registry },
-	{ "PORTSHIM_UNMAPPED", load_unmapped },
-	{ "PORTSHIM_ON_ERROR", load_on_error },
-	{ "PORTSHIM_LOG", load_log },
-	{ "PORTSHIM_LOG_FILE", load_log_file },
-	{ "PORTSHIM_BYPASS", load_bypass },
-	{ "PORTSHIM_KEEP_ENV", load_keep_env },
-	{ "PORTSHIM_GROUP_OWNER", load_group_owner },
-	{ "PORTSHIM_REPORT", load_report },
-	{ "PORTSHIM_LOCK_TIMEOUT", load_lock_timeout },
-	{ "PORTSHIM_KEEPER", load_keeper },
+	{ "PORTSHIM_PORTS", load_ports, true },
+	{ "PORTSHIM_GROUP", load_group, false },
+	{ "PORTSHIM_GROUP_FROM", load_group_from, false },
+	{ "PORTSHIM_MAP_FILE", load_map_file, false },
+	{ "PORTSHIM_RANGE", load_range, false },
+	{ "PORTSHIM_REGISTRY", load_registry, true },
+	{ "PORTSHIM_UNMAPPED", load_unmapped, false },
+	{ "PORTSHIM_ON_ERROR", load_on_error, false },
+	{ "PORTSHIM_LOG", load_log, true },
+	{ "PORTSHIM_LOG_FILE", load_log_file, true },
+	{ "PORTSHIM_BYPASS", load_bypass, true },
+	{ "PORTSHIM_KEEP_ENV", load_keep_env, true },
+	{ "PORTSHIM_GROUP_OWNER", load_group_owner, false },
+	{ "PORTSHIM_REPORT", load_report, false },
+	{ "PORTSHIM_LOCK_TIMEOUT", load_lock_timeout, false },
+	{ "PORTSHIM_KEEPER", load_keeper, false },
 };
+
+/*
+ * Only the variables marked start, into fields set to their defaults
+ * one by one: the rest of cfg, the port bitmaps above all, is not
+ * touched, so that its pages are never faulted in.
+ */
+void ps_config_load_start(struct ps_config *cfg, ps_getenv_fn get)
+{
+	struct errsink es = { .start = true };
+	size_t i;
+
+	cfg->enabled = false;
+	cfg->registry[0] = '\0';
+	cfg->log_level = PS_LOG_ERROR;
+	cfg->log_file[0] = '\0';
+	cfg->bypass = PS_BYPASS_WARN;
+	cfg->keep_env = false;
+	for (i = 0; i < sizeof(variables) / sizeof(variables[0]); i++) {
+		const char *value;
+
+		if (!variables[i].start)
+			continue;
+		value = get(variables[i].name);
+		if (value && value[0] != '\0')
+			variables[i].load(cfg, variables[i].name, value, &es);
+	}
+}
 
 /*
  * Fills cfg with the defaults, then with each variable get returns

@@ -91,6 +91,16 @@ int ps_config_load(struct ps_config *cfg, ps_getenv_fn get,
 		   char *err, size_t errlen);
 
 /*
+ * What a process needs at its start, before any socket call: fills only
+ * enabled (PORTSHIM_PORTS checked, not stored), registry, log_level,
+ * log_file, bypass and keep_env, and leaves every other byte of cfg as
+ * it was (a static cfg stays untouched zero pages: the preload's
+ * constructor runs in every program). Errors are not reported: the
+ * full load at the first socket call reports them.
+ */
+void ps_config_load_start(struct ps_config *cfg, ps_getenv_fn get);
+
+/*
  * Checks a group name: 1..63 characters of [A-Za-z0-9._-]. Returns true
  * if valid.
  */

@@ -96,7 +96,9 @@ int ps_inspect_creds_self(struct ps_inspect_creds *cr);
 
 /*
  * Inspects the executable open on fd (any offset; pread only) as a
- * process with credentials cr would run it. A "#!" script is judged by
+ * process with credentials cr would run it (NULL: this process, whose
+ * credentials are then asked for only where they can matter: set-id
+ * bits, or a uid other than 0). A "#!" script is judged by
  * its interpreter, opened relative to the current directory when its path
  * is relative, as the kernel does. Always fills out. Returns 0, or -errno
  * if fd cannot be read (out then says VISIBLE: the exec itself will

@@ -171,9 +171,9 @@ static int parse_item(struct ps_portspec *spec, const char *s, size_t n,
 		hi = lo;
 	}
 
-	if (tcp)
+	if (spec != NULL && tcp)
 		set_range(spec->bits[PS_TCP], lo, hi);
-	if (udp)
+	if (spec != NULL && udp)
 		set_range(spec->bits[PS_UDP], lo, hi);
 	return 0;
 
@@ -198,7 +198,8 @@ int ps_portspec_parse(struct ps_portspec *spec, const char *text,
 	size_t len, i;
 	int rc = -EINVAL;
 
-	memset(spec, 0, sizeof(*spec));
+	if (spec != NULL)
+		memset(spec, 0, sizeof(*spec));
 	if (err && errlen > 0)
 		err[0] = '\0';
 	if (!text) {
@@ -227,8 +228,10 @@ int ps_portspec_parse(struct ps_portspec *spec, const char *text,
 		goto out;
 	}
 	if (e - b == 3 && memcmp(b, "all", 3) == 0) {
-		spec->all = true;
-		spec->any = true;
+		if (spec != NULL) {
+			spec->all = true;
+			spec->any = true;
+		}
 		rc = 0;
 		goto out;
 	}
@@ -265,12 +268,15 @@ int ps_portspec_parse(struct ps_portspec *spec, const char *text,
 			goto out;
 	}
 
-	for (i = 0; i < sizeof(spec->either); i++)
-		spec->either[i] = spec->bits[PS_TCP][i] | spec->bits[PS_UDP][i];
-	spec->any = true;
+	if (spec != NULL) {
+		for (i = 0; i < sizeof(spec->either); i++)
+			spec->either[i] = spec->bits[PS_TCP][i] |
+					  spec->bits[PS_UDP][i];
+		spec->any = true;
+	}
 	rc = 0;
 out:
-	if (rc != 0)
+	if (rc != 0 && spec != NULL)
 		memset(spec, 0, sizeof(*spec));
 	return rc;
 }

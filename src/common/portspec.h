@@ -50,9 +50,10 @@ struct ps_portspec {
 };
 
 /*
- * Parses text into spec (which is fully overwritten). Returns 0, or
- * -EINVAL with a one-line explanation in err (no trailing newline) that
- * quotes the offending item, e.g. "'70000' is not a port (1-65535)".
+ * Parses text into spec (which is fully overwritten; NULL: only checks
+ * text). Returns 0, or -EINVAL with a one-line explanation in err (no
+ * trailing newline) that quotes the offending item, e.g. "'70000' is not
+ * a port (1-65535)".
  */
 int ps_portspec_parse(struct ps_portspec *spec, const char *text,
 		      char *err, size_t errlen);

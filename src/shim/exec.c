@@ -478,7 +478,9 @@ __attribute__((constructor)) static void exec_init(int argc, char **argv)
 	per = secure_getenv("PORTSHIM_PER_JOB");
 	if (per != NULL && per[0] != '\0')
 		job_setup(argc, argv, per);
-	ps_config_load(&cfg, env_secure, NULL, 0);
+	/* Not ps_config_load: its port bitmaps are pages to fault in, in
+	 * every program started under the preload. */
+	ps_config_load_start(&cfg, env_secure);
 	if (!cfg.enabled)
 		return;
 	/* The shim proper sets the log up again, identically, at its first
@@ -817,7 +819,6 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 		      char *const envp[], struct exec_env *xe)
 {
 	char msg[PS_LOG_LINE_MAX];
-	struct ps_inspect_creds cr;
 	struct ps_inspect in;
 	int saved = errno, rc = 0;
 
@@ -831,8 +832,7 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 		if (path != NULL) {
 			rc = ps_inspect_path(dirfd, path, &in);
 		} else {
-			ps_inspect_creds_self(&cr);
-			rc = ps_inspect_fd(fd, &cr, &in);
+			rc = ps_inspect_fd(fd, NULL, &in);
 		}
 		/* No such program: the exec fails, nothing runs. */
 		if (rc == -ENOENT || rc == -ENOTDIR) {

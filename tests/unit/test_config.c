@@ -673,6 +673,52 @@ static void test_group_resolve(void **state)
 	assert_string_equal(out, "g.x");
 }
 
+/*
+ * The preload's start-up read: the same answers as the full load for
+ * what it fills, and not one byte written elsewhere (the port bitmaps
+ * stay pages nobody touched).
+ */
+static void test_config_load_start(void **state)
+{
+	static struct ps_config start;
+	static const unsigned char sentinel = 0xa5;
+	const unsigned char *b = (const unsigned char *)&start.ports;
+
+	(void)state;
+	env_clear();
+	env_set("PORTSHIM_PORTS", "8080,udp:53");
+	env_set("PORTSHIM_LOG", "info");
+	env_set("PORTSHIM_LOG_FILE", "/tmp/x.log");
+	env_set("PORTSHIM_BYPASS", "fail");
+	env_set("PORTSHIM_KEEP_ENV", "1");
+	env_set("PORTSHIM_REGISTRY", "/tmp/reg");
+	env_set("PORTSHIM_GROUP", "g1");
+	env_set("PORTSHIM_RANGE", "30000-30010");
+	assert_int_equal(ps_config_load(&cfg, env_get, err, sizeof(err)), 0);
+	memset(&start, sentinel, sizeof(start));
+	ps_config_load_start(&start, env_get);
+	assert_true(start.enabled);
+	assert_int_equal(start.log_level, cfg.log_level);
+	assert_string_equal(start.log_file, cfg.log_file);
+	assert_int_equal(start.bypass, cfg.bypass);
+	assert_int_equal(start.keep_env, cfg.keep_env);
+	assert_string_equal(start.registry, cfg.registry);
+	for (size_t i = 0; i < sizeof(start.ports); i++)
+		assert_int_equal(b[i], sentinel);
+	assert_int_equal((unsigned char)start.group[0], sentinel);
+	assert_int_equal((unsigned char)start.map_file[0], sentinel);
+
+	/* An invalid port list: not enabled, as the full load says. */
+	env_clear();
+	env_set("PORTSHIM_PORTS", "8080,x");
+	ps_config_load_start(&start, env_get);
+	assert_false(start.enabled);
+	assert_int_equal(start.log_level, PS_LOG_ERROR);
+	assert_int_equal(start.bypass, PS_BYPASS_WARN);
+	assert_false(start.keep_env);
+	assert_string_equal(start.registry, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_config_unmapped_default),
 		cmocka_unit_test(test_group_valid),
 		cmocka_unit_test(test_group_resolve),
+		cmocka_unit_test(test_config_load_start),
 	};
 	size_t i;
 

@@ -218,6 +218,28 @@ static void test_portspec_invalid(void **state)
 	}
 }
 
+/* With no spec, the text is only checked: same verdicts, same words. */
+static void test_portspec_check_only(void **state)
+{
+	char err[256], err2[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]);
+	     i++) {
+		const struct invalid_case *ic = &invalid_cases[i];
+
+		assert_int_equal(ps_portspec_parse(NULL, ic->text, err,
+						   sizeof(err)), -EINVAL);
+		assert_int_equal(ps_portspec_parse(&spec, ic->text, err2,
+						   sizeof(err2)), -EINVAL);
+		assert_string_equal(err, err2);
+	}
+	assert_int_equal(ps_portspec_parse(NULL, "8080, udp:53,9000-9010",
+					   err, sizeof(err)), 0);
+	assert_int_equal(ps_portspec_parse(NULL, "all", err, sizeof(err)), 0);
+}
+
 /* Long items are quoted shortened, and the message stays one line. */
 static void test_portspec_invalid_long_item(void **state)
 {
@@ -340,6 +362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_portspec_valid),
 		cmocka_unit_test(test_portspec_invalid),
+		cmocka_unit_test(test_portspec_check_only),
 		cmocka_unit_test(test_portspec_invalid_long_item),
 		cmocka_unit_test(test_portspec_error_buffers),
 		cmocka_unit_test(test_portspec_overwrites),
