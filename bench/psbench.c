@@ -31,6 +31,10 @@
  *   psbench job PORT REQUESTS      the test job: a server on
  *                                  127.0.0.1:PORT, REQUESTS requests to
  *                                  it, stop; exit 0 if every answer came
+ *   psbench [OPTIONS] spawn PROG   posix_spawn(PROG) + waitpid: a
+ *                                  process's start and end, as a
+ *                                  preloaded runner (a shell, make)
+ *                                  starts one
  *   psbench par COPIES REPEATS [-s] -- CMD...
  *                                  runs COPIES copies of CMD at once (-s:
  *                                  one after another), "%i" in an argument
@@ -60,6 +64,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -794,13 +799,41 @@ static int cmd_par(long copies, long repeats, int serial, char **argv, int argc)
 	return 0;
 }
 
+extern char **environ;
+
+static int cmd_spawn(char **argv)
+{
+	uint64_t *v = alloc_samples();
+
+	for (long i = -opt.warmup; i < opt.samples; i++) {
+		uint64_t t0 = now_ns();
+		int status, rc;
+		pid_t pid;
+
+		rc = posix_spawn(&pid, argv[0], NULL, NULL, argv, environ);
+		if (rc != 0) {
+			errno = rc;
+			die("posix_spawn");
+		}
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			fail("spawn: the program did not exit with status 0");
+		if (i >= 0)
+			v[i] = now_ns() - t0;
+	}
+	report(opt.name ? opt.name : "spawn", v, (size_t)opt.samples);
+	free(v);
+	return 0;
+}
+
 /* ------------------------------------------------------------- main */
 
 static void usage(void)
 {
 	fputs("usage: psbench [-n N] [-w N] [-t NAME] [-o FILE] [-l] [-r]"
 	      " [-f N] [-P LO-HI]\n"
-	      "               sbc PORT | bind PORT | conn PORT | bind0\n"
+	      "               sbc PORT | bind PORT | conn PORT | bind0 |"
+	      " spawn PROG\n"
 	      "       psbench stats NAME FILE\n"
 	      "       psbench free LO HI\n"
 	      "       psbench contend P M PORT DIR\n"
@@ -822,6 +855,8 @@ static int run(int argc, char **argv)
 		return cmd_conn(parse_long(argv[1], 1, 65535));
 	if (strcmp(mode, "bind0") == 0 && argc == 1)
 		return cmd_bind0();
+	if (strcmp(mode, "spawn") == 0 && argc == 2)
+		return cmd_spawn(argv + 1);
 	if (strcmp(mode, "stats") == 0 && argc == 3)
 		return cmd_stats(argv[1], argv[2]);
 	if (strcmp(mode, "free") == 0 && argc == 3)
