@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -90,6 +91,37 @@ void ps_cli_ignore_forwarded(void)
 		signal(spawn_signals[i], SIG_IGN);
 }
 
+extern char **environ;
+
+/*
+ * CMD without a supervisor: posix_spawnp, whose child shares our memory
+ * until it execs (no copy of the page tables, no second process image to
+ * tear down) and reports an exec failure itself. Returns the pid, -1
+ * (exec failed: errno in *exec_err), or -2 with ENOEXEC for a file that
+ * execvp would run with /bin/sh (the caller does that, with fork).
+ */
+static pid_t spawn_plain(char **cmd, const sigset_t *mask, int *exec_err)
+{
+	posix_spawnattr_t attr;
+	pid_t pid;
+	int rc;
+
+	rc = posix_spawnattr_init(&attr);
+	if (rc == 0)
+		rc = posix_spawnattr_setsigmask(&attr, mask);
+	if (rc == 0)
+		rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+	if (rc == 0) {
+		fflush(NULL);
+		rc = posix_spawnp(&pid, cmd[0], NULL, &attr, cmd, environ);
+	}
+	posix_spawnattr_destroy(&attr);
+	if (rc == 0)
+		return pid;
+	*exec_err = rc;
+	return rc == ENOEXEC ? -2 : -1;
+}
+
 /*
  * Starts CMD with the signal mask *mask. The child reports an exec
  * failure's errno through a close-on-exec pipe. Returns the child's pid
@@ -105,6 +137,13 @@ pid_t ps_cli_spawn(char **cmd, struct ps_supervisor *sv, const sigset_t *mask,
 	pid_t pid;
 
 	*exec_err = 0;
+	if (sv == NULL) {
+		pid = spawn_plain(cmd, mask, exec_err);
+		if (pid != -2 || *exec_err != ENOEXEC)
+			return pid;
+		/* No "#!": execvp runs it with /bin/sh, posix_spawnp no. */
+		*exec_err = 0;
+	}
 	if (pipe2(fds, O_CLOEXEC) < 0) {
 		*exec_err = errno;
 		return -2;

@@ -192,6 +192,13 @@ is "$(st "$PORTSHIM" run no-such-program-on-path-$$)" 127 \
 : >"$T/not-executable"
 is "$(st "$PORTSHIM" run "$T/not-executable")" 126 \
     "run of a file that cannot be executed exits 126"
+# An executable text file without "#!": run starts it the way execvp
+# does (with /bin/sh), as it always has.
+printf 'echo "$0 $1"; exit 7\n' >"$T/no-shebang"
+chmod 755 "$T/no-shebang"
+is "$(st "$PORTSHIM" run -- "$T/no-shebang" arg)" 7 \
+    "run of an executable script without #! runs it with sh"
+is "$(cat "$T/out")" "$T/no-shebang arg" "with its arguments"
 
 # run forwards a signal that a process sends it.
 "$PORTSHIM" run -- sh -c \
