@@ -31,7 +31,15 @@
  *   getsockname     of the listener bound to 8081;
  *   bind port 0     socket + bind(0.0.0.0:0) + close (untagged: the
  *                   supervisor still hears of it, the preload does not);
- *   sendto untagged a UDP datagram to an untagged local port.
+ *   sendto untagged a UDP datagram to an untagged local port;
+ *   first bind      socket + bind(0.0.0.0:P) + listen of a port P never
+ *                   bound before in the group (a new lease: allocation,
+ *                   probe, mapping file), min(N, 400) of them, kept open
+ *                   until the end, as a server's net.Listen does; raw:
+ *                   the same with port 0.
+ *
+ * `--run first N` runs only the last one (scripts/bench runs it again
+ * beside CPU burners).
  *
  * Everything runs with a private registry in a temporary folder. Output:
  * one Markdown table on stdout. No timing is asserted anywhere.
@@ -49,12 +57,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NOPS 6
+#define NOPS 7
+/* Virtual ports of the first-bind row: each a new lease. */
+#define FIRST_PORT 9000
+#define FIRST_MAX 400
 #define NMODES 4
 
 static const char *const op_names[NOPS] = {
 	"bind tagged", "connect tagged", "connect tagged, non-blocking",
 	"getsockname", "bind port 0", "sendto untagged",
+	"first bind (a new lease) + listen",
 };
 
 static const char *const mode_names[NMODES] = {
@@ -160,6 +172,32 @@ static void connects(int l, const struct sockaddr_in *c, int flags,
 	}
 }
 
+/* Row 6: first binds of new virtual ports (tagged) or of port 0 (raw). */
+static void first_binds(int tagged, int n, double *t)
+{
+	static int fds[FIRST_MAX];
+	int one = 1;
+
+	if (n > FIRST_MAX)
+		n = FIRST_MAX;
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in a = v4("0.0.0.0", tagged ?
+					  FIRST_PORT + (unsigned)i : 0);
+		double t0 = now_us();
+
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one,
+			   sizeof(one));
+		if (bind(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0 ||
+		    listen(fds[i], 16) != 0)
+			die("first bind");
+		t[i] = now_us() - t0;
+	}
+	report(6, t, n);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
 /* One mode's measurements; tagged: the ports are portshim's 8080/8081. */
 static int run(int tagged, int n)
 {
@@ -245,6 +283,7 @@ static int run(int tagged, int n)
 			die("recv");
 	}
 	report(5, t, n);
+	first_binds(tagged, n, t);
 	free(t);
 	return 0;
 }
@@ -292,13 +331,15 @@ static int table(const char *portshim, const char *dyn, const char *stat,
 	char dir[] = "/tmp/supervise-bench.XXXXXX", reg[64], cmd[256];
 	char *const raw[] = { (char *)dyn, "--run", "raw", (char *)n, NULL };
 	char *const pre[] = { (char *)portshim, "run", "--ports",
-			      "8080,8081", "--", (char *)dyn, "--run",
+			      "8080,8081,9000-9399", "--", (char *)dyn, "--run",
 			      "tagged", (char *)n, NULL };
 	char *const sv[] = { (char *)portshim, "run", "--supervise",
-			     "--ports", "8080,8081", "--", (char *)stat,
+			     "--ports", "8080,8081,9000-9399", "--",
+			     (char *)stat,
 			     "--run", "tagged", (char *)n, NULL };
 	char *const svp[] = { (char *)portshim, "run", "--supervise",
-			      "--ports", "8080,8081", "--", (char *)dyn,
+			      "--ports", "8080,8081,9000-9399", "--",
+			      (char *)dyn,
 			      "--run", "tagged", (char *)n, NULL };
 
 	for (int o = 0; o < NOPS; o++)
@@ -327,6 +368,17 @@ static int table(const char *portshim, const char *dyn, const char *stat,
 
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && strcmp(argv[1], "--run") == 0 &&
+	    strcmp(argv[2], "first") == 0) {
+		int n = argc > 3 ? atoi(argv[3]) : 400;
+		double *t = calloc(FIRST_MAX, sizeof(double));
+
+		if (t == NULL || n < 1)
+			die("--run first");
+		first_binds(1, n, t);
+		free(t);
+		return 0;
+	}
 	if (argc >= 3 && strcmp(argv[1], "--run") == 0)
 		return run(strcmp(argv[2], "tagged") == 0,
 			   argc > 3 ? atoi(argv[3]) : 2000);
@@ -334,6 +386,6 @@ int main(int argc, char **argv)
 		return table(argv[2], argv[3], argv[4],
 			     argc > 5 ? argv[5] : "2000");
 	fprintf(stderr, "usage: supervise_bench --table PORTSHIM DYNAMIC "
-		"STATIC [N]\n       supervise_bench --run raw|tagged [N]\n");
+		"STATIC [N]\n       supervise_bench --run raw|tagged|first [N]\n");
 	return 2;
 }
