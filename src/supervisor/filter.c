@@ -3,6 +3,7 @@
  * filter.c - the seccomp filter of supervised processes (see filter.h).
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <stdbool.h>
@@ -59,6 +60,7 @@ enum label {
 	L_NEXT,		/* the following instruction */
 	L_COOKIE,
 	L_SENDTO,
+	L_SENDLEN,
 	L_NOTIFY,
 	L_ALLOW,
 	L_ENOSYS,
@@ -174,9 +176,19 @@ int ps_sv_filter_build(struct ps_sv_filter *f, uint64_t cookie)
 	/* sendto without a destination (a connected socket): let it be. */
 	place(&a, L_SENDTO);
 	stmt(&a, BPF_LD | BPF_W | BPF_ABS, ARG_LO(4));
-	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, 0, L_NEXT, L_NOTIFY);
+	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, 0, L_NEXT, L_SENDLEN);
 	stmt(&a, BPF_LD | BPF_W | BPF_ABS, ARG_HI(4));
-	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, 0, L_ALLOW, L_NOTIFY);
+	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, 0, L_ALLOW, L_SENDLEN);
+	/*
+	 * A destination shorter than a sockaddr_in is no IPv4 or IPv6
+	 * address (the kernel refuses those with EINVAL): a datagram to a
+	 * Unix socket (syslog's /dev/log), to netlink. Let it be. The
+	 * length is a socklen_t: its low 32 bits, unsigned.
+	 */
+	place(&a, L_SENDLEN);
+	stmt(&a, BPF_LD | BPF_W | BPF_ABS, ARG_LO(5));
+	emit(&a, BPF_JMP | BPF_JGE | BPF_K,
+	     (unsigned)sizeof(struct sockaddr_in), L_NOTIFY, L_ALLOW);
 
 	place(&a, L_NOTIFY);
 	stmt(&a, BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);

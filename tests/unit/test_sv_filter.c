@@ -2,9 +2,10 @@
 /*
  * test_sv_filter.c - the supervisor's seccomp filter, installed for real
  * in a child whose listener the test takes with pidfd_getfd: which calls
- * reach the supervisor (plain bind, getsockname, sendto with a
+ * reach the supervisor (plain bind, getsockname, sendto with an IP
  * destination, execve), which do not (the same calls with the cookie,
- * sendto on a connected socket, everything else), and io_uring_setup
+ * sendto on a connected socket or to a Unix socket, everything else),
+ * and io_uring_setup
  * failing with ENOSYS.
  */
 #include <arpa/inet.h>
@@ -22,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,7 +39,7 @@
 struct child_report {
 	int bind_plain, bind_cookie;
 	int getsockname_plain, getsockname_cookie;
-	long sendto_connected, sendto_dest;
+	long sendto_connected, sendto_dest, sendto_unix;
 	int uring_errno;
 	int execve_errno;
 };
@@ -82,6 +84,23 @@ static void child_main(const struct ps_sv_filter *f, int up, int down)
 	r.sendto_connected = sendto(u, "x", 1, 0, NULL, 0);
 	r.sendto_dest = sendto(u, "y", 1, 0, (struct sockaddr *)&a,
 			       sizeof(a));
+	/* A datagram to a Unix socket: an address shorter than any
+	 * sockaddr_in, let through in the kernel. */
+	{
+		struct sockaddr_un un;
+		socklen_t ulen = (socklen_t)(offsetof(struct sockaddr_un,
+						      sun_path) + 6);
+		int ur = socket(AF_UNIX, SOCK_DGRAM, 0);
+		int us = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+		memset(&un, 0, sizeof(un));
+		un.sun_family = AF_UNIX;
+		snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "ps%03d",
+			 (int)(getpid() % 1000));
+		ps_supcall_bind(COOKIE, ur, (struct sockaddr *)&un, ulen);
+		r.sendto_unix = sendto(us, "z", 1, 0, (struct sockaddr *)&un,
+				       ulen);
+	}
 	memset(params, 0, sizeof(params));
 	if (syscall(SYS_io_uring_setup, 1, params) < 0)
 		r.uring_errno = errno;
@@ -167,6 +186,7 @@ static void test_sv_filter_routes_calls(void **state)
 	assert_int_equal(r.getsockname_cookie, 0);
 	assert_int_equal(r.sendto_connected, 1);
 	assert_int_equal(r.sendto_dest, 1);
+	assert_int_equal(r.sendto_unix, 1);
 	assert_int_equal(r.uring_errno, ENOSYS);
 	assert_int_equal(r.execve_errno, ENOENT);
 	close(lfd);
