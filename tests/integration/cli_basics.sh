@@ -194,6 +194,7 @@ is "$(st "$PORTSHIM" run "$T/not-executable")" 126 \
     "run of a file that cannot be executed exits 126"
 # An executable text file without "#!": run starts it the way execvp
 # does (with /bin/sh), as it always has.
+# shellcheck disable=SC2016 # the script's own $0 and $1
 printf 'echo "$0 $1"; exit 7\n' >"$T/no-shebang"
 chmod 755 "$T/no-shebang"
 is "$(st "$PORTSHIM" run -- "$T/no-shebang" arg)" 7 \
