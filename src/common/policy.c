@@ -375,6 +375,36 @@ static struct ps_memo_scope scope_of(const struct ps_policy *pol)
 }
 
 /*
+ * The memo's answer of kind for port (connect, reverse: a port or none),
+ * if the table has not changed since it was read: 0 with *out, -ENOENT
+ * (none), or 1 (ask the table).
+ */
+static int memo_answer(const struct ps_policy *pol,
+		       const struct ps_memo_scope *scope,
+		       enum ps_memo_kind kind, uint16_t port, uint16_t *out)
+{
+	struct ps_reg_glance gl;
+	uint64_t now;
+
+	if (!ps_memo_get(scope, kind, port, &gl) ||
+	    ps_registry_read_seq(&pol->reg, &now) != 0 || now != gl.seq)
+		return 1;
+	*out = gl.real;
+	return gl.real != 0 ? 0 : -ENOENT;
+}
+
+/* Remembers what a peek answered: gl->real (rc 0) or none (-ENOENT). */
+static void memo_keep(const struct ps_memo_scope *scope,
+		      enum ps_memo_kind kind, uint16_t port, int rc,
+		      struct ps_reg_glance *gl)
+{
+	if (rc == -ENOENT)
+		gl->real = 0;
+	if (rc == 0 || rc == -ENOENT)
+		ps_memo_put(scope, kind, port, gl);
+}
+
+/*
  * The memo's answer stands only while the table has not changed since
  * (memo.h); the answer is checked after the bind, like a peek's. With
  * the memo, the repeat bind costs one system call beside its own: the
@@ -657,19 +687,12 @@ static int connect_peek(struct ps_policy *pol, uint16_t vport,
 {
 	struct ps_memo_scope scope = scope_of(pol);
 	struct ps_reg_glance gl;
-	uint64_t now;
-	int rc;
+	int rc = memo_answer(pol, &scope, PS_MEMO_CONNECT, vport, real);
 
-	if (ps_memo_get(&scope, PS_MEMO_CONNECT, vport, &gl) &&
-	    ps_registry_read_seq(&pol->reg, &now) == 0 && now == gl.seq) {
-		*real = gl.real;
-		return gl.real != 0 ? 0 : -ENOENT;
-	}
+	if (rc != 1)
+		return rc;
 	rc = ps_registry_peek_lease(&pol->reg, pol->group, vport, &gl);
-	if (rc == -ENOENT)
-		gl.real = 0;
-	if (rc == 0 || rc == -ENOENT)
-		ps_memo_put(&scope, PS_MEMO_CONNECT, vport, &gl);
+	memo_keep(&scope, PS_MEMO_CONNECT, vport, rc, &gl);
 	if (rc == 0)
 		*real = gl.real;
 	return rc;
@@ -732,21 +755,14 @@ static int reverse_peek(struct ps_policy *pol, uint16_t real,
 {
 	struct ps_memo_scope scope = scope_of(pol);
 	struct ps_reg_glance gl;
-	uint64_t now;
-	int rc;
+	int rc = memo_answer(pol, &scope, PS_MEMO_REVERSE, real, vport);
 
-	if (ps_memo_get(&scope, PS_MEMO_REVERSE, real, &gl) &&
-	    ps_registry_read_seq(&pol->reg, &now) == 0 && now == gl.seq) {
-		*vport = gl.real;
-		return gl.real != 0 ? 0 : -ENOENT;
-	}
+	if (rc != 1)
+		return rc;
 	memset(&gl, 0, sizeof(gl));
 	rc = ps_registry_peek_vport(&pol->reg, pol->group, real, &gl.real,
 				    &gl.seq);
-	if (rc == -ENOENT)
-		gl.real = 0;
-	if (rc == 0 || rc == -ENOENT)
-		ps_memo_put(&scope, PS_MEMO_REVERSE, real, &gl);
+	memo_keep(&scope, PS_MEMO_REVERSE, real, rc, &gl);
 	if (rc == 0)
 		*vport = gl.real;
 	return rc;
