@@ -17,15 +17,6 @@
 RANGE=19300-19399
 COPIES="1 2 3 4"
 
-# in_group G PORTS CMD...: runs CMD in group G.
-in_group() {
-    ig_g=$1
-    ig_ports=$2
-    shift 2
-    "$PORTSHIM" run --ports "$ig_ports" --range "$RANGE" --group "$ig_g" \
-        --map "$T/$ig_g.map" -- "$@"
-}
-
 # ------------------------------------------- the caller's files are let go
 # run returns when CMD does, and the group that lives on holds none of
 # the caller's files: a command substitution gets its end while CMD's

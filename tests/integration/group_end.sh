@@ -3,6 +3,8 @@
 # group_end.sh - for tests of servers that outlive `portshim run`
 # (daemons) or run as another user. Source it after lib.sh.
 #
+#   in_group G PORTS CMD...  runs CMD in group G (ports PORTS, real ports
+#                            in $RANGE, mapping file $T/G.map)
 #   daemon_pid_file FILE     the server writes its pid to FILE: it is
 #                            killed when the test exits, if still alive
 #   keeper_of G MAP          prints the pids of group G's keeper (the
@@ -21,6 +23,14 @@
 #                            $COPIES ($PGT/data-I); removed at exit
 
 ps_pid_files=""
+
+in_group() {
+    ig_g=$1
+    ig_ports=$2
+    shift 2
+    "$PORTSHIM" run --ports "$ig_ports" --range "$RANGE" --group "$ig_g" \
+        --map "$T/$ig_g.map" -- "$@"
+}
 
 daemon_pid_file() {
     ps_pid_files="$ps_pid_files $1"

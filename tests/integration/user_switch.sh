@@ -22,14 +22,6 @@ RANGE=19400-19499
 COPIES="1 2 3 4"
 : >"$T/.start"
 
-in_group() {
-    ig_g=$1
-    ig_ports=$2
-    shift 2
-    "$PORTSHIM" run --ports "$ig_ports" --range "$RANGE" --group "$ig_g" \
-        --map "$T/$ig_g.map" -- "$@"
-}
-
 serve() {
     sv_g=$1
     sv_ports=$2
