@@ -218,64 +218,28 @@ void ps_claim_drop(const struct ps_registry *reg, uint16_t port)
 	errno = saved;
 }
 
-int ps_claims_each(const struct ps_registry *reg,
-		   void (*fn)(void *arg, uint16_t port), void *arg)
-{
-	char prefix[CLAIM_MAX], seen[CLAIM_MAX];
-	size_t plen = claim_prefix(reg, prefix);
+/* One claim file met by claims_walk: its name, port and text. */
+struct claim_file {
+	int dirfd;
+	const char *name;
+	uint16_t port;
+	const char *seen;	/* what claim_read read */
+	ssize_t n;		/* its result */
 	uid_t owner;
-	const size_t nlen = sizeof(PS_CLAIMS_PREFIX) - 1;
-	struct dirent *de;
-	DIR *d;
-	int dirfd, count = 0;
+};
 
-	dirfd = open_dir();
-	if (dirfd < 0)
-		return dirfd;
-	d = fdopendir(dirfd);
-	if (d == NULL) {
-		close(dirfd);
-		return -errno;
-	}
-	while ((de = readdir(d)) != NULL) {
-		unsigned long p;
-		char *end;
-
-		if (strncmp(de->d_name, PS_CLAIMS_PREFIX, nlen) != 0)
-			continue;
-		p = strtoul(de->d_name + nlen, &end, 10);
-		if (*end != '\0' || p == 0 || p > 65535 ||
-		    !claim_of(seen, claim_read(dirfd, de->d_name, seen,
-					       &owner), prefix, plen))
-			continue;
-		count++;
-		fn(arg, (uint16_t)p);
-	}
-	closedir(d);
-	return count;
-}
-
-bool ps_claims_usable(void)
+/*
+ * Calls visit for each claim file of the folder (a name
+ * PS_CLAIMS_PREFIX + a port 1-65535); returns how many visit counted
+ * (it returns 1 or 0), or -errno when the folder cannot be read.
+ */
+static int claims_walk(int (*visit)(void *ctx, const struct claim_file *f),
+		       void *ctx)
 {
-	int fd = open_dir();
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
-int ps_claims_sweep(const struct ps_registry *reg,
-		   bool (*leased)(void *arg, uint16_t port), void *arg,
-		   bool dry_run, void (*fn)(void *arg, uint16_t port),
-		   void *fn_arg)
-{
-	char prefix[CLAIM_MAX], seen[CLAIM_MAX];
-	size_t plen = claim_prefix(reg, prefix);
+	char seen[CLAIM_MAX];
 	const size_t nlen = sizeof(PS_CLAIMS_PREFIX) - 1;
+	struct claim_file f;
 	struct dirent *de;
-	uid_t owner;
-	ssize_t n;
 	DIR *d;
 	int dirfd, count = 0;
 
@@ -296,18 +260,82 @@ int ps_claims_sweep(const struct ps_registry *reg,
 		p = strtoul(de->d_name + nlen, &end, 10);
 		if (*end != '\0' || p == 0 || p > 65535)
 			continue;
-		n = claim_read(dirfd, de->d_name, seen, &owner);
-		if (n < 0 || owner != geteuid())
-			continue;
-		if (claim_of(seen, n, prefix, plen) ?
-		    leased(arg, (uint16_t)p) : !claim_stale(seen))
-			continue;
-		count++;
-		if (fn != NULL)
-			fn(fn_arg, (uint16_t)p);
-		if (!dry_run)
-			unlinkat(dirfd, de->d_name, 0);
+		f.dirfd = dirfd;
+		f.name = de->d_name;
+		f.port = (uint16_t)p;
+		f.seen = seen;
+		f.n = claim_read(dirfd, de->d_name, seen, &f.owner);
+		count += visit(ctx, &f);
 	}
 	closedir(d);
 	return count;
+}
+
+/* What ps_claims_each and ps_claims_sweep look for. */
+struct claims_ctx {
+	char prefix[CLAIM_MAX];
+	size_t plen;
+	void (*fn)(void *arg, uint16_t port);
+	void *fn_arg;
+	bool (*leased)(void *arg, uint16_t port);
+	void *arg;
+	bool dry_run;
+};
+
+static int each_visit(void *ctx, const struct claim_file *f)
+{
+	struct claims_ctx *c = ctx;
+
+	if (!claim_of(f->seen, f->n, c->prefix, c->plen))
+		return 0;
+	c->fn(c->fn_arg, f->port);
+	return 1;
+}
+
+int ps_claims_each(const struct ps_registry *reg,
+		   void (*fn)(void *arg, uint16_t port), void *arg)
+{
+	struct claims_ctx c = { .fn = fn, .fn_arg = arg };
+
+	c.plen = claim_prefix(reg, c.prefix);
+	return claims_walk(each_visit, &c);
+}
+
+bool ps_claims_usable(void)
+{
+	int fd = open_dir();
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static int sweep_visit(void *ctx, const struct claim_file *f)
+{
+	struct claims_ctx *c = ctx;
+
+	if (f->n < 0 || f->owner != geteuid())
+		return 0;
+	if (claim_of(f->seen, f->n, c->prefix, c->plen) ?
+	    c->leased(c->arg, f->port) : !claim_stale(f->seen))
+		return 0;
+	if (c->fn != NULL)
+		c->fn(c->fn_arg, f->port);
+	if (!c->dry_run)
+		unlinkat(f->dirfd, f->name, 0);
+	return 1;
+}
+
+int ps_claims_sweep(const struct ps_registry *reg,
+		   bool (*leased)(void *arg, uint16_t port), void *arg,
+		   bool dry_run, void (*fn)(void *arg, uint16_t port),
+		   void *fn_arg)
+{
+	struct claims_ctx c = { .fn = fn, .fn_arg = fn_arg,
+				.leased = leased, .arg = arg,
+				.dry_run = dry_run };
+
+	c.plen = claim_prefix(reg, c.prefix);
+	return claims_walk(sweep_visit, &c);
 }
