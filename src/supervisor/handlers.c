@@ -260,6 +260,12 @@ static bool get_task(struct ps_supervisor *sv, struct ps_sv_call *c,
 	return false;
 }
 
+/* The flags of a sendto, sendmsg or sendmmsg. */
+static uint64_t send_flags(const struct ps_sv_call *c)
+{
+	return c->nr == SYS_sendmsg ? c->args[2] : c->args[3];
+}
+
 /*
  * The checks every call with a destination or a bind address passes
  * before a worker gets it: the port is tagged in the thread's
@@ -290,6 +296,11 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	proto = socket_proto(c->fd, &c->socktype);
 	if (proto < 0 ||
 	    !ps_portspec_has(&env->cfg.ports, (enum ps_proto)proto, c->port))
+		return PS_SV_CONTINUE;
+	/* A send on TCP takes its destination only with MSG_FASTOPEN;
+	 * otherwise the kernel ignores it, and so do we (as the shim). */
+	if (proto == PS_TCP && c->nr != SYS_bind && c->nr != SYS_connect &&
+	    !(send_flags(c) & MSG_FASTOPEN))
 		return PS_SV_CONTINUE;
 	c->proto = (enum ps_proto)proto;
 	/* A connect or send on a blocking socket may wait: not in the loop. */

@@ -18,6 +18,11 @@
  *   pssv udp-get MODE PORT
  *       UDP client: sends to 127.0.0.1:PORT with MODE (sendto, sendmsg,
  *       sendmmsg or connect+send), prints the answer.
+ *   pssv tcp-sendto PORT OTHER
+ *       TCP client to 127.0.0.1:PORT that sends "x\n" with sendto()
+ *       naming 127.0.0.1:OTHER and no MSG_FASTOPEN (the kernel ignores
+ *       that address on a connected TCP socket); prints "sent" or the
+ *       error, then the line the server sent.
  *   pssv files DIR COUNT STATUS
  *       writes, reads back, renames, stats and removes COUNT files in
  *       DIR; exits with STATUS if all went well, 99 otherwise.
@@ -184,6 +189,34 @@ static int get(unsigned port, int nonblock, int six)
 	if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
 		die("getpeername");
 	printf("%speer=%u\n", buf, port_of(&peer));
+	close(fd);
+	return 0;
+}
+
+static int tcp_sendto(unsigned port, unsigned other)
+{
+	struct sockaddr_in srv, oth;
+	char buf[256];
+	ssize_t n;
+	int fd;
+
+	v4(&srv, "127.0.0.1", port);
+	v4(&oth, "127.0.0.1", other);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		die("socket");
+	if (do_connect(fd, (struct sockaddr *)&srv, sizeof(srv)) != 0)
+		die("connect");
+	if (sendto(fd, "x\n", 2, 0, (struct sockaddr *)&oth,
+		   sizeof(oth)) == 2)
+		printf("sent\n");
+	else
+		printf("sendto: %s\n", strerror(errno));
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n < 0)
+		die("read");
+	buf[n] = '\0';
+	printf("%s", buf);
 	close(fd);
 	return 0;
 }
@@ -391,6 +424,9 @@ int main(int argc, char **argv)
 		return udp_serve((unsigned)atoi(argv[0]), argv[1]);
 	if (strcmp(argv[-i + 1], "udp-get") == 0 && argc == 2)
 		return udp_get(argv[0], (unsigned)atoi(argv[1]));
+	if (strcmp(argv[-i + 1], "tcp-sendto") == 0 && argc == 2)
+		return tcp_sendto((unsigned)atoi(argv[0]),
+				  (unsigned)atoi(argv[1]));
 	if (strcmp(argv[-i + 1], "files") == 0 && argc == 3)
 		return files(argv[0], atol(argv[1]), atoi(argv[2]));
 	if (strcmp(argv[-i + 1], "hold") == 0 && argc == 1)
@@ -400,7 +436,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[-i + 1], "deny") == 0 && argc >= 2)
 		return deny(argv[0], argv + 1);
 usage:
-	fprintf(stderr, "usage: pssv serve|get|udp-serve|udp-get|files|hold|"
-		"uring|deny ...\n");
+	fprintf(stderr, "usage: pssv serve|get|tcp-sendto|udp-serve|udp-get|"
+		"files|hold|uring|deny ...\n");
 	return 2;
 }

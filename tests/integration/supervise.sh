@@ -327,6 +327,39 @@ connect:dns-copy " "udp: every way of sending reaches the supervised server"
 is "$(cat "$T/udp.server")" "port=$UPORT" \
     "udp: the UDP server sees its virtual port"
 
+# --------------------------- a TCP send's destination without fast open
+# The kernel ignores the address of a send on a connected TCP socket
+# unless MSG_FASTOPEN is given. The shim leaves such a send alone; so
+# must the supervisor: naming a tagged port that has no lease (refused
+# with ECONNREFUSED, were it a connect) must not fail the send.
+TPORT=7070
+TOTHER=7071
+tcpsend() {
+    ts_bin=$1
+    ts_name=$2
+    shift 2
+    cat >"$T/$ts_name.sh" <<EOF
+"$ts_bin" serve $TPORT tcp-copy 1 >"$T/$ts_name.server" 2>&1 &
+i=0
+until grep -q port= "$T/$ts_name.server"; do
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
+done
+"$ts_bin" tcp-sendto $TPORT $TOTHER
+wait
+EOF
+    "$PORTSHIM" run "$@" --ports "$TPORT,$TOTHER" --map "$T/$ts_name.map" \
+        -- sh "$T/$ts_name.sh" 2>"$T/$ts_name.err" | tr '\n' ' '
+}
+is "$(tcpsend "$PSSV" tcpsend-sv --supervise)" "sent tcp-copy " \
+    "tcp: a sendto naming an unmapped tagged port, no MSG_FASTOPEN, goes out (supervised)"
+if "$CC" -O2 -o "$T/pssv-dyn2" "$PS_SRCDIR/tests/helpers/pssv.c" \
+    2>"$T/cc3.err"; then
+    is "$(tcpsend "$T/pssv-dyn2" tcpsend-preload)" "sent tcp-copy " \
+        "tcp: the same under the preload"
+else
+    skip "cannot build pssv dynamically" "tcp: the same under the preload"
+fi
+
 # ------------------------------------ a blocking connect stalls nothing
 # A listener with a backlog of 0 that never accepts: a second connect to
 # it waits for the SYN to be retried, for minutes. While the supervisor
