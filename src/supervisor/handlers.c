@@ -286,7 +286,9 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	env = c->task->env;
 	if (!env->active || !ps_portspec_maybe(&env->cfg.ports, c->port))
 		return PS_SV_CONTINUE;
-	if (dest && !ps_sockaddr_is_local(&c->addr.sa))
+	/* "Local" as the shim has it: loopback, unspecified, or an
+	 * address of this host's interfaces. */
+	if (dest && !ps_sockaddr_is_host(&c->addr.sa))
 		return PS_SV_CONTINUE;
 	if (ps_sv_lock_held_by(env, c->tid))
 		return PS_SV_CONTINUE;
@@ -729,7 +731,7 @@ static int prepare_mmsg(struct ps_supervisor *sv, struct ps_sv_call *c,
 			return rc;
 	} else {
 		if (ps_portspec_has(&env->cfg.ports, c->proto, c->port) &&
-		    ps_sockaddr_is_local(&c->addr.sa)) {
+		    ps_sockaddr_is_host(&c->addr.sa)) {
 			rc = rewrite_dest(c);
 			if (rc < 0)
 				return rc;

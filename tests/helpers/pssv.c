@@ -8,8 +8,9 @@
  *       TCP server on 0.0.0.0:PORT; prints "port=P" (P from
  *       getsockname) once listening, then answers each connection with
  *       "ID\n" (COUNT connections, default: forever).
- *   pssv get [-r] [-n] [-6] PORT
- *       TCP client to 127.0.0.1:PORT (::1 with -6): prints the line it
+ *   pssv get [-r] [-n] [-6] [-a ADDR] PORT
+ *       TCP client to 127.0.0.1:PORT (::1 with -6, the IPv4 address ADDR
+ *       with -a): prints the line it
  *       reads, then "peer=P" (P from getpeername). -n: non-blocking
  *       connect (must give EINPROGRESS), then poll and SO_ERROR.
  *   pssv udp-serve PORT ID
@@ -68,6 +69,8 @@ static void die(const char *what)
 
 /* The protocol of serve's and get's sockets: TCP, or MPTCP with -m. */
 static int stream_proto = IPPROTO_TCP;
+/* get's IPv4 address (-a). */
+static const char *get_addr = "127.0.0.1";
 
 static int do_bind(int fd, const struct sockaddr *a, socklen_t l)
 {
@@ -152,7 +155,7 @@ static int get(unsigned port, int nonblock, int six)
 		a->sin6_addr = in6addr_loopback;
 		len = sizeof(*a);
 	} else {
-		v4((struct sockaddr_in *)&ss, "127.0.0.1", port);
+		v4((struct sockaddr_in *)&ss, get_addr, port);
 		len = sizeof(struct sockaddr_in);
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0),
@@ -410,6 +413,8 @@ int main(int argc, char **argv)
 			six = 1;
 		else if (strcmp(argv[i], "-m") == 0)
 			stream_proto = IPPROTO_MPTCP;
+		else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc)
+			get_addr = argv[++i];
 		else
 			goto usage;
 	}

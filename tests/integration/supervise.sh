@@ -345,6 +345,7 @@ until grep -q port= "$T/$ts_name.server"; do
     i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
 done
 "$ts_bin" tcp-sendto $TPORT $TOTHER
+kill \$! 2>/dev/null
 wait
 EOF
     "$PORTSHIM" run "$@" --ports "$TPORT,$TOTHER" --map "$T/$ts_name.map" \
@@ -358,6 +359,37 @@ if "$CC" -O2 -o "$T/pssv-dyn2" "$PS_SRCDIR/tests/helpers/pssv.c" \
         "tcp: the same under the preload"
 else
     skip "cannot build pssv dynamically" "tcp: the same under the preload"
+fi
+
+# ---------------------- an address of this host, in a private netns
+# A connect to one of this host's own addresses (not loopback) is local,
+# for the supervisor as for the shim: it reaches the group's server.
+# The address is added to lo inside a network namespace of our own. The
+# server serves one connection; it is stopped after the client, so that
+# a client that never reached it fails the check instead of hanging.
+HOSTADDR=10.9.0.1
+cat >"$T/hostaddr-in.sh" <<EOF
+"$PSSV" serve $TPORT hostaddr 1 >"$T/hostaddr.server" 2>&1 &
+i=0
+until grep -q port= "$T/hostaddr.server"; do
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
+done
+"$PSSV" get -a $HOSTADDR $TPORT
+kill \$! 2>/dev/null
+wait
+EOF
+cat >"$T/hostaddr.sh" <<EOF
+ip link set lo up && ip addr add $HOSTADDR/32 dev lo || exit 3
+"$PORTSHIM" run --supervise --ports $TPORT --map "$T/hostaddr.map" \
+    -- sh "$T/hostaddr-in.sh"
+EOF
+if command -v ip >/dev/null 2>&1 && unshare -rn true 2>/dev/null; then
+    is "$(unshare -rn sh "$T/hostaddr.sh" 2>"$T/hostaddr.err" |
+        tr '\n' ' ')" "hostaddr peer=$TPORT " \
+        "a connect to this host's own address $HOSTADDR reaches the supervised server"
+else
+    skip "no unshare -rn or ip here" \
+        "a connect to this host's own address reaches the supervised server"
 fi
 
 # ------------------------------------ a blocking connect stalls nothing
