@@ -596,6 +596,30 @@ static pid_t start_churn(int idx, unsigned seed)
 	return fx_holder(churn_child, &c, &b, 1);
 }
 
+/*
+ * Lock held: every lease of RLO..RHI is of a group "cN" with N < n, made
+ * (and, with holder, held) by pids[N], and is what a lookup of its
+ * (group, vport) finds.
+ */
+static void check_makers(const pid_t *pids, int n, bool holder)
+{
+	for (uint32_t p = RLO; p <= RHI; p++) {
+		const struct ps_lease *l = ps_registry_at(&fx.reg,
+							  (uint16_t)p);
+		int owner;
+
+		if (l == NULL)
+			continue;
+		assert_int_equal(sscanf(l->group, "c%d", &owner), 1);
+		assert_in_range(owner, 0, n - 1);
+		if (holder)
+			assert_int_equal(l->holder.pid, pids[owner]);
+		assert_int_equal(l->maker.pid, pids[owner]);
+		assert_ptr_equal(ps_registry_find(&fx.reg, l->group,
+						  l->vport), l);
+	}
+}
+
 static void test_crash_random_kills(void **state)
 {
 	static pid_t pids[100000];
@@ -706,20 +730,7 @@ static void test_crash_random_kills(void **state)
 		if (fx.reg.hdr->nleases >= RHI - RLO + 1 - 16)
 			gc_rounds++;
 		/* Each lease belongs to the child that made it. */
-		for (uint32_t p = RLO; p <= RHI; p++) {
-			const struct ps_lease *l = ps_registry_at(&fx.reg,
-								  (uint16_t)p);
-			int owner;
-
-			if (l == NULL)
-				continue;
-			assert_int_equal(sscanf(l->group, "c%d", &owner), 1);
-			assert_in_range(owner, 0, idx - 1);
-			assert_int_equal(l->holder.pid, pids[owner]);
-			assert_int_equal(l->maker.pid, pids[owner]);
-			assert_ptr_equal(ps_registry_find(&fx.reg, l->group,
-							  l->vport), l);
-		}
+		check_makers(pids, idx, true);
 		ps_registry_unlock(&fx.reg, &g);
 	}
 	/* Every owner is dead now: gc takes everything back. */
@@ -1043,19 +1054,7 @@ static void test_crash_clone_kills(void **state)
 		}
 		in_lock += fx.reg.hdr->recoveries - rec;
 		fx_check(&fx.reg);
-		for (uint32_t p = RLO; p <= RHI; p++) {
-			const struct ps_lease *l = ps_registry_at(&fx.reg,
-								  (uint16_t)p);
-			int owner;
-
-			if (l == NULL)
-				continue;
-			assert_int_equal(sscanf(l->group, "c%d", &owner), 1);
-			assert_in_range(owner, 0, idx - 1);
-			assert_int_equal(l->maker.pid, owners[owner]);
-			assert_ptr_equal(ps_registry_find(&fx.reg, l->group,
-							  l->vport), l);
-		}
+		check_makers(owners, idx, false);
 		ps_registry_unlock(&fx.reg, &g);
 		rounds++;
 	}
