@@ -334,28 +334,39 @@ is "$(cat "$T/udp.server")" "port=$UPORT" \
 # with ECONNREFUSED, were it a connect) must not fail the send.
 TPORT=7070
 TOTHER=7071
+
+# one_shot FILE BIN ID CLIENT: writes the script FILE, which starts
+# "BIN serve $TPORT ID 1" (one connection), waits for its port= line, runs
+# the shell command CLIENT and stops the server, so that a client that
+# never reached it fails its check instead of hanging.
+one_shot() {
+    os_file=$1
+    cat >"$os_file" <<EOF
+"$2" serve $TPORT $3 1 >"$os_file.server" 2>&1 &
+i=0
+until grep -q port= "$os_file.server"; do
+    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
+done
+$4
+kill \$! 2>/dev/null
+wait
+EOF
+}
+
 tcpsend() {
     ts_bin=$1
     ts_name=$2
     shift 2
-    cat >"$T/$ts_name.sh" <<EOF
-"$ts_bin" serve $TPORT tcp-copy 1 >"$T/$ts_name.server" 2>&1 &
-i=0
-until grep -q port= "$T/$ts_name.server"; do
-    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
-done
-"$ts_bin" tcp-sendto $TPORT $TOTHER
-kill \$! 2>/dev/null
-wait
-EOF
+    one_shot "$T/$ts_name.sh" "$ts_bin" tcp-copy \
+        "\"$ts_bin\" tcp-sendto $TPORT $TOTHER"
     "$PORTSHIM" run "$@" --ports "$TPORT,$TOTHER" --map "$T/$ts_name.map" \
         -- sh "$T/$ts_name.sh" 2>"$T/$ts_name.err" | tr '\n' ' '
 }
 is "$(tcpsend "$PSSV" tcpsend-sv --supervise)" "sent tcp-copy " \
     "tcp: a sendto naming an unmapped tagged port, no MSG_FASTOPEN, goes out (supervised)"
-if "$CC" -O2 -o "$T/pssv-dyn2" "$PS_SRCDIR/tests/helpers/pssv.c" \
-    2>"$T/cc3.err"; then
-    is "$(tcpsend "$T/pssv-dyn2" tcpsend-preload)" "sent tcp-copy " \
+# The dynamic copy of the raw-syscall section above, if it was built.
+if [ -x "$PSSVD" ]; then
+    is "$(tcpsend "$PSSVD" tcpsend-preload)" "sent tcp-copy " \
         "tcp: the same under the preload"
 else
     skip "cannot build pssv dynamically" "tcp: the same under the preload"
@@ -364,20 +375,10 @@ fi
 # ---------------------- an address of this host, in a private netns
 # A connect to one of this host's own addresses (not loopback) is local,
 # for the supervisor as for the shim: it reaches the group's server.
-# The address is added to lo inside a network namespace of our own. The
-# server serves one connection; it is stopped after the client, so that
-# a client that never reached it fails the check instead of hanging.
+# The address is added to lo inside a network namespace of our own.
 HOSTADDR=10.9.0.1
-cat >"$T/hostaddr-in.sh" <<EOF
-"$PSSV" serve $TPORT hostaddr 1 >"$T/hostaddr.server" 2>&1 &
-i=0
-until grep -q port= "$T/hostaddr.server"; do
-    i=\$((i + 1)); [ "\$i" -gt 600 ] && break; sleep 0.1
-done
-"$PSSV" get -a $HOSTADDR $TPORT
-kill \$! 2>/dev/null
-wait
-EOF
+one_shot "$T/hostaddr-in.sh" "$PSSV" hostaddr \
+    "\"$PSSV\" get -a $HOSTADDR $TPORT"
 cat >"$T/hostaddr.sh" <<EOF
 ip link set lo up && ip addr add $HOSTADDR/32 dev lo || exit 3
 "$PORTSHIM" run --supervise --ports $TPORT --map "$T/hostaddr.map" \
