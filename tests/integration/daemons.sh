@@ -51,24 +51,7 @@ if [ -x "$NGINX" ]; then
         d=$T/nginx-$i
         mkdir -p "$d"
         # No `daemon` line: nginx daemonizes, as it does by default.
-        cat >"$d/nginx.conf" <<CONF
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    server {
-        listen 127.0.0.1:8080;
-        location / { return 200 "nginx-daemon-$i"; }
-    }
-}
-CONF
+        nginx_conf "$d" 1 127.0.0.1:8080 "nginx-daemon-$i"
         rc=0
         in_group "dn-$i" 8080 "$NGINX" -p "$d" -c "$d/nginx.conf" \
             -e "$d/error.log" >"$T/nginx-$i.log" 2>&1 || rc=$?
@@ -165,13 +148,9 @@ if [ -z "$why" ]; then
             --map "$PGT/$pgg.map" -- "$@"
     }
     for i in $COPIES; do
-        rc=0
-        pg_group "dp-$i" "$PGBIN/pg_ctl" -D "$PGT/data-$i" -l \
-            "$PGT/pg-$i.log" -w -o "-c cluster_name=pg-daemon-$i" start \
-            >"$T/pg-$i.log" 2>&1 || rc=$?
-        is "$rc" 0 "postgres copy $i: pg_ctl start under run returns 0"
-        [ "$rc" -eq 0 ] || diag_file "$PGT/pg-$i.log"
-        daemon_pid_file "$PGT/data-$i/postmaster.pid"
+        pg_start "$i" "pg-daemon-$i" \
+            "postgres copy $i: pg_ctl start under run returns 0" \
+            pg_group "dp-$i"
     done
     for i in $COPIES; do
         got=$(capture pg_group "dp-$i" "$PGBIN/psql" -h 127.0.0.1 -p 5432 \

@@ -18,6 +18,10 @@
 #   PGBIN                    the newest PostgreSQL's bin folder, or ""
 #   pg_unusable              prints why postgres cannot be tested here
 #                            (nothing if it can)
+#   pg_start I NAME DESC CMD...
+#                            CMD... pg_ctl start of copy I (cluster_name
+#                            NAME): checks it returns 0 (DESC) and that
+#                            the postmaster is stopped at exit
 #   pg_setup                 makes $PGT, a folder of the postgres user,
 #                            with one initialised cluster per copy in
 #                            $COPIES ($PGT/data-I); removed at exit
@@ -113,4 +117,18 @@ CONF
     # The registry lives in PGT too: postgres cannot enter the test's
     # own folder.
     chmod 711 "$T"
+}
+
+pg_start() {
+    pgs_i=$1
+    pgs_name=$2
+    pgs_desc=$3
+    shift 3
+    pgs_rc=0
+    "$@" "$PGBIN/pg_ctl" -D "$PGT/data-$pgs_i" -l "$PGT/pg-$pgs_i.log" -w \
+        -o "-c cluster_name=$pgs_name" start >"$T/pg-$pgs_i.log" 2>&1 ||
+        pgs_rc=$?
+    is "$pgs_rc" 0 "$pgs_desc"
+    [ "$pgs_rc" -eq 0 ] || diag_file "$PGT/pg-$pgs_i.log"
+    daemon_pid_file "$PGT/data-$pgs_i/postmaster.pid"
 }

@@ -376,6 +376,32 @@ wait_tcp() {
     return 1
 }
 
+# nginx_conf DIR WORKERS LISTEN TEXT [DIRECTIVE]: writes DIR/nginx.conf
+# for a test nginx: WORKERS worker processes, its pid file, error log and
+# temporary paths in DIR, no access log, one server on LISTEN that
+# answers TEXT; DIRECTIVE (e.g. "daemon off;") is added at the top level.
+nginx_conf() {
+    cat >"$1/nginx.conf" <<CONF
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/error.log;
+${5:-}
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    server {
+        listen $3;
+        location / { return 200 "$4"; }
+    }
+}
+CONF
+}
+
 # free_port LO HI: prints a TCP port in [LO, HI] that nothing holds.
 free_port() {
     "$PSTCP" free "$1" "$2"

@@ -22,25 +22,7 @@ WORKERS=3
 for i in $COPIES; do
     d=$T/nginx-$i
     mkdir -p "$d"
-    cat >"$d/nginx.conf" <<CONF
-worker_processes $WORKERS;
-pid $d/nginx.pid;
-error_log $d/error.log;
-daemon off;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    server {
-        listen 8080 reuseport;
-        location / { return 200 "nginx-copy-$i"; }
-    }
-}
-CONF
+    nginx_conf "$d" "$WORKERS" "8080 reuseport" "nginx-copy-$i" "daemon off;"
     serve "$i" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log"
 done
 wait_copies 8080

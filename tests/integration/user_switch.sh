@@ -144,13 +144,9 @@ if [ -z "$why" ]; then
         else
             set -- setpriv --reuid postgres --regid postgres --init-groups --
         fi
-        rc=0
-        in_group "pg-$i" 5432 "$@" "$PGBIN/pg_ctl" -D "$PGT/data-$i" \
-            -l "$PGT/pg-$i.log" -w -o "-c cluster_name=pg-switch-$i" start \
-            >"$T/pg-$i.log" 2>&1 || rc=$?
-        is "$rc" 0 "postgres copy $i: root starts pg_ctl through $1"
-        [ "$rc" -eq 0 ] || diag_file "$PGT/pg-$i.log"
-        daemon_pid_file "$PGT/data-$i/postmaster.pid"
+        pg_start "$i" "pg-switch-$i" \
+            "postgres copy $i: root starts pg_ctl through $1" \
+            in_group "pg-$i" 5432 "$@"
     done
     for i in $COPIES; do
         got=$(capture in_group "pg-$i" 5432 "$PGBIN/psql" -h 127.0.0.1 \
