@@ -701,16 +701,22 @@ is "$got" ENOSYS \
 # harness, say) instead of lingering on the group's port with every
 # intercepted call failing: `run --supervise`, and `portshim supervise`
 # as the exec wrappers start it.
+# child_of PID: prints PID's first child once it has one (10 s at most;
+# nothing if none came).
+child_of() {
+    co_child=""
+    co_n=0
+    while [ -z "$co_child" ] && [ "$co_n" -lt 100 ]; do
+        co_child=$(pgrep -P "$1" 2>/dev/null | head -n 1)
+        [ -n "$co_child" ] || sleep 0.1
+        co_n=$((co_n + 1))
+    done
+    echo "$co_child"
+}
 # orphan_check WHAT SUPERVISOR_PID: kills the supervisor, then expects its
 # child (the server) gone within 5 s.
 orphan_check() {
-    oc_child=""
-    oc_n=0
-    while [ -z "$oc_child" ] && [ "$oc_n" -lt 100 ]; do
-        oc_child=$(pgrep -P "$2" 2>/dev/null | head -n 1)
-        [ -n "$oc_child" ] || sleep 0.1
-        oc_n=$((oc_n + 1))
-    done
+    oc_child=$(child_of "$2")
     if [ -z "$oc_child" ]; then
         not_ok "$1: the supervised server started"
         return
@@ -726,13 +732,7 @@ orphan_check() {
 # Under `run`, the supervisor is the group's keeper, run's child.
 bg "$T/orphan-run.log" "$PORTSHIM" run --supervise --ports "$VPORT" \
     --group orphan-run -- "$PSSV" serve "$VPORT" orphan
-keeper=""
-n=0
-while [ -z "$keeper" ] && [ "$n" -lt 100 ]; do
-    keeper=$(pgrep -P "$ps_last_pid" 2>/dev/null | head -n 1)
-    [ -n "$keeper" ] || sleep 0.1
-    n=$((n + 1))
-done
+keeper=$(child_of "$ps_last_pid")
 orphan_check "run --supervise" "${keeper:-0}"
 bg "$T/orphan-sv.log" env PORTSHIM_PORTS="$VPORT" PORTSHIM_GROUP=orphan-sv \
     "$PORTSHIM" supervise -- "$PSSV" serve "$VPORT" orphan
