@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+'use strict';
+describe('spec 4 (jest)', function () {
+    require('./fixed_port').serve('4');
+});

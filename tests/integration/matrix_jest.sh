@@ -1,0 +1,79 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# matrix_jest.sh - the README's jest recipe as written, `portshim run --
+# npx jest --maxWorkers=4`, on a suite of four test files that each start
+# a server on one hard-coded port (data/jest_suite, running the mocha
+# suite's fixed_port.js) and talk to it while the others run: with
+# portshim's defaults only, each jest worker (JEST_WORKER_ID) gets a group
+# of its own and every file passes; with PORTSHIM_GROUP_FROM empty (one
+# group for all workers) the servers clash, so the first run proves
+# something.
+#
+# jest is not packaged in Debian: it comes from the npm registry, once,
+# into a cache folder (PORTSHIM_TEST_CACHE, default ~/.cache/portshim-tests)
+# that later runs reuse; the test is skipped, saying why, where npm or the
+# registry is missing.
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+for prog in node npm npx; do
+    command -v "$prog" >/dev/null 2>&1 ||
+        skip_all "$prog is not installed (jest comes from the npm registry)"
+done
+
+JEST_VERSION=29
+CACHE=${PORTSHIM_TEST_CACHE:-${HOME:-/root}/.cache/portshim-tests}
+J=$CACHE/jest$JEST_VERSION
+if [ ! -x "$J/node_modules/.bin/jest" ]; then
+    mkdir -p "$J"
+    # A folder of its own per attempt: two test runs at once never share
+    # a half-made one; the finished folder is moved in place.
+    new=$(mktemp -d "$CACHE/.jest.XXXXXX")
+    if (cd "$new" && timeout 600 npm install --no-audit --no-fund \
+        --no-save "jest@$JEST_VERSION") >"$T/npm.log" 2>&1 &&
+        [ -x "$new/node_modules/.bin/jest" ]; then
+        rm -rf "$J/node_modules"
+        mv "$new/node_modules" "$J/node_modules" 2>/dev/null || true
+    fi
+    rm -rf "$new"
+    [ -x "$J/node_modules/.bin/jest" ] ||
+        skip_all "jest $JEST_VERSION cannot be installed from the npm registry: $(tail -n 1 "$T/npm.log")"
+fi
+
+cp -R "$PS_SRCDIR/tests/integration/data/jest_suite" "$T/suite"
+cp "$PS_SRCDIR/tests/integration/data/mocha_suite/fixed_port.js" "$T/suite/"
+ln -s "$J/node_modules" "$T/suite/node_modules"
+
+# run NAME [VAR=VALUE...]: the recipe in the suite's folder.
+run() {
+    r_name=$1
+    shift
+    mkdir "$T/$r_name"
+    rm -rf "$T/suite/.jest-cache"
+    r_status=0
+    (cd "$T/suite" && env SUITE_OUT="$T/$r_name" CI=true "$@" \
+        timeout 300 "$PORTSHIM" run -- npx jest --maxWorkers=4) \
+        >"$T/$r_name.log" 2>&1 || r_status=$?
+}
+
+run defaults
+if [ "$r_status" -eq 0 ] &&
+    grep -q 'Tests: *4 passed, 4 total' "$T/defaults.log"; then
+    ok "portshim run -- npx jest --maxWorkers=4: the 4 fixed-port files pass"
+else
+    not_ok "portshim run -- npx jest --maxWorkers=4: the 4 fixed-port files pass (status $r_status)"
+    diag_file "$T/defaults.log"
+fi
+workers=$(cat "$T"/defaults/worker-* 2>/dev/null | sort -u | tr '\n' ' ')
+is "$workers" "1 2 3 4 " "the files ran in 4 jest workers (JEST_WORKER_ID)"
+
+run onegroup PORTSHIM_GROUP_FROM=
+if [ "$r_status" -ne 0 ] && grep -q 'EADDRINUSE' "$T/onegroup.log"; then
+    ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash"
+else
+    not_ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash (status $r_status)"
+    diag_file "$T/onegroup.log"
+fi
+
+done_testing
