@@ -178,6 +178,52 @@ else
     skip "automake is not installed" "automake without --per-job"
 fi
 
+# ------------------------------------------------ two CI shards at once
+# The README's GitHub Actions step, its `run:` text taken from the README
+# as written and run by bash: two shards of two jobs each, all four
+# serving VPORT at once, with run's defaults (every port tagged).
+if command -v bash >/dev/null 2>&1; then
+    S=$T/shards
+    mkdir -p "$S/d" "$S/bin"
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PORTSHIM" >"$S/bin/portshim"
+    chmod +x "$S/bin/portshim"
+    awk '/^```yaml/ { y = 1; next }
+         y && /^```/ { y = 0 }
+         y && r { sub(/^    /, ""); print }
+         y && /^  run: \|/ { r = 1 }' "$PS_SRCDIR/README.md" >"$S/step.sh"
+    cat >"$S/Makefile" <<'EOF2'
+check-shard1: t1 t2
+check-shard2: t3 t4
+t1 t2 t3 t4:
+	$(JOB) $(@:t%=%) $(D) $(PSTCP) $(VPORT) 4
+EOF2
+    check "the README has the two-shard step" grep -q 'check-shard2' \
+        "$S/step.sh"
+    sh_status=0
+    (cd "$S" && PATH=$S/bin:$PATH D=$S/d PORTSHIM_RANGE=$RANGE \
+        timeout 120 bash step.sh) >"$T/shards.log" 2>&1 || sh_status=$?
+    got=$(cat "$S"/d/got-* 2>/dev/null | sort | tr '\n' ' ')
+    if [ "$sh_status" -eq 0 ] &&
+        [ "$got" = "ok job-1 ok job-2 ok job-3 ok job-4 " ]; then
+        ok "README's two-shard CI step: both shards pass, 4 jobs at once"
+    else
+        not_ok "README's two-shard CI step: both shards pass (status $sh_status, got: $got)"
+        diag_file "$T/shards.log"
+    fi
+    # The same step without --per-job: each shard's two jobs clash.
+    rm -f "$S"/d/*
+    sed 's/ --per-job//' "$S/step.sh" >"$S/step1.sh"
+    sh_status=0
+    (cd "$S" && PATH=$S/bin:$PATH D=$S/d PORTSHIM_RANGE=$RANGE \
+        timeout 120 bash step1.sh) >"$T/shards1.log" 2>&1 || sh_status=$?
+    check "the same step without --per-job fails (jobs of a shard clash)" \
+        [ "$sh_status" -ne 0 ]
+else
+    skip "bash is not installed" "README's two-shard CI step"
+    skip "bash is not installed" "the README has the two-shard step"
+    skip "bash is not installed" "two-shard step without --per-job"
+fi
+
 # ------------------------------------------------ released as they end
 # make -j1: job 1 serves and talks to its server, and ends; then job 2
 # lists the registry and the mapping files, while the run goes on.
