@@ -68,8 +68,13 @@ int ps_cli_exec(char **cmd, struct ps_supervisor *sv, const char *sv_name);
 void ps_cli_block_forwarded(sigset_t *old);
 /* From now on passes those signals on to pid (0: to nobody). */
 void ps_cli_forward(pid_t pid);
-/* Ignores those signals (the keeper, which CMD's signals must not end). */
-void ps_cli_ignore_forwarded(void);
+/* Adds to *set those of them that were not ignored when we started
+ * (nohup's SIGHUP stays ignored, as CMD has it ignored too). */
+void ps_cli_forwarded(sigset_t *set);
+/* Whether a signal with si_code, received by a wrapper, is passed on to
+ * child: always if a process sent it, a terminal's only if child left our
+ * process group (else child had its own copy). */
+bool ps_cli_passes_on(pid_t child, int si_code);
 /* fork+exec of cmd with signal mask *mask; see spawn.c for the results. */
 pid_t ps_cli_spawn(char **cmd, struct ps_supervisor *sv, const sigset_t *mask,
 		   int *exec_err, char *why, size_t why_len);

@@ -25,17 +25,20 @@
 #include "keeper.h"
 #include "supervise.h"
 
-/* What the keeper tells `run`, in this order. */
+/*
+ * What the keeper tells `run`: one message, when CMD has ended, with
+ * `run`'s exit status. One message and no other hand-over between the two
+ * processes: each would wake a sleeping process, which costs more than
+ * everything else `run` does.
+ */
 enum {
-	KEEPER_STARTED = 1,	/* value: CMD's pid */
-	KEEPER_EXITED,		/* value: `run`'s exit status */
-	KEEPER_DONE,		/* the group ended with CMD; released */
+	KEEPER_DONE = 1,	/* the group ended with CMD; released */
 	KEEPER_LINGER,		/* processes of the group live on */
 };
 
 struct keeper_msg {
 	int32_t kind;
-	int32_t value;
+	int32_t value;		/* `run`'s exit status */
 };
 
 /* Sends one message to `run`; after a failure (run is gone), no more. */
@@ -156,17 +159,40 @@ static void drain(int fd)
 		;
 }
 
-/* The keeper: never returns. to_run is the pipe to `run`. */
-static void keeper_main(struct ps_keeper_job *job, int to_run,
+/*
+ * Reads the keeper's signals. `run` passes on to the keeper what it is
+ * sent (it does not know CMD's pid: that would be one more hand-over),
+ * and the keeper passes it on to CMD while CMD runs, by the rules of a
+ * wrapper (ps_cli_passes_on). A signal that somebody else sent to the
+ * keeper (a kill of the whole process group, which reached CMD too) is
+ * not passed on, nor anything once CMD has ended.
+ */
+static void take_signals(int sfd, pid_t cmd, pid_t run)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD || cmd <= 0)
+			continue;
+		if ((si.ssi_code == SI_KERNEL ||
+		     (pid_t)si.ssi_pid == run) &&
+		    ps_cli_passes_on(cmd, si.ssi_code))
+			kill(cmd, (int)si.ssi_signo);
+	}
+}
+
+/* The keeper: never returns. to_run is the pipe to `run`, whose pid is
+ * run; the signals that `run` passes on are blocked. */
+static void keeper_main(struct ps_keeper_job *job, int to_run, pid_t run,
 			const sigset_t *cmd_mask)
 {
 	struct pollfd pfd[2];
 	struct ps_ident self;
-	sigset_t chld;
+	sigset_t sigs;
 	char owner[64], why[512];
 	bool cmd_done = false, lingering = false;
 	int keep[3];
-	int sfd, st, err, status;
+	int sfd, st, err, status = PS_EXIT_RUN_FAILED;
 	pid_t cmd, p;
 
 	if (ps_proc_self(&self) < 0) {
@@ -178,10 +204,11 @@ static void keeper_main(struct ps_keeper_job *job, int to_run,
 		snprintf(owner, sizeof(owner), "%s", job->owner);
 	else
 		ps_ident_format(&self, owner, sizeof(owner));
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
-	sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	ps_cli_forwarded(&sigs);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0 || setenv("PORTSHIM_GROUP_OWNER", owner, 1) < 0 ||
 	    prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		ps_cli_error("cannot start the group's keeper: %s",
@@ -196,30 +223,24 @@ static void keeper_main(struct ps_keeper_job *job, int to_run,
 			   sizeof(why));
 	if (job->reg != NULL)
 		fcntl(job->reg->fd, F_SETFD, FD_CLOEXEC);
-	/* ^C and friends are CMD's; `run` passes on what was sent to it. */
-	ps_cli_ignore_forwarded();
 	signal(SIGPIPE, SIG_IGN);
 	if (cmd < 0) {
 		status = ps_cli_spawn_failed(cmd, err, why, job->cmd,
 					     "--supervise");
-		tell(&to_run, KEEPER_EXITED, status);
 		cmd_done = true;
-	} else {
-		tell(&to_run, KEEPER_STARTED, cmd);
 	}
 
 	for (;;) {
 		while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
 			if (p == cmd) {
-				tell(&to_run, KEEPER_EXITED,
-				     ps_cli_status(st));
+				status = ps_cli_status(st);
 				cmd_done = true;
 			}
 		}
 		if (p < 0 && errno == ECHILD)
 			break;
 		if (cmd_done && !lingering) {
-			tell(&to_run, KEEPER_LINGER, 0);
+			tell(&to_run, KEEPER_LINGER, status);
 			if (to_run >= 0)
 				close(to_run);
 			to_run = -1;
@@ -234,7 +255,7 @@ static void keeper_main(struct ps_keeper_job *job, int to_run,
 		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, -1) < 0)
 			continue;
 		if (pfd[0].revents)
-			drain(sfd);
+			take_signals(sfd, cmd_done ? 0 : cmd, run);
 		if (pfd[1].fd >= 0 && pfd[1].revents) {
 			drain(pfd[1].fd);
 			job->publish(job);
@@ -242,7 +263,7 @@ static void keeper_main(struct ps_keeper_job *job, int to_run,
 	}
 	job->release(job, &self);
 	ps_supervise_stop(job->sv);
-	tell(&to_run, KEEPER_DONE, 0);
+	tell(&to_run, KEEPER_DONE, status);
 	_exit(0);
 }
 
@@ -250,10 +271,9 @@ int ps_keeper_run(struct ps_keeper_job *job)
 {
 	struct keeper_msg m;
 	sigset_t old;
-	bool done = false, linger = false;
-	int fds[2], status = -1, st;
+	int fds[2], st;
 	ssize_t n;
-	pid_t k;
+	pid_t k, run = getpid();
 
 	ps_cli_block_forwarded(&old);
 	if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -274,49 +294,33 @@ int ps_keeper_run(struct ps_keeper_job *job)
 	}
 	if (k == 0) {
 		close(fds[0]);
-		keeper_main(job, fds[1], &old);
+		keeper_main(job, fds[1], run, &old);
 	}
 	close(fds[1]);
-	while (!done && !linger) {
-		n = read(fds[0], &m, sizeof(m));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(m))
-			break;
-		switch (m.kind) {
-		case KEEPER_STARTED:
-			ps_cli_forward((pid_t)m.value);
-			sigprocmask(SIG_SETMASK, &old, NULL);
-			break;
-		case KEEPER_EXITED:
-			/* CMD's pid may be reused now: forward no more. */
-			ps_cli_forward(0);
-			status = m.value;
-			break;
-		case KEEPER_DONE:
-			done = true;
-			break;
-		case KEEPER_LINGER:
-			linger = true;
-			break;
-		}
-	}
-	close(fds[0]);
+	/* What we are sent goes to the keeper, which passes it on to CMD. */
+	ps_cli_forward(k);
 	sigprocmask(SIG_SETMASK, &old, NULL);
-	if (!linger) {
-		while (waitpid(k, &st, 0) < 0 && errno == EINTR)
-			;
-		if (!done && status < 0) {
-			/* Killed (a harness's SIGKILL of our process group,
-			 * say): run ends as if CMD had, by that signal. */
-			ps_cli_error("the group's keeper (pid %ld) ended before"
-				     " the command did (%s %d)", (long)k,
-				     WIFSIGNALED(st) ? "signal" : "status",
-				     WIFSIGNALED(st) ? WTERMSIG(st) :
-				     WEXITSTATUS(st));
-			return WIFSIGNALED(st) ? 128 + WTERMSIG(st) :
-			       PS_EXIT_RUN_FAILED;
-		}
+	do
+		n = read(fds[0], &m, sizeof(m));
+	while (n < 0 && errno == EINTR);
+	ps_cli_block_forwarded(&old);
+	ps_cli_forward(0);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(fds[0]);
+	if (n == (ssize_t)sizeof(m) && m.kind == KEEPER_LINGER)
+		return m.value;
+	while (waitpid(k, &st, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(m) || m.kind != KEEPER_DONE) {
+		/* Killed (a harness's SIGKILL of our process group, say):
+		 * run ends as if CMD had, by that signal. */
+		ps_cli_error("the group's keeper (pid %ld) ended before"
+			     " the command did (%s %d)", (long)k,
+			     WIFSIGNALED(st) ? "signal" : "status",
+			     WIFSIGNALED(st) ? WTERMSIG(st) :
+			     WEXITSTATUS(st));
+		return WIFSIGNALED(st) ? 128 + WTERMSIG(st) :
+		       PS_EXIT_RUN_FAILED;
 	}
-	return status < 0 ? PS_EXIT_RUN_FAILED : status;
+	return m.value;
 }

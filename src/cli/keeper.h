@@ -15,8 +15,9 @@
  *     every descendant of CMD whose parent dies (a double fork) becomes
  *     the keeper's child, so "the keeper has no child left" is exactly
  *     "no process of the group is left";
- *   - tells `run` CMD's pid (for passing signals on) and CMD's status, and
- *     then whether the group ended with CMD or lives on;
+ *   - passes on to CMD the signals that `run` passes on to it;
+ *   - tells `run`, in one message, CMD's status and whether the group
+ *     ended with CMD (released before `run` returns) or lives on;
  *   - when its last child ends, releases the group (leases, mapping files)
  *     and exits.
  *

@@ -37,14 +37,19 @@ static volatile sig_atomic_t spawn_child;
  * aimed at us alone and is always forwarded. A kill(2) of the whole
  * process group still reaches CMD twice, as with any wrapper.
  */
+bool ps_cli_passes_on(pid_t child, int si_code)
+{
+	return child > 0 &&
+	       (si_code != SI_KERNEL || getpgid(child) != getpgrp());
+}
+
 static void spawn_forward(int sig, siginfo_t *si, void *uctx)
 {
 	int saved = errno;
 	pid_t child = (pid_t)spawn_child;
 
 	(void)uctx;
-	if (child > 0 &&
-	    (si->si_code != SI_KERNEL || getpgid(child) != getpgrp()))
+	if (ps_cli_passes_on(child, si->si_code))
 		kill(child, sig);
 	errno = saved;
 }
@@ -83,12 +88,15 @@ void ps_cli_forward(pid_t pid)
 	}
 }
 
-void ps_cli_ignore_forwarded(void)
+void ps_cli_forwarded(sigset_t *set)
 {
+	struct sigaction cur;
 	size_t i;
 
 	for (i = 0; i < SPAWN_NSIGNALS; i++)
-		signal(spawn_signals[i], SIG_IGN);
+		if (sigaction(spawn_signals[i], NULL, &cur) == 0 &&
+		    cur.sa_handler != SIG_IGN)
+			sigaddset(set, spawn_signals[i]);
 }
 
 extern char **environ;
