@@ -26,19 +26,20 @@
 #include "supervise.h"
 
 /*
- * What the keeper tells `run`: one message, when CMD has ended, with
- * `run`'s exit status. One message and no other hand-over between the two
- * processes: each would wake a sleeping process, which costs more than
- * everything else `run` does.
+ * What the keeper tells `run`, at most once: that CMD has ended and
+ * processes of the group live on, with `run`'s exit status. When the
+ * group ends with CMD, the keeper releases it and exits with that status
+ * (0-255, as `run`'s own): `run` sees the pipe's end and waits for it.
+ * No other hand-over between the two processes: each wakes a sleeping
+ * process, which costs more than everything else `run` does.
  */
 enum {
-	KEEPER_DONE = 1,	/* the group ended with CMD; released */
-	KEEPER_LINGER,		/* processes of the group live on */
+	KEEPER_LINGER = 1,	/* value: `run`'s exit status */
 };
 
 struct keeper_msg {
 	int32_t kind;
-	int32_t value;		/* `run`'s exit status */
+	int32_t value;
 };
 
 /* Sends one message to `run`; after a failure (run is gone), no more. */
@@ -98,7 +99,7 @@ static int keeper_socket(void)
  * setuid program drops LD_PRELOAD). The descriptor stays open across exec
  * in CMD only; the keeper itself execs nothing.
  */
-static void hand_down(struct ps_registry *reg)
+void ps_keeper_hand_down(struct ps_registry *reg)
 {
 	char text[96];
 
@@ -217,7 +218,7 @@ static void keeper_main(struct ps_keeper_job *job, int to_run, pid_t run,
 	}
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = keeper_socket(), .events = POLLIN };
-	hand_down(job->reg);
+	ps_keeper_hand_down(job->reg);
 
 	cmd = ps_cli_spawn(job->cmd, job->sv, cmd_mask, &err, why,
 			   sizeof(why));
@@ -263,8 +264,7 @@ static void keeper_main(struct ps_keeper_job *job, int to_run, pid_t run,
 	}
 	job->release(job, &self);
 	ps_supervise_stop(job->sv);
-	tell(&to_run, KEEPER_DONE, status);
-	_exit(0);
+	_exit(lingering ? 0 : status);
 }
 
 int ps_keeper_run(struct ps_keeper_job *job)
@@ -309,18 +309,15 @@ int ps_keeper_run(struct ps_keeper_job *job)
 	close(fds[0]);
 	if (n == (ssize_t)sizeof(m) && m.kind == KEEPER_LINGER)
 		return m.value;
+	/* The pipe's end: the keeper has released the group, or was
+	 * killed. */
 	while (waitpid(k, &st, 0) < 0 && errno == EINTR)
 		;
-	if (n != (ssize_t)sizeof(m) || m.kind != KEEPER_DONE) {
-		/* Killed (a harness's SIGKILL of our process group, say):
-		 * run ends as if CMD had, by that signal. */
-		ps_cli_error("the group's keeper (pid %ld) ended before"
-			     " the command did (%s %d)", (long)k,
-			     WIFSIGNALED(st) ? "signal" : "status",
-			     WIFSIGNALED(st) ? WTERMSIG(st) :
-			     WEXITSTATUS(st));
-		return WIFSIGNALED(st) ? 128 + WTERMSIG(st) :
-		       PS_EXIT_RUN_FAILED;
-	}
-	return m.value;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	/* Killed (a harness's SIGKILL of our process group, say): run ends
+	 * as if CMD had, by that signal. */
+	ps_cli_error("the group's keeper (pid %ld) ended before the command"
+		     " did (signal %d)", (long)k, WTERMSIG(st));
+	return 128 + WTERMSIG(st);
 }
