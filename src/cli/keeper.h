@@ -64,4 +64,11 @@ struct ps_keeper_job {
  */
 int ps_keeper_run(struct ps_keeper_job *job);
 
+/*
+ * When we are root, hands reg (may be NULL) down to the programs we start
+ * as an inherited descriptor (PORTSHIM_REGISTRY_FD, handoff.h), so that
+ * members of the group that run as another user use it.
+ */
+void ps_keeper_hand_down(struct ps_registry *reg);
+
 #endif

@@ -344,6 +344,37 @@ is "$got" 0 "the first run ends with its server"
 check "then its mapping file is gone" test ! -e "$T/share.map"
 is "$(st "$PORTSHIM" port --group share 8080)" 1 "and its lease too"
 
+# --------------------------------------------------------- --no-keeper
+# CMD starts a server in the background and returns once it listens. By
+# default the group lives on with the server; with --no-keeper it ends
+# with CMD: lease and mapping file gone, the server running without them.
+nk_run() {
+    nk_group=$1
+    shift
+    # shellcheck disable=SC2016 # CMD's own shell expands them
+    "$PORTSHIM" run "$@" --group "$nk_group" --ports 8090 \
+        --map "$T/$nk_group.map" --range 21000-21999 -- sh -c '
+        "$0" listen 127.0.0.1 8090 nk >"$1" 2>&1 </dev/null &
+        echo $! >"$1.pid"
+        n=200
+        until grep -q "^listening" "$1"; do
+            n=$((n - 1)); [ "$n" -gt 0 ] || exit 1; sleep 0.1
+        done' "$PSTCP" "$T/$nk_group.log" >/dev/null 2>&1
+}
+nk_run nk-keep
+is "$(st "$PORTSHIM" port --group nk-keep 8090)" 0 \
+    "a server that outlives CMD keeps its group's lease"
+check "and its mapping file" test -s "$T/nk-keep.map"
+kill "$(cat "$T/nk-keep.log.pid")"
+nk_run nk-none --no-keeper
+is "$?" 0 "run --no-keeper returns CMD's status"
+nk_pid=$(cat "$T/nk-none.log.pid")
+check "the server still runs" alive "$nk_pid"
+is "$(st "$PORTSHIM" port --group nk-none 8090)" 1 \
+    "with --no-keeper the group's lease ended with CMD"
+check "and its mapping file is gone" test ! -e "$T/nk-none.map"
+kill "$nk_pid"
+
 # --------------------------------------------------------- refused registry
 mkdir -m 700 "$T/bad"
 head -c 5000 /dev/zero >"$T/bad/registry"
