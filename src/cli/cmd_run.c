@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "front.h"
 #include "keeper.h"
 #include "job.h"
 #include "mapfile.h"
@@ -162,24 +163,6 @@ static int run_parse_range(const char *text)
 	    ps_parse_uint(dash + 1, 1, 65535, &b) < 0 || a > b)
 		return -EINVAL;
 	return 0;
-}
-
-/*
- * A fresh group name, "ps-<pid>-<8 hex digits>": the pid keeps names
- * apart between concurrent runs, the random part across pid reuse.
- */
-static void run_new_group(char *out)
-{
-	uint32_t r;
-	struct timespec ts;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-		/* Only at early boot or on very old kernels. */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		r = (uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec * 2654435761u;
-	}
-	snprintf(out, PS_GROUP_MAX + 1, "ps-%ld-%08x", (long)getpid(),
-		 (unsigned)r);
 }
 
 /* Makes path absolute against the current directory: CMD may chdir, and
@@ -759,7 +742,7 @@ int ps_cli_run(int argc, char **argv)
 	}
 	ps_ident_format(&self, owner, sizeof(owner));
 	if (group[0] == '\0')
-		run_new_group(group);
+		ps_front_fresh_group(getpid(), group, sizeof(group));
 
 	/* Validate the environment exactly as CMD will get it. The mapping
 	 * file's default is only known once the state directory is open, so

@@ -332,6 +332,7 @@ static int already_bound(void *arg, uint16_t real)
 /* try_bind for a new lease: the number must be free for everyone first. */
 struct fresh_arg {
 	ps_probe_fn probe;
+	void *probe_arg;
 	ps_try_bind_fn try_bind;
 	void *arg;
 };
@@ -339,7 +340,7 @@ struct fresh_arg {
 static int try_fresh(void *arg, uint16_t real)
 {
 	struct fresh_arg *f = arg;
-	int rc = f->probe(real);
+	int rc = f->probe(f->probe_arg, real);
 
 	if (rc != 0)
 		return rc;
@@ -597,7 +598,8 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	tmpl.protos |= (uint8_t)PS_PROTO_BIT(proto);
 	tmpl.created_ns = 0;
 	if (pol->probe != NULL) {
-		struct fresh_arg f = { pol->probe, try_bind, arg };
+		struct fresh_arg f = { pol->probe, pol->probe_arg, try_bind,
+				       arg };
 
 		rc = ps_registry_alloc(&pol->reg, &tmpl, cfg->range_lo,
 				       cfg->range_hi, pol->reserved, try_fresh,

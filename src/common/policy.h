@@ -27,7 +27,7 @@
  * Supplied by the front end, which knows how to reach the kernel without
  * coming back into itself.
  */
-typedef int (*ps_probe_fn)(uint16_t real);
+typedef int (*ps_probe_fn)(void *arg, uint16_t real);
 
 struct ps_policy {
 	const struct ps_config *cfg;
@@ -47,6 +47,7 @@ struct ps_policy {
 	 * be taken: a new lease must start on a number nobody holds.
 	 */
 	ps_probe_fn probe;
+	void *probe_arg;	/* probe's first argument */
 };
 
 /*

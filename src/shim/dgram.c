@@ -66,9 +66,8 @@ static int dgram_destination(int fd, int flags, int *proto,
 		return PS_PASS;
 	if (*proto == PROTO_UNKNOWN)
 		*proto = ps_shim_socket_proto(fd);
-	if (*proto < 0 || !ps_portspec_has(&ps_shim_cfg.ports, *proto, vport))
-		return PS_PASS;
-	if (*proto == PS_TCP && !(flags & MSG_FASTOPEN))
+	if (!ps_front_ours(&ps_shim_cfg, PS_FRONT_SEND, *proto, addr, vport,
+			   flags))
 		return PS_PASS;
 	return ps_shim_redirect(*proto, vport, addr, len, out);
 }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "front.h"
 #include "log.h"
 #include "netstat.h"
 #include "policy.h"
@@ -51,7 +52,7 @@ static bool ready;		/* policy initialised for our group */
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
-static int probe_port(uint16_t real);
+static int probe_port(void *arg, uint16_t real);
 
 static const char *env_secure(const char *name)
 {
@@ -64,11 +65,7 @@ static const char *env_secure(const char *name)
  */
 static void make_group(char *out, size_t len)
 {
-	uint32_t r = 0;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (uint32_t)getpid() * 2654435761u;
-	snprintf(out, len, "ps-%d-%08x", (int)getpid(), (unsigned)r);
+	ps_front_fresh_group(getpid(), out, len);
 	setenv("PORTSHIM_GROUP", out, 0);
 }
 
@@ -185,28 +182,22 @@ int ps_shim_socket_proto(int fd)
 	return ps_proto_of(proto);
 }
 
-static const char *proto_name(int proto)
-{
-	return proto == PS_UDP ? "udp" : "tcp";
-}
-
 bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,
 		   uint16_t *vport)
 {
-	if (in_shim || !ps_sockaddr_port(addr, len, vport) || *vport == 0)
-		return false;
-	return ps_shim_active() && ps_portspec_maybe(&cfg.ports, *vport);
+	return !in_shim && ps_shim_active() &&
+	       ps_front_candidate(&cfg, addr, len, vport);
 }
 
-int ps_shim_tagged(int fd, const struct sockaddr *addr, socklen_t len,
-		  uint16_t *vport)
+int ps_shim_tagged(int fd, enum ps_front_op op, const struct sockaddr *addr,
+		   socklen_t len, int flags, uint16_t *vport)
 {
 	int proto;
 
 	if (!ps_shim_maybe(addr, len, vport))
 		return -1;
 	proto = ps_shim_socket_proto(fd);
-	if (proto < 0 || !ps_portspec_has(&cfg.ports, proto, *vport))
+	if (!ps_front_ours(&cfg, op, proto, addr, *vport, flags))
 		return -1;
 	return proto;
 }
@@ -219,82 +210,17 @@ struct bind_arg {
 	socklen_t len;
 };
 
-/*
- * Binds a plain socket (no SO_REUSEADDR, no SO_REUSEPORT, through the
- * real bind) of family and type to the wildcard address and real; an
- * AF_INET6 one is dual-stack. Returns 0 if real is taken (EADDRINUSE),
- * 1 if not, -1 if this probe cannot be made: no such family, or a
- * dual-stack socket that cannot be had or bound (then it would not
- * speak for IPv4, and the caller probes 0.0.0.0 instead).
- */
-static int probe_one(int family, int type, uint16_t real)
+/* The default probe of a new lease's number, with the real bind. */
+static int probe_bind(void *arg, int fd, const struct sockaddr *addr,
+		      socklen_t len)
 {
-	union ps_sockaddr a;
-	socklen_t len;
-	int fd, zero = 0, rc = -1;
-
-	fd = socket(family, type | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	memset(&a, 0, sizeof(a));
-	if (family == AF_INET) {
-		a.in.sin_family = AF_INET;
-		a.in.sin_port = htons(real);
-		len = sizeof(a.in);
-	} else {
-		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
-			       sizeof(zero)) != 0)
-			goto out;
-		a.in6.sin6_family = AF_INET6;
-		a.in6.sin6_port = htons(real);
-		len = sizeof(a.in6);
-	}
-	if (ps_real()->bind(fd, &a.sa, len) == 0)
-		rc = 1;
-	else if (errno == EADDRINUSE)
-		rc = 0;
-	else if (family == AF_INET)
-		rc = 1;	/* as before: only EADDRINUSE says "taken" */
-out:
-	close(fd);
-	return rc;
+	(void)arg;
+	return ps_real()->bind(fd, addr, len);
 }
 
-/*
- * A new lease's port must be free of every socket: probes for TCP and
- * UDP, as portpicker does. One dual-stack [::] probe per protocol covers
- * IPv4 and IPv6 holders alike (checked on Linux 6.x: holders on 0.0.0.0,
- * 127.0.0.1 or 127.0.0.2, bound or listening, with or without
- * SO_REUSEADDR, server-side TIME_WAIT and a connection's local port all
- * refuse it, as they refuse a 0.0.0.0 probe), so 0.0.0.0 is probed only
- * where [::] cannot be: two sockets per new lease instead of four, six
- * system calls less under the registry lock. No allocation. Returns 0
- * or -EADDRINUSE.
- */
-static int probe_port(uint16_t real)
+static int probe_port(void *arg, uint16_t real)
 {
-	static const int types[] = { SOCK_STREAM, SOCK_DGRAM };
-	int saved = errno;
-	int rc = 0;
-
-	for (size_t t = 0; t < 2 && rc == 0; t++) {
-		int avail = probe_one(AF_INET6, types[t], real);
-
-		if (avail < 0)
-			avail = probe_one(AF_INET, types[t], real);
-		/*
-		 * TCP remnants in TIME_WAIT only: the number is free for a
-		 * bind with SO_REUSEADDR, which try_bind gives the caller's
-		 * socket if it lacks it (docs/time-wait.md).
-		 */
-		if (avail == 0 && types[t] == SOCK_STREAM &&
-		    ps_netstat_timewait_only(real))
-			avail = 1;
-		if (avail == 0)
-			rc = -EADDRINUSE;
-	}
-	errno = saved;
-	return rc;
+	return ps_front_probe(real, probe_bind, arg);
 }
 
 /*
@@ -370,8 +296,7 @@ static void bind_clash(int fd, const struct sockaddr *addr, socklen_t len)
 		goto out;
 	if (active)
 		ps_shim_registry();
-	snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
-	ps_sockaddr_format(addr, port, desc + 4, sizeof(desc) - 4);
+	ps_front_describe(proto, addr, port, desc, sizeof(desc));
 	ps_policy_clash(active ? &pol : NULL, proto, port, desc);
 out:
 	errno = saved;
@@ -395,16 +320,14 @@ int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	uint16_t vport, real;
 	int proto, rc;
 
-	proto = ps_shim_tagged(fd, addr, len, &vport);
+	proto = ps_shim_tagged(fd, PS_FRONT_BIND, addr, len, 0, &vport);
 	if (proto < 0) {
 		errno = saved;
 		return bind_untagged(fd, addr, len);
 	}
 	ps_shim_registry();
 	/* Cheap (no stdio): failures are logged at the default level. */
-	memcpy(desc, proto_name(proto), 3);
-	desc[3] = ' ';
-	ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
+	ps_front_describe(proto, addr, vport, desc, sizeof(desc));
 	rc = ps_policy_bind(&pol, proto, vport, try_bind, &arg, &real, desc);
 	if (rc == PS_PASS) {
 		errno = saved;
@@ -427,27 +350,23 @@ int ps_shim_redirect(int proto, uint16_t vport, const struct sockaddr *addr,
 	uint16_t real;
 	int rc;
 
-	/* "Local": loopback, unspecified, or an interface address. */
-	if (!ps_sockaddr_is_host(addr))
-		return PS_PASS;
 	ps_shim_registry();
-	if (ps_log_level() >= PS_LOG_INFO) {
-		snprintf(desc, sizeof(desc), "%s ", proto_name(proto));
-		ps_sockaddr_format(addr, vport, desc + 4, sizeof(desc) - 4);
-	}
+	if (ps_log_level() >= PS_LOG_INFO)
+		ps_front_describe(proto, addr, vport, desc, sizeof(desc));
 	rc = ps_policy_connect(&pol, proto, vport, &real, desc);
 	if (rc == 0)
 		ps_sockaddr_copy_port(out, addr, len, real);
 	return rc;
 }
 
-int ps_shim_destination(int fd, const struct sockaddr *addr, socklen_t len,
+int ps_shim_destination(int fd, enum ps_front_op op,
+			const struct sockaddr *addr, socklen_t len, int flags,
 			union ps_sockaddr *out)
 {
 	uint16_t vport;
 	int proto;
 
-	proto = ps_shim_tagged(fd, addr, len, &vport);
+	proto = ps_shim_tagged(fd, op, addr, len, flags, &vport);
 	if (proto < 0)
 		return PS_PASS;
 	return ps_shim_redirect(proto, vport, addr, len, out);
@@ -457,7 +376,7 @@ static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	union ps_sockaddr copy;
 	int saved = errno;
-	int rc = ps_shim_destination(fd, addr, len, &copy);
+	int rc = ps_shim_destination(fd, PS_FRONT_CONNECT, addr, len, 0, &copy);
 
 	if (rc < 0) {
 		errno = -rc;
@@ -472,43 +391,32 @@ static int ps_shim_connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 /* ---------------------------------------------------- reported names */
 
-void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
-		    socklen_t reported)
+static void reverse(struct sockaddr *addr, socklen_t bufsize,
+		    socklen_t reported, bool peer)
 {
 	int saved = errno;
 	uint16_t port, vport;
 	socklen_t have = reported < bufsize ? reported : bufsize;
 
-	if (in_shim || !ps_sockaddr_port(addr, have, &port) || port == 0)
-		return;
-	if (!ps_shim_active() || port < cfg.range_lo || port > cfg.range_hi)
-		goto out;
-	ps_shim_registry();
-	if (ps_policy_reverse(&pol, port, &vport) == 0)
-		ps_sockaddr_patch_port(addr, bufsize, vport);
-out:
+	if (!in_shim && ps_shim_active() &&
+	    ps_front_reported(&cfg, addr, have, peer, &port)) {
+		ps_shim_registry();
+		if (ps_policy_reverse(&pol, port, &vport) == 0)
+			ps_sockaddr_patch_port(addr, bufsize, vport);
+	}
 	errno = saved;
+}
+
+void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
+		    socklen_t reported)
+{
+	reverse(addr, bufsize, reported, false);
 }
 
 void ps_shim_reverse_peer(struct sockaddr *addr, socklen_t bufsize,
 			  socklen_t reported)
 {
-	int saved = errno;
-	uint16_t port;
-	socklen_t have = reported < bufsize ? reported : bufsize;
-
-	/*
-	 * The cheap tests first: most peers are at an ephemeral port,
-	 * outside PORTSHIM_RANGE, and need no locality test at all.
-	 */
-	if (in_shim || !ps_sockaddr_port(addr, have, &port) || port == 0)
-		return;
-	if (!ps_shim_active() || port < cfg.range_lo || port > cfg.range_hi)
-		goto out;
-	if (ps_sockaddr_is_host(addr))
-		ps_shim_reverse(addr, bufsize, reported);
-out:
-	errno = saved;
+	reverse(addr, bufsize, reported, true);
 }
 
 static int ps_shim_getsockname(int fd, struct sockaddr *addr,

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "front.h"
 #include "policy.h"
 #include "sockaddr.h"
 
@@ -60,12 +61,13 @@ bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,
 		   uint16_t *vport);
 
 /*
- * Decides whether a call on fd to addr concerns a tagged port: returns
- * the protocol and stores the virtual port, or -1 (pass through).
- * Cheap for untagged ports: no system call before the bitmap test.
+ * Decides whether a call (op, with a send's flags) on fd to addr goes to
+ * the policy, as front.h has it: returns the protocol and stores the
+ * virtual port, or -1 (pass through). Cheap for untagged ports: no
+ * system call before the bitmap test.
  */
-int ps_shim_tagged(int fd, const struct sockaddr *addr, socklen_t len,
-		   uint16_t *vport);
+int ps_shim_tagged(int fd, enum ps_front_op op, const struct sockaddr *addr,
+		   socklen_t len, int flags, uint16_t *vport);
 
 /*
  * bind() through the policy, with bind()'s own result convention (0, or
@@ -75,17 +77,18 @@ int ps_shim_tagged(int fd, const struct sockaddr *addr, socklen_t len,
 int ps_shim_bind(int fd, const struct sockaddr *addr, socklen_t len);
 
 /*
- * Rewrites a destination: if addr is local and its port tagged for fd's
- * protocol, applies the policy. Returns PS_PASS (use addr as is), 0 (use
- * *out, which holds the rewritten copy) or -errno (fail the call).
+ * Rewrites the destination of a connect or send (op, flags): if the call
+ * is the policy's (ps_shim_tagged), applies it. Returns PS_PASS (use addr
+ * as is), 0 (use *out, which holds the rewritten copy) or -errno (fail
+ * the call).
  */
-int ps_shim_destination(int fd, const struct sockaddr *addr, socklen_t len,
+int ps_shim_destination(int fd, enum ps_front_op op,
+			const struct sockaddr *addr, socklen_t len, int flags,
 			union ps_sockaddr *out);
 
 /*
- * The second half of ps_shim_destination, for a caller that already
- * knows the socket's protocol and that vport is tagged for it: if addr
- * reaches this host, applies the policy. Same returns.
+ * The second half of ps_shim_destination, for a caller that has asked
+ * ps_front_ours itself: applies the policy. Same returns.
  */
 int ps_shim_redirect(int proto, uint16_t vport, const struct sockaddr *addr,
 		     socklen_t len, union ps_sockaddr *out);

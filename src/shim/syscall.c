@@ -156,15 +156,16 @@ static long raw_send(long nr, const long a[6])
 	if (nr == SYS_connect) {
 		addr = (const struct sockaddr *)a[1];
 		len = (socklen_t)a[2];
+		rc = ps_shim_destination((int)a[0], PS_FRONT_CONNECT, addr,
+					 len, 0, &copy);
 	} else {
 		addr = (const struct sockaddr *)a[4];
 		len = (socklen_t)a[5];
-		if (addr == NULL ||
-		    (ps_shim_socket_proto((int)a[0]) == PS_TCP &&
-		     !((int)a[3] & MSG_FASTOPEN)))
+		if (addr == NULL)
 			return raw_pass(nr, a);
+		rc = ps_shim_destination((int)a[0], PS_FRONT_SEND, addr, len,
+					 (int)a[3], &copy);
 	}
-	rc = ps_shim_destination((int)a[0], addr, len, &copy);
 	if (rc == PS_PASS) {
 		errno = saved;
 		return raw_pass(nr, a);
