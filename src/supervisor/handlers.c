@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "front.h"
 #include "log.h"
 #include "policy.h"
 #include "supcall.h"
@@ -179,19 +180,10 @@ static void answer_done(struct ps_supervisor *sv, struct ps_sv_call *c,
 
 /* ---------------------------------------------------------- classify */
 
-static const char *proto_name(enum ps_proto p)
-{
-	return p == PS_UDP ? "udp" : "tcp";
-}
-
 /* "tcp 127.0.0.1:8080", for log lines. */
 static void describe(const struct ps_sv_call *c, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s ", proto_name(c->proto));
-
-	if (n < 0 || (size_t)n >= len)
-		return;
-	ps_sockaddr_format(&c->addr.sa, c->port, buf + n, len - (size_t)n);
+	ps_front_describe(c->proto, &c->addr.sa, c->port, buf, len);
 }
 
 /*
@@ -260,22 +252,43 @@ static bool get_task(struct ps_supervisor *sv, struct ps_sv_call *c,
 	return false;
 }
 
-/* The flags of a sendto, sendmsg or sendmmsg. */
+/* The flags of a sendto, sendmsg or sendmmsg (0 for other calls). */
 static uint64_t send_flags(const struct ps_sv_call *c)
 {
-	return c->nr == SYS_sendmsg ? c->args[2] : c->args[3];
+	switch (c->nr) {
+	case SYS_sendto:
+	case SYS_sendmmsg:
+		return c->args[3];
+	case SYS_sendmsg:
+		return c->args[2];
+	default:
+		return 0;
+	}
+}
+
+/* What the call does with its address, as front.h has it. */
+static enum ps_front_op op_of(const struct ps_sv_call *c)
+{
+	switch (c->nr) {
+	case SYS_bind:
+		return PS_FRONT_BIND;
+	case SYS_connect:
+		return PS_FRONT_CONNECT;
+	default:
+		return PS_FRONT_SEND;
+	}
 }
 
 /*
  * The checks every call with a destination or a bind address passes
- * before a worker gets it: the port is tagged in the thread's
- * environment (for a destination, the address is local), the thread
- * is not inside portshim's own code, and the descriptor is a TCP or UDP
- * socket on which that port is tagged. Takes a copy of the descriptor
- * into c->fd.
+ * before a worker gets it: the thread is not inside portshim's own code,
+ * and the call is the policy's as front.h decides for the shim too (the
+ * port tagged for the socket's protocol in the thread's environment, a
+ * destination on this host, a TCP send only with MSG_FASTOPEN). Takes a
+ * copy of the descriptor into c->fd.
  */
 static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
-				       struct ps_sv_call *c, bool dest)
+				       struct ps_sv_call *c)
 {
 	const struct ps_sv_env *env;
 	enum ps_sv_verdict v = PS_SV_CONTINUE;
@@ -284,11 +297,8 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	if (c->task == NULL && !get_task(sv, c, &v))
 		return v;
 	env = c->task->env;
-	if (!env->active || !ps_portspec_maybe(&env->cfg.ports, c->port))
-		return PS_SV_CONTINUE;
-	/* "Local" as the shim has it: loopback, unspecified, or an
-	 * address of this host's interfaces. */
-	if (dest && !ps_sockaddr_is_host(&c->addr.sa))
+	if (!env->active ||
+	    !ps_front_candidate(&env->cfg, &c->addr.sa, c->addrlen, &c->port))
 		return PS_SV_CONTINUE;
 	if (ps_sv_lock_held_by(env, c->tid))
 		return PS_SV_CONTINUE;
@@ -296,13 +306,8 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	if (c->fd < 0)
 		return PS_SV_CONTINUE;	/* EBADF and such: the kernel says */
 	proto = socket_proto(c->fd, &c->socktype);
-	if (proto < 0 ||
-	    !ps_portspec_has(&env->cfg.ports, (enum ps_proto)proto, c->port))
-		return PS_SV_CONTINUE;
-	/* A send on TCP takes its destination only with MSG_FASTOPEN;
-	 * otherwise the kernel ignores it, and so do we (as the shim). */
-	if (proto == PS_TCP && c->nr != SYS_bind && c->nr != SYS_connect &&
-	    !(send_flags(c) & MSG_FASTOPEN))
+	if (!ps_front_ours(&env->cfg, op_of(c), proto, &c->addr.sa, c->port,
+			   (int)send_flags(c)))
 		return PS_SV_CONTINUE;
 	c->proto = (enum ps_proto)proto;
 	/* A connect or send on a blocking socket may wait: not in the loop. */
@@ -348,7 +353,7 @@ static enum ps_sv_verdict classify_mmsg(struct ps_supervisor *sv,
 			close(c->fd);
 			c->fd = -1;
 		}
-		v = check_tagged(sv, c, true);
+		v = check_tagged(sv, c);
 		if (v != PS_SV_CONTINUE)
 			break;
 	}
@@ -362,7 +367,6 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 				  int *err)
 {
 	enum ps_sv_verdict v = PS_SV_CONTINUE;
-	uint16_t lo, hi;
 	socklen_t len;
 
 	switch (c->nr) {
@@ -376,12 +380,12 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 	case SYS_connect:
 		if (!read_addr(c, c->args[1], c->args[2]))
 			return PS_SV_CONTINUE;
-		v = check_tagged(sv, c, c->nr == SYS_connect);
+		v = check_tagged(sv, c);
 		break;
 	case SYS_sendto:
 		if (!read_addr(c, c->args[4], c->args[5]))
 			return PS_SV_CONTINUE;
-		v = check_tagged(sv, c, true);
+		v = check_tagged(sv, c);
 		break;
 	case SYS_sendmsg:
 		if (ps_sv_mem_read(c->tid, c->args[1], &c->msg,
@@ -389,7 +393,7 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 		    !read_addr(c, (uint64_t)(uintptr_t)c->msg.msg_name,
 			       c->msg.msg_namelen))
 			return PS_SV_CONTINUE;
-		v = check_tagged(sv, c, true);
+		v = check_tagged(sv, c);
 		break;
 	case SYS_sendmmsg:
 		v = classify_mmsg(sv, c);
@@ -411,10 +415,8 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 					    &len)) != 0)
 			return PS_SV_CONTINUE;
 		c->addrlen = len;
-		lo = c->task->env->cfg.range_lo;
-		hi = c->task->env->cfg.range_hi;
-		if (!ps_sockaddr_port(&c->addr.sa, len, &c->port) ||
-		    c->port < lo || c->port > hi)
+		if (!ps_front_reported(&c->task->env->cfg, &c->addr.sa, len,
+				       c->nr == SYS_getpeername, &c->port))
 			return PS_SV_CONTINUE;
 		return PS_SV_WORK;
 	default:

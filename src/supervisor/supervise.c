@@ -166,7 +166,7 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 		snprintf(why, len, "cannot make a pipe: %s", strerror(errno));
 		goto fail;
 	}
-	rc = ps_sv_targets_init(&sv->targets);
+	rc = ps_sv_targets_init(&sv->targets, sv->cookie);
 	if (rc) {
 		snprintf(why, len, "cannot take the supervisor's own "
 			 "credentials and configuration: %s", strerror(-rc));

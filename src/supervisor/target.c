@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "front.h"
 #include "log.h"
 #include "supcall.h"
 #include "target.h"
@@ -58,7 +59,7 @@ static int copy_own_environ(struct ps_sv_targets *t)
 	return 0;
 }
 
-int ps_sv_targets_init(struct ps_sv_targets *t)
+int ps_sv_targets_init(struct ps_sv_targets *t, uint64_t cookie)
 {
 	char *buf;
 	size_t len;
@@ -67,6 +68,7 @@ int ps_sv_targets_init(struct ps_sv_targets *t)
 
 	memset(t, 0, sizeof(*t));
 	t->sweep_at = TASKS_SWEEP;
+	t->cookie = cookie;
 	t->unpriv_port = 1024;
 	if (read_all(AT_FDCWD, "/proc/sys/net/ipv4/ip_unprivileged_port_start",
 		     &buf, &len) == 0) {
@@ -454,12 +456,27 @@ static void open_registry(struct ps_sv_targets *t, struct ps_sv_env *env)
 }
 
 /* Makes the environment of a new key (cfg is t->scratch). */
+/* The probe's bind: a raw one, with the cookie, as the supervisor's own
+ * calls on a target's socket (supcall.h). */
+static int probe_bind(void *arg, int fd, const struct sockaddr *addr,
+		      socklen_t len)
+{
+	const struct ps_sv_targets *t = arg;
+
+	return ps_supcall_bind(t->cookie, fd, addr, len);
+}
+
+/* A new lease's number is probed free for TCP and UDP, as the shim's. */
+static int probe(void *arg, uint16_t real)
+{
+	return ps_front_probe(real, probe_bind, arg);
+}
+
 static struct ps_sv_env *new_env(struct ps_sv_targets *t, char *key,
 				 size_t keylen, pid_t tgid, char *errs)
 {
 	struct ps_sv_env *env;
 	char base[PS_GROUP_MAX + 1];
-	uint32_t r = 0;
 
 	env = calloc(1, sizeof(*env));
 	if (env == NULL)
@@ -473,14 +490,12 @@ static struct ps_sv_env *new_env(struct ps_sv_targets *t, char *key,
 			snprintf(base, sizeof(base), "%s", env->cfg.group);
 		} else {
 			/* As the preload names a group it was not given. */
-			if (getrandom(&r, sizeof(r), GRND_NONBLOCK) !=
-			    (ssize_t)sizeof(r))
-				r = (uint32_t)tgid * 2654435761u;
-			snprintf(base, sizeof(base), "ps-%d-%08x", (int)tgid,
-				 (unsigned)r);
+			ps_front_fresh_group(tgid, base, sizeof(base));
 		}
 		if (ps_policy_setup(&env->pol, &env->cfg, env_get, base) == 0)
 			env->active = true;
+		env->pol.probe = probe;
+		env->pol.probe_arg = t;
 	}
 	if (env->active)
 		open_registry(t, env);

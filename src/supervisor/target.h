@@ -84,6 +84,7 @@ struct ps_sv_targets {
 	size_t own_environ_len;
 	struct ps_sv_env *own_env;	/* made at first use */
 	unsigned unpriv_port;	/* ip_unprivileged_port_start */
+	uint64_t cookie;	/* of the supervisor's own socket calls */
 };
 
 /*
@@ -92,7 +93,7 @@ struct ps_sv_targets {
  * once the run's variables are set). Returns 0, -ENOMEM, or -errno when
  * this process's credentials cannot be read.
  */
-int ps_sv_targets_init(struct ps_sv_targets *t);
+int ps_sv_targets_init(struct ps_sv_targets *t, uint64_t cookie);
 
 /* Frees what ps_sv_targets_init allocated (the entries stay). */
 void ps_sv_targets_free(struct ps_sv_targets *t);

@@ -393,6 +393,133 @@ else
         "a connect to this host's own address reaches the supervised server"
 fi
 
+# ------------------------------------ a new lease is probed, TCP and UDP
+# The range is two free ports, R0 and R0+1, and a program outside portshim
+# holds R0 for UDP only. A supervised TCP server's new lease must skip R0,
+# as the preload's does (front.h: a new lease starts on a number nobody
+# holds, for either protocol), though its own TCP bind of R0 would work.
+PR0=""
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    p0=$(free_port 23000 23998) || break
+    if free_port $((p0 + 1)) $((p0 + 1)) >/dev/null 2>&1; then
+        PR0=$p0
+        break
+    fi
+done
+if [ -n "$PR0" ]; then
+    PR1=$((PR0 + 1))
+    "$PSSV" udp-serve "$PR0" held >"$T/udphold.out" 2>&1 &
+    udphold=$!
+    i=0
+    until grep -q port= "$T/udphold.out" || [ "$i" -gt 600 ]; do
+        i=$((i + 1))
+        sleep 0.1
+    done
+    mkdir -m 700 "$T/preg"
+    for arm in supervised preloaded; do
+        if [ "$arm" = supervised ]; then
+            bin=$PSSV
+            opt=--supervise
+        else
+            bin=$PSSVD
+            opt=""
+        fi
+        if [ ! -x "$bin" ]; then
+            skip "no dynamic pssv" "probe: $arm"
+            continue
+        fi
+        one_shot "$T/probe-$arm.sh" "$bin" probe \
+            "cat \"$T/probe-$arm.map\"; \"$bin\" get $TPORT"
+        # shellcheck disable=SC2086 # $opt: one option or none
+        PORTSHIM_REGISTRY=$T/preg/registry "$PORTSHIM" run $opt \
+            --ports "$TPORT" --range "$PR0-$PR1" --map "$T/probe-$arm.map" \
+            -- sh "$T/probe-$arm.sh" >"$T/probe-$arm.out" 2>&1
+        is "$(map_real "$T/probe-$arm.out" tcp "$TPORT")" "$PR1" \
+            "probe ($arm): a new lease skips $PR0, whose UDP side another program holds"
+    done
+    kill "$udphold" 2>/dev/null
+    wait "$udphold" 2>/dev/null || true
+else
+    skip "no two free ports in a row" "probe: supervised"
+    skip "no two free ports in a row" "probe: preloaded"
+fi
+
+# ------------------------------------ getpeername of another host's port
+# A peer on another host whose port happens to be one of the group's real
+# ports is that host's port, not ours: getpeername shows it as it is, as
+# the preload has it (front.h), supervised or not. The other host is a
+# network namespace inside the test's own (unshare -rn), behind a veth.
+RPORT=7072
+# remote-in.sh BIN TAG: a server on RPORT (its real port: the range's one
+# port), one on another host at that real port, a client of each.
+cat >"$T/remote-in.sh" <<'EOF'
+bin=$1
+tag=$2
+"$bin" serve "$RPORT" local 1 >"$T/remote-local.$tag" 2>&1 &
+i=0
+until grep -q port= "$T/remote-local.$tag"; do
+    i=$((i + 1))
+    [ "$i" -gt 600 ] && break
+    sleep 0.1
+done
+real=$(awk '$1 == "tcp" { print $3 }' "$PORTSHIM_MAP_FILE")
+nsenter -t "$INNER" -n "$bin" serve "$real" remote 1 \
+    >"$T/remote-far.$tag" 2>&1 &
+i=0
+until grep -q port= "$T/remote-far.$tag"; do
+    i=$((i + 1))
+    [ "$i" -gt 600 ] && break
+    sleep 0.1
+done
+"$bin" get -a 10.9.0.2 "$real" | sed "s/=$real\$/=REAL/"
+"$bin" get "$RPORT"
+wait
+EOF
+cat >"$T/remote.sh" <<'EOF'
+ip link set lo up || exit 3
+unshare -n sleep 600 &
+INNER=$!
+export INNER
+i=0
+until [ "$(readlink "/proc/$INNER/ns/net")" != "$(readlink /proc/self/ns/net)" ]; do
+    i=$((i + 1))
+    [ "$i" -gt 600 ] && exit 3
+    sleep 0.1
+done
+ip link add v0 type veth peer name v1 netns "$INNER" || exit 3
+{ ip addr add 10.9.0.1/24 dev v0 && ip link set v0 up; } || exit 3
+nsenter -t "$INNER" -n sh -c 'ip link set lo up &&
+    ip addr add 10.9.0.2/24 dev v1 && ip link set v1 up' || exit 3
+"$PORTSHIM" run --supervise --ports "$RPORT" --range 23999-23999 \
+    --map "$T/remote-sv.map" -- sh "$T/remote-in.sh" "$PSSV" sv
+if [ -x "$PSSVD" ]; then
+    "$PORTSHIM" run --ports "$RPORT" --range 23999-23999 \
+        --map "$T/remote-pl.map" -- sh "$T/remote-in.sh" "$PSSVD" pl
+fi
+kill "$INNER"
+EOF
+if command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 &&
+    unshare -rn true 2>/dev/null; then
+    RPORT=$RPORT T=$T PORTSHIM=$PORTSHIM PSSV=$PSSV PSSVD=$PSSVD \
+        unshare -rn sh "$T/remote.sh" >"$T/remote.out" 2>"$T/remote.err"
+    want="remote peer=REAL local peer=$RPORT"
+    # Lines 1-4: supervised; 5-8: preloaded.
+    is "$(sed -n 1,4p "$T/remote.out" | tr '\n' ' ' | sed 's/ $//')" \
+        "$want" \
+        "supervised: another host's peer at a group's real port is shown as it is"
+    if [ -x "$PSSVD" ]; then
+        is "$(sed -n 5,8p "$T/remote.out" | tr '\n' ' ' | sed 's/ $//')" \
+            "$want" "preloaded: the same"
+    else
+        skip "no dynamic pssv" "preloaded: the same"
+    fi
+    [ -s "$T/remote.err" ] && diag_file "$T/remote.err"
+else
+    skip "no unshare -rn, ip or nsenter here" \
+        "supervised: another host's peer at a group's real port"
+    skip "no unshare -rn, ip or nsenter here" "preloaded: the same"
+fi
+
 # ------------------------------------ a blocking connect stalls nothing
 # A listener with a backlog of 0 that never accepts: a second connect to
 # it waits for the SYN to be retried, for minutes. While the supervisor
