@@ -455,22 +455,20 @@ RPORT=7072
 cat >"$T/remote-in.sh" <<'EOF'
 bin=$1
 tag=$2
+served() {
+    i=0
+    until grep -q port= "$1"; do
+        i=$((i + 1))
+        [ "$i" -gt 600 ] && break
+        sleep 0.1
+    done
+}
 "$bin" serve "$RPORT" local 1 >"$T/remote-local.$tag" 2>&1 &
-i=0
-until grep -q port= "$T/remote-local.$tag"; do
-    i=$((i + 1))
-    [ "$i" -gt 600 ] && break
-    sleep 0.1
-done
+served "$T/remote-local.$tag"
 real=$(awk '$1 == "tcp" { print $3 }' "$PORTSHIM_MAP_FILE")
 nsenter -t "$INNER" -n "$bin" serve "$real" remote 1 \
     >"$T/remote-far.$tag" 2>&1 &
-i=0
-until grep -q port= "$T/remote-far.$tag"; do
-    i=$((i + 1))
-    [ "$i" -gt 600 ] && break
-    sleep 0.1
-done
+served "$T/remote-far.$tag"
 "$bin" get -a 10.9.0.2 "$real" | sed "s/=$real\$/=REAL/"
 "$bin" get "$RPORT"
 wait
