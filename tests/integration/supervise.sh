@@ -498,7 +498,7 @@ kill "$INNER"
 EOF
 if command -v ip >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 &&
     unshare -rn true 2>/dev/null; then
-    RPORT=$RPORT T=$T PORTSHIM=$PORTSHIM PSSV=$PSSV PSSVD=$PSSVD \
+    env RPORT="$RPORT" T="$T" PORTSHIM="$PORTSHIM" PSSV="$PSSV" PSSVD="$PSSVD" \
         unshare -rn sh "$T/remote.sh" >"$T/remote.out" 2>"$T/remote.err"
     want="remote peer=REAL local peer=$RPORT"
     # Lines 1-4: supervised; 5-8: preloaded.
