@@ -172,10 +172,45 @@ EOF2
         diag_file "$T/automake-setup.log"
     try automake pass --per-job -- make check -j4
     try automake fail -- make check -j4
+
+    # The README's other automake recipe: no run around make, each test
+    # wrapped by LOG_COMPILER (a group per test), `portshim` on PATH.
+    B=$T/automake-wrap
+    mkdir -p "$B/bin" "$B/d"
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PORTSHIM" >"$B/bin/portshim"
+    chmod +x "$B/bin/portshim"
+    cp "$A/configure.ac" "$B/"
+    cat >"$B/Makefile.am" <<'EOF2'
+TESTS = t1 t2 t3 t4
+LOG_COMPILER = portshim run --
+EXTRA_DIST = $(TESTS)
+EOF2
+    for i in 1 2 3 4; do
+        printf '#!/bin/sh\nexec sh "$JOB" %s "$D" "$PSTCP" "$VPORT" 4\n' \
+            "$i" >"$B/t$i"
+        chmod +x "$B/t$i"
+    done
+    aw_status=0
+    (cd "$B" && autoreconf -fi && ./configure) >"$T/automake-wrap.log" \
+        2>&1 || aw_status=$?
+    if [ "$aw_status" -eq 0 ]; then
+        (cd "$B" && PATH=$B/bin:$PATH D=$B/d \
+            PORTSHIM_RANGE=$RANGE timeout 120 make check -j4) \
+            >>"$T/automake-wrap.log" 2>&1 || aw_status=$?
+    fi
+    got=$(cat "$B"/d/got-* 2>/dev/null | sort | tr '\n' ' ')
+    if [ "$aw_status" -eq 0 ] &&
+        [ "$got" = "ok job-1 ok job-2 ok job-3 ok job-4 " ]; then
+        ok "automake with LOG_COMPILER = portshim run --: make check -j4 passes"
+    else
+        not_ok "automake with LOG_COMPILER = portshim run --: make check -j4 passes (status $aw_status, got: $got)"
+        diag_file "$T/automake-wrap.log"
+    fi
 else
     skip "automake is not installed" "automake make check -j4"
     skip "automake is not installed" "automake: groups"
     skip "automake is not installed" "automake without --per-job"
+    skip "automake is not installed" "automake with LOG_COMPILER"
 fi
 
 # ------------------------------------------------ two CI shards at once
