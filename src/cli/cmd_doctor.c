@@ -283,23 +283,22 @@ static void doctor_library(void)
 
 /* ------------------------------------------------------- environment */
 
+static void doctor_env_error(void *arg, const char *line, int len)
+{
+	(void)arg;
+	report("fail", "environment: %.*s", len, line);
+}
+
 static void doctor_env(struct ps_config *cfg)
 {
 	static char errs[4096];
-	const char *p, *nl;
 
 	if (ps_config_load(cfg, ps_cli_getenv, errs, sizeof(errs)) == 0) {
 		report("ok", "environment: the PORTSHIM_* variables are "
 		       "valid");
 		return;
 	}
-	for (p = errs; *p != '\0'; p = *nl != '\0' ? nl + 1 : nl) {
-		nl = strchr(p, '\n');
-		if (nl == NULL)
-			nl = p + strlen(p);
-		if (nl > p)
-			report("fail", "environment: %.*s", (int)(nl - p), p);
-	}
+	ps_config_each_error(errs, doctor_env_error, NULL);
 }
 
 /* ---------------------------------------------------------- registry */

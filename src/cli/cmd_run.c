@@ -590,19 +590,11 @@ static void run_remove_maps(const char *map, const char *group,
 static struct ps_supervisor *run_sv;
 static char run_sv_why[512];
 
-/* Prints the config's error lines, each as "portshim: PORTSHIM_X: ...". */
-static void run_print_config_errors(const char *err)
+/* Prints a config error line as "portshim: PORTSHIM_X: ...". */
+static void run_config_error(void *arg, const char *line, int len)
 {
-	const char *p = err, *nl;
-
-	while (*p != '\0') {
-		nl = strchr(p, '\n');
-		if (nl == NULL)
-			nl = p + strlen(p);
-		if (nl > p)
-			ps_cli_error("%.*s", (int)(nl - p), p);
-		p = *nl != '\0' ? nl + 1 : nl;
-	}
+	(void)arg;
+	ps_cli_error("%.*s", len, line);
 }
 
 /* What the keeper needs to publish and release the run's group. */
@@ -754,7 +746,7 @@ int ps_cli_run(int argc, char **argv)
 		run_env_set(RUN_ENV_RANGE, range);
 	run_env_set(RUN_ENV_OWNER, owner);
 	if (ps_config_load(&cfg, run_getenv, cfg_err, sizeof(cfg_err)) > 0) {
-		run_print_config_errors(cfg_err);
+		ps_config_each_error(cfg_err, run_config_error, NULL);
 		return PS_EXIT_USAGE;
 	}
 	/* --range is the user's choice of the moment (PORTSHIM_RANGE is

@@ -558,6 +558,20 @@ void ps_config_load_start(struct ps_config *cfg, ps_getenv_fn get)
 	}
 }
 
+void ps_config_each_error(const char *errs, ps_config_error_fn fn, void *arg)
+{
+	const char *p = errs, *nl;
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		if (nl == NULL)
+			nl = p + strlen(p);
+		if (nl > p)
+			fn(arg, p, (int)(nl - p));
+		p = *nl != '\0' ? nl + 1 : nl;
+	}
+}
+
 /*
  * Fills cfg with the defaults, then with each variable get returns
  * non-empty. Each loader either stores a fully valid value or reports one

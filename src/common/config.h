@@ -81,6 +81,12 @@ struct ps_config {
 /* Returns the value of an environment variable, or NULL. */
 typedef const char *(*ps_getenv_fn)(const char *name);
 
+/* Called with each line of ps_config_load's errors (len bytes, no '\n'). */
+typedef void (*ps_config_error_fn)(void *arg, const char *line, int len);
+
+/* Calls fn for each non-empty line of errs, as ps_config_load wrote it. */
+void ps_config_each_error(const char *errs, ps_config_error_fn fn, void *arg);
+
 /*
  * Fills cfg from the variables that get returns. Returns the number of
  * invalid variables (0 = all good). For each, one line

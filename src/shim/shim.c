@@ -69,6 +69,12 @@ static void make_group(char *out, size_t len)
 	setenv("PORTSHIM_GROUP", out, 0);
 }
 
+static void log_config_error(void *arg, const char *line, int len)
+{
+	(void)arg;
+	PS_ERROR("%.*s", len, line);
+}
+
 static void load_config(void)
 {
 	char errs[2048] = "";
@@ -77,17 +83,9 @@ static void load_config(void)
 
 	rc = ps_config_load(&cfg, env_secure, errs, sizeof(errs));
 	ps_log_setup(cfg.log_level, cfg.log_file);
-	if (rc > 0) {
-		/* One log line per invalid variable. */
-		for (char *line = errs, *nl; *line; line = nl + 1) {
-			nl = strchr(line, '\n');
-			if (nl == NULL)
-				nl = line + strlen(line) - 1;
-			else
-				*nl = '\0';
-			PS_ERROR("%s", line);
-		}
-	}
+	/* One log line per invalid variable. */
+	if (rc > 0)
+		ps_config_each_error(errs, log_config_error, NULL);
 	if (!cfg.enabled)
 		return;
 	if (cfg.group[0])
@@ -174,12 +172,7 @@ void ps_shim_registry(void)
 
 int ps_shim_socket_proto(int fd)
 {
-	int proto = 0;
-	socklen_t len = sizeof(proto);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
-		return -1;
-	return ps_proto_of(proto);
+	return ps_front_socket_proto(fd);
 }
 
 bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,

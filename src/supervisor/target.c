@@ -415,17 +415,9 @@ static int make_key(const struct ps_config *cfg, pid_t tgid, char **key,
 }
 
 /* Logs the configuration errors of a new environment, one line each. */
-static void log_config_errors(char *errs, pid_t tgid)
+static void log_config_error(void *arg, const char *line, int len)
 {
-	for (char *line = errs, *nl; *line != '\0'; line = nl + 1) {
-		nl = strchr(line, '\n');
-		if (nl == NULL)
-			nl = line + strlen(line) - 1;
-		else
-			*nl = '\0';
-		if (*line != '\0')
-			PS_ERROR("%s (supervised pid %d)", line, (int)tgid);
-	}
+	PS_ERROR("%.*s (supervised pid %d)", len, line, *(const int *)arg);
 }
 
 /*
@@ -484,7 +476,11 @@ static struct ps_sv_env *new_env(struct ps_sv_targets *t, char *key,
 	env->key = key;
 	env->keylen = keylen;
 	memcpy(&env->cfg, t->scratch, sizeof(env->cfg));
-	log_config_errors(errs, tgid);
+	{
+		int pid = (int)tgid;
+
+		ps_config_each_error(errs, log_config_error, &pid);
+	}
 	if (env->cfg.enabled) {
 		if (env->cfg.group[0] != '\0') {
 			snprintf(base, sizeof(base), "%s", env->cfg.group);
