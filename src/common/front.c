@@ -23,6 +23,16 @@ bool ps_front_candidate(const struct ps_config *cfg,
 	       ps_portspec_maybe(&cfg->ports, *port);
 }
 
+int ps_front_socket_proto(int fd)
+{
+	int proto = 0;
+	socklen_t len = sizeof(proto);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
+		return -1;
+	return ps_proto_of(proto);
+}
+
 bool ps_front_ours(const struct ps_config *cfg, enum ps_front_op op,
 		   int proto, const struct sockaddr *addr, uint16_t port,
 		   int flags)

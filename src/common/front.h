@@ -53,6 +53,9 @@ bool ps_front_candidate(const struct ps_config *cfg,
 			const struct sockaddr *addr, socklen_t len,
 			uint16_t *port);
 
+/* The protocol of socket fd: PS_TCP (TCP and MPTCP), PS_UDP, or -1. */
+int ps_front_socket_proto(int fd);
+
 /*
  * Whether a candidate's call (op, on a socket of protocol proto, PS_TCP
  * or PS_UDP, or -1 for neither; flags: a send's flags) goes to the

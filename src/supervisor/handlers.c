@@ -86,6 +86,16 @@ int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont,
 	return -errno;
 }
 
+int ps_sv_reply(struct ps_supervisor *sv, struct ps_sv_call *c, bool cont,
+		int64_t val, int err)
+{
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
+	return ps_sv_answer(sv, c->id, cont, val, err);
+}
+
 void ps_sv_call_free(struct ps_sv_call *c)
 {
 	if (c == NULL)
@@ -174,7 +184,7 @@ static bool record_take(struct ps_supervisor *sv, const struct ps_sv_call *c,
 static void answer_done(struct ps_supervisor *sv, struct ps_sv_call *c,
 			int64_t val, int err)
 {
-	if (ps_sv_answer(sv, c->id, false, val, err) == -ENOENT)
+	if (ps_sv_reply(sv, c, false, val, err) == -ENOENT)
 		record_put(sv, c, val, err);
 }
 
@@ -204,18 +214,15 @@ static bool read_addr(struct ps_sv_call *c, uint64_t addr, uint64_t len)
 	       c->port != 0;
 }
 
-/* The socket's protocol, PS_TCP or PS_UDP; -1 for anything else. */
-static int socket_proto(int fd, int *type)
+/* The socket's type (SOCK_STREAM, SOCK_DGRAM), or 0. */
+static int socket_type(int fd)
 {
-	int proto = 0;
-	socklen_t len = sizeof(proto);
+	int type = 0;
+	socklen_t len = sizeof(type);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0)
-		return -1;
-	len = sizeof(*type);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, type, &len) != 0)
-		return -1;
-	return ps_proto_of(proto);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0)
+		return 0;
+	return type;
 }
 
 /* Log lines for threads that cannot be inspected: a few, then quiet. */
@@ -305,11 +312,12 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	c->fd = ps_sv_task_fd(c->task, (int)c->args[0]);
 	if (c->fd < 0)
 		return PS_SV_CONTINUE;	/* EBADF and such: the kernel says */
-	proto = socket_proto(c->fd, &c->socktype);
+	proto = ps_front_socket_proto(c->fd);
 	if (!ps_front_ours(&env->cfg, op_of(c), proto, &c->addr.sa, c->port,
 			   (int)send_flags(c)))
 		return PS_SV_CONTINUE;
 	c->proto = (enum ps_proto)proto;
+	c->socktype = socket_type(c->fd);
 	/* A connect or send on a blocking socket may wait: not in the loop. */
 	if (c->nr != SYS_bind)
 		c->may_block = !(fcntl(c->fd, F_GETFL) & O_NONBLOCK) &&
@@ -462,7 +470,7 @@ static void act_bind(struct ps_supervisor *sv, struct ps_sv_call *c)
 	rc = ps_policy_bind_as(&c->task->env->pol, &c->task->ident, c->proto,
 			       c->port, try_bind, &arg, &real, desc);
 	if (rc == PS_PASS)
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 	else
 		answer_done(sv, c, 0, rc < 0 ? -rc : 0);
 }
@@ -494,7 +502,7 @@ static void act_connect(struct ps_supervisor *sv, struct ps_sv_call *c)
 	int rc = rewrite_dest(c);
 
 	if (rc == PS_PASS) {
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 		return;
 	}
 	if (rc == 0 && ps_supcall_connect(sv->cookie, c->fd, &c->addr.sa,
@@ -542,7 +550,7 @@ static void act_sendto(struct ps_supervisor *sv, struct ps_sv_call *c)
 	int rc = rewrite_dest(c);
 
 	if (rc == PS_PASS) {
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 		return;
 	}
 	if (rc < 0)
@@ -678,7 +686,7 @@ static void act_sendmsg(struct ps_supervisor *sv, struct ps_sv_call *c)
 	int rc = rewrite_dest(c);
 
 	if (rc == PS_PASS) {
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 		return;
 	}
 	if (rc == 0)
@@ -815,7 +823,7 @@ static void act_getname(struct ps_supervisor *sv, struct ps_sv_call *c)
 	int rc;
 
 	if (ps_policy_reverse(&c->task->env->pol, c->port, &vport) != 0) {
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 		return;
 	}
 	rc = ps_sv_mem_read(c->tid, c->args[2], &bufsize, sizeof(bufsize));
@@ -829,7 +837,7 @@ static void act_getname(struct ps_supervisor *sv, struct ps_sv_call *c)
 	if (rc == 0)
 		rc = ps_sv_mem_write(c->tid, c->args[2], &c->addrlen,
 				     sizeof(c->addrlen));
-	ps_sv_answer(sv, c->id, false, 0, rc < 0 ? -rc : 0);
+	ps_sv_reply(sv, c, false, 0, rc < 0 ? -rc : 0);
 }
 
 void ps_sv_act(struct ps_supervisor *sv, struct ps_sv_call *c)
@@ -855,7 +863,7 @@ void ps_sv_act(struct ps_supervisor *sv, struct ps_sv_call *c)
 		act_getname(sv, c);
 		break;
 	default:
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 		break;
 	}
 }

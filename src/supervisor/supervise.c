@@ -322,10 +322,10 @@ static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req)
 	c->fd = -1;
 	switch (ps_sv_classify(sv, c, &val, &err)) {
 	case PS_SV_CONTINUE:
-		ps_sv_answer(sv, c->id, true, 0, 0);
+		ps_sv_reply(sv, c, true, 0, 0);
 		break;
 	case PS_SV_ANSWER:
-		ps_sv_answer(sv, c->id, false, val, err);
+		ps_sv_reply(sv, c, false, val, err);
 		break;
 	case PS_SV_DROP:
 		break;

@@ -131,6 +131,15 @@ void ps_sv_act(struct ps_supervisor *sv, struct ps_sv_call *c);
 int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont,
 		 int64_t val, int err);
 
+/*
+ * ps_sv_answer for call c, after closing the supervisor's copy of the
+ * thread's descriptor: once answered, the thread runs on and may close
+ * its socket, which must then be closed (a reset sent, its port free)
+ * as if no supervisor had seen it.
+ */
+int ps_sv_reply(struct ps_supervisor *sv, struct ps_sv_call *c, bool cont,
+		int64_t val, int err);
+
 /* Releases what c holds (task reference, descriptor) and frees it. */
 void ps_sv_call_free(struct ps_sv_call *c);
 
