@@ -37,11 +37,6 @@ static struct ps_registry api_reg;
 static uint8_t api_reserved[PS_REG_NPORTS / 8];
 static int api_err;	/* -errno of a failed setup; 0 = ready */
 
-static const char *api_getenv(const char *name)
-{
-	return secure_getenv(name);
-}
-
 static void api_setup(void)
 {
 	struct ps_reg_error err = { "" };
@@ -53,7 +48,7 @@ static void api_setup(void)
 	 * the lines explaining them go to the log.
 	 */
 	cfg_err[0] = '\0';
-	ps_config_load(&api_cfg, api_getenv, cfg_err, sizeof(cfg_err));
+	ps_config_load(&api_cfg, ps_env_secure, cfg_err, sizeof(cfg_err));
 	ps_log_setup(api_cfg.log_level, api_cfg.log_file);
 	for (char *line = cfg_err, *end; *line != '\0'; line = end) {
 		end = line + strcspn(line, "\n");

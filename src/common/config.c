@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -556,6 +557,11 @@ void ps_config_load_start(struct ps_config *cfg, ps_getenv_fn get)
 		if (value && value[0] != '\0')
 			variables[i].load(cfg, variables[i].name, value, &es);
 	}
+}
+
+const char *ps_env_secure(const char *name)
+{
+	return secure_getenv(name);
 }
 
 void ps_config_each_error(const char *errs, ps_config_error_fn fn, void *arg)

@@ -81,6 +81,9 @@ struct ps_config {
 /* Returns the value of an environment variable, or NULL. */
 typedef const char *(*ps_getenv_fn)(const char *name);
 
+/* A ps_getenv_fn: secure_getenv, so that a set-id program reads none. */
+const char *ps_env_secure(const char *name);
+
 /* Called with each line of ps_config_load's errors (len bytes, no '\n'). */
 typedef void (*ps_config_error_fn)(void *arg, const char *line, int len);
 

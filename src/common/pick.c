@@ -63,7 +63,7 @@ static void pick_resolve(void)
 	 * supervisor would also let it through unchanged, seeing that the
 	 * caller holds the registry lock, but only after a round trip.)
 	 */
-	if (!ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &sv_cookie))
+	if (!ps_supcall_env_cookie(&sv_cookie))
 		sv_cookie = 0;
 	__atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
 }

@@ -367,15 +367,6 @@ fail:
 }
 
 /*
- * Opens and validates an existing registry. Returns 0, -ENOENT if it
- * does not exist, or -errno with a reason.
- */
-static const char *env_secure(const char *name)
-{
-	return secure_getenv(name);
-}
-
-/*
  * Validates and maps an open registry descriptor. uid is the owner the
  * file must have: ours, or for a descriptor handed down by the group's
  * owner (PORTSHIM_REGISTRY_FD), the owner's. Closes fd on failure.
@@ -462,6 +453,10 @@ fail:
 	return rc;
 }
 
+/*
+ * Opens and validates an existing registry. Returns 0, -ENOENT if it
+ * does not exist, or -errno with a reason.
+ */
 static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
 			 const char *shown, struct ps_reg_error *err)
 {
@@ -512,7 +507,7 @@ static int open_handed(struct ps_registry *reg, struct ps_reg_error *err)
 	char shown[64];
 	int fd, rc;
 
-	if (ps_handoff_parse(env_secure(PS_HANDOFF_ENV), &h) < 0 ||
+	if (ps_handoff_parse(ps_env_secure(PS_HANDOFF_ENV), &h) < 0 ||
 	    h.uid == geteuid())
 		return -ENOENT;
 	rc = ps_handoff_check(&h);
@@ -555,7 +550,7 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 	memset(reg, 0, sizeof(*reg));
 	reg->fd = -1;
 	/* An invalid value is reported by the configuration (config.c). */
-	if (ps_reglock_timeout_parse(env_secure("PORTSHIM_LOCK_TIMEOUT"),
+	if (ps_reglock_timeout_parse(ps_env_secure("PORTSHIM_LOCK_TIMEOUT"),
 				     &reg->lock_timeout_ms) != 0)
 		reg->lock_timeout_ms = PS_LOCK_TIMEOUT_DEFAULT_MS;
 	rc = open_handed(reg, err);
@@ -563,7 +558,7 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 		return rc;
 	rc = -ENOENT;
 	if (path == NULL || path[0] == '\0') {
-		dirfd = ps_statedir_open(env_secure, dir, sizeof(dir),
+		dirfd = ps_statedir_open(ps_env_secure, dir, sizeof(dir),
 					 err ? err->msg : NULL,
 					 err ? sizeof(err->msg) : 0);
 		if (dirfd < 0)

@@ -40,11 +40,16 @@ bool ps_supcall_parse(const char *text, uint64_t *cookie)
 	return true;
 }
 
+bool ps_supcall_env_cookie(uint64_t *cookie)
+{
+	return ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), cookie);
+}
+
 bool ps_supcall_supervised(void)
 {
 	uint64_t cookie;
 
-	return ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &cookie) &&
+	return ps_supcall_env_cookie(&cookie) &&
 	       prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == SECCOMP_MODE_FILTER;
 }
 

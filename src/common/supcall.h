@@ -48,6 +48,12 @@
 bool ps_supcall_parse(const char *text, uint64_t *cookie);
 
 /*
+ * The cookie in PORTSHIM_SUPERVISED (read with secure_getenv): true with
+ * *cookie, false if the variable is absent or not a cookie.
+ */
+bool ps_supcall_env_cookie(uint64_t *cookie);
+
+/*
  * True if this process runs under a portshim supervisor: PORTSHIM_SUPERVISED
  * holds a cookie (read with secure_getenv) and a seccomp filter is in
  * force. Then static, Go and musl programs it execs are seen too (and,

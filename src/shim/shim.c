@@ -54,11 +54,6 @@ static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
 static int probe_port(void *arg, uint16_t real);
 
-static const char *env_secure(const char *name)
-{
-	return secure_getenv(name);
-}
-
 /*
  * Makes a fresh group name for a process that was not given one, and
  * exports it so that children started from now on share it.
@@ -81,7 +76,7 @@ static void load_config(void)
 	char base[PS_GROUP_MAX + 1];
 	int rc;
 
-	rc = ps_config_load(&cfg, env_secure, errs, sizeof(errs));
+	rc = ps_config_load(&cfg, ps_env_secure, errs, sizeof(errs));
 	ps_log_setup(cfg.log_level, cfg.log_file);
 	/* One log line per invalid variable. */
 	if (rc > 0)
@@ -98,7 +93,7 @@ static void load_config(void)
 	 */
 	ps_sockaddr_host_refresh();
 	/* The group and mapping file, as the supervisor resolves them. */
-	if (ps_policy_setup(&pol, &cfg, env_secure, base) != 0)
+	if (ps_policy_setup(&pol, &cfg, ps_env_secure, base) != 0)
 		return;
 	pol.probe = probe_port;
 	active = true;

@@ -60,7 +60,7 @@ void ps_real_supervised(struct ps_real *r)
 	 * reached an unsupervised process does no harm (the kernel ignores
 	 * the extra argument).
 	 */
-	if (!ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &cookie))
+	if (!ps_supcall_env_cookie(&cookie))
 		return;
 	r->bind = sv_bind;
 	r->connect = sv_connect;

@@ -108,7 +108,7 @@ static void raw_resolve(void)
 	syscall_fn fn;
 	uint64_t cookie;
 
-	if (ps_supcall_parse(secure_getenv(PS_SUPCALL_ENV), &cookie))
+	if (ps_supcall_env_cookie(&cookie))
 		__atomic_store_n(&sv_cookie, cookie, __ATOMIC_RELAXED);
 	in_raw++;
 	fn = (syscall_fn)ps_real_lookup("syscall", (void *)syscall, NULL);

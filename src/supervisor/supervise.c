@@ -82,7 +82,7 @@ static void free_supervisor(struct ps_supervisor *sv)
 /* The cookie of an enclosing supervisor, or a fresh one. */
 static int choose_cookie(uint64_t *cookie)
 {
-	if (ps_supcall_parse(getenv(PS_SUPCALL_ENV), cookie))
+	if (ps_supcall_env_cookie(cookie))
 		return 0;
 	do {
 		if (getrandom(cookie, sizeof(*cookie), 0) !=
