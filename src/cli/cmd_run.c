@@ -20,6 +20,7 @@
 #include "config.h"
 #include "front.h"
 #include "keeper.h"
+#include "preload.h"
 #include "job.h"
 #include "mapfile.h"
 #include "policy.h"
@@ -238,22 +239,6 @@ check:
 	return 0;
 }
 
-/* True if list (LD_PRELOAD syntax: space- or colon-separated) names lib. */
-static bool run_preload_has(const char *list, const char *lib)
-{
-	size_t len = strlen(lib), n;
-	const char *p = list;
-
-	while (*p != '\0') {
-		n = strcspn(p, " :");
-		if (n == len && strncmp(p, lib, len) == 0)
-			return true;
-		p += n;
-		p += strspn(p, " :");
-	}
-	return false;
-}
-
 /*
  * Sets LD_PRELOAD to the existing entries followed by lib: libraries the
  * user preloads keep their place before ours, and a nested run does not
@@ -261,13 +246,13 @@ static bool run_preload_has(const char *list, const char *lib)
  */
 static int run_set_preload(const char *lib)
 {
-	const char *old = getenv("LD_PRELOAD");
+	const char *old = getenv("LD_PRELOAD"), *at;
 	char *val;
 	int rc;
 
 	if (old == NULL || old[strspn(old, " :")] == '\0')
 		return setenv("LD_PRELOAD", lib, 1) < 0 ? -errno : 0;
-	if (run_preload_has(old, lib))
+	if (ps_preload_find(old, lib, NULL, &at) != 0)
 		return 0;
 	if (asprintf(&val, "%s %s", old, lib) < 0)
 		return -ENOMEM;

@@ -85,6 +85,7 @@
 #include "log.h"
 #include "once.h"
 #include "policy.h"
+#include "preload.h"
 #include "real.h"
 #include "shim.h"
 #include "supcall.h"
@@ -234,11 +235,6 @@ static void exec_resolve(void)
 
 /* ----------------------------------------------------------- snapshot */
 
-static const char *env_secure(const char *name)
-{
-	return secure_getenv(name);
-}
-
 /* Length of the name part of "NAME=value" (the whole string if no '='). */
 static size_t name_len(const char *entry)
 {
@@ -291,33 +287,19 @@ static const char *base_name(const char *path)
 static void find_self_entry(const char *list)
 {
 	Dl_info info;
-	const char *p = list, *me, *mebase;
+	const char *at;
 	size_t n;
 
 	if (dladdr((void *)find_self_entry, &info) == 0 ||
 	    info.dli_fname == NULL)
 		return;
-	me = info.dli_fname;
-	mebase = base_name(me);
-	while (*p != '\0') {
-		p += strspn(p, " :");
-		n = strcspn(p, " :");
-		if (n == 0)
-			break;
-		if (n < sizeof(self_entry) &&
-		    ((strlen(me) == n && memcmp(p, me, n) == 0) ||
-		     (n >= strlen(mebase) &&
-		      memcmp(p + n - strlen(mebase), mebase,
-			     strlen(mebase)) == 0 &&
-		      (n == strlen(mebase) || p[n - strlen(mebase) - 1] ==
-		       '/')))) {
-			memcpy(self_entry, p, n);
-			self_entry[n] = '\0';
-			self_base = base_name(self_entry);
-			return;
-		}
-		p += n;
-	}
+	n = ps_preload_find(list, info.dli_fname, base_name(info.dli_fname),
+			    &at);
+	if (n == 0 || n >= sizeof(self_entry))
+		return;
+	memcpy(self_entry, at, n);
+	self_entry[n] = '\0';
+	self_base = base_name(self_entry);
 }
 
 /* Takes the snapshot of the variables this process was started with. */
@@ -480,7 +462,7 @@ __attribute__((constructor)) static void exec_init(int argc, char **argv)
 		job_setup(argc, argv, per);
 	/* Not ps_config_load: its port bitmaps are pages to fault in, in
 	 * every program started under the preload. */
-	ps_config_load_start(&cfg, env_secure);
+	ps_config_load_start(&cfg, ps_env_secure);
 	if (!cfg.enabled)
 		return;
 	/* The shim proper sets the log up again, identically, at its first
@@ -515,26 +497,13 @@ struct env_scan {
 	char *const *preload;	/* envp's LD_PRELOAD slot, or NULL */
 };
 
-/* True if the LD_PRELOAD list (after '=') has our entry. */
+/* True if the LD_PRELOAD list (after '=') has our entry; another copy
+ * of the library (the same last component) counts: it is portshim too. */
 static bool preload_has_self(const char *list)
 {
-	const char *p = list;
-	size_t n, blen = strlen(self_base), elen = strlen(self_entry);
+	const char *at;
 
-	while (*p != '\0') {
-		p += strspn(p, " :");
-		n = strcspn(p, " :");
-		if (n == 0)
-			break;
-		if (n == elen && memcmp(p, self_entry, n) == 0)
-			return true;
-		/* Another copy of the library counts: it is portshim too. */
-		if (n >= blen && memcmp(p + n - blen, self_base, blen) == 0 &&
-		    (n == blen || p[n - blen - 1] == '/'))
-			return true;
-		p += n;
-	}
-	return false;
+	return ps_preload_find(list, self_entry, self_base, &at) != 0;
 }
 
 static void env_scan(char *const envp[], struct env_scan *sc)
