@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * registry.c - the shared lease registry: creation, validation, the robust
- * lock with repair, and the lease table.
+ * lock with repair, and the lease table. Its lock-free reads are in
+ * registry_peek.c, allocation and gc in registry_alloc.c, the full check
+ * in registry_check.c (registry_int.h is what they share).
  *
  * Lock order: there is one lock (the registry mutex). Nothing else is
  * taken while it is held, and nothing that can block for long (connect,
@@ -27,6 +29,7 @@
 #include "handoff.h"
 #include "proc.h"
 #include "registry.h"
+#include "registry_int.h"
 #include "statedir.h"
 
 /* A number for each mapping made by this process (memo.h keys on it). */
@@ -66,10 +69,7 @@ size_t ps_registry_file_size(void)
 	return (size_t)FILE_SIZE;
 }
 
-static void seterr(struct ps_reg_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void seterr(struct ps_reg_error *err, const char *fmt, ...)
+void ps_reg_seterr(struct ps_reg_error *err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -107,22 +107,9 @@ uint32_t ps_group_hash(const char *group)
 	return h ? h : 1;
 }
 
-static uint32_t hbucket(uint32_t ghash, uint16_t vport)
-{
-	uint32_t h = ghash ^ ((uint32_t)vport * 0x9e3779b1u);
-
-	h ^= h >> 15;
-	return h & (PS_REG_HBUCKETS - 1);
-}
-
-static uint32_t gbucket(uint32_t ghash)
-{
-	return (ghash ^ (ghash >> 13)) & (PS_REG_GBUCKETS - 1);
-}
-
 /* ------------------------------------------------------------ identity */
 
-static int read_small(const char *path, char *buf, size_t len)
+int ps_reg_read_small(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -145,7 +132,7 @@ static void boot_id(char out[40])
 	char buf[64];
 
 	memset(out, 0, 40);
-	if (read_small("/proc/sys/kernel/random/boot_id", buf, sizeof(buf)))
+	if (ps_reg_read_small("/proc/sys/kernel/random/boot_id", buf, sizeof(buf)))
 		return;
 	buf[strcspn(buf, "\n")] = '\0';
 	/* A boot id is 36 characters; anything longer is cut, consistently. */
@@ -170,23 +157,23 @@ int ps_registry_check_header(const void *image, size_t len,
 	struct ps_reg_header h;
 
 	if (len < sizeof(h)) {
-		seterr(err, "is %zu bytes, shorter than a registry header",
+		ps_reg_seterr(err, "is %zu bytes, shorter than a registry header",
 		       len);
 		return -EUCLEAN;
 	}
 	memcpy(&h, image, sizeof(h));
 	if (h.magic != PS_REG_MAGIC) {
-		seterr(err, "is not a portshim registry (bad magic)");
+		ps_reg_seterr(err, "is not a portshim registry (bad magic)");
 		return -EUCLEAN;
 	}
 	if (h.version != PS_REG_VERSION) {
-		seterr(err, "has layout version %u, this portshim uses %u",
+		ps_reg_seterr(err, "has layout version %u, this portshim uses %u",
 		       h.version, PS_REG_VERSION);
 		return -EPROTO;
 	}
 	if (h.abi_word != sizeof(long) ||
 	    h.abi_mutex != sizeof(pthread_mutex_t)) {
-		seterr(err, "was made by a %u-bit program (mutex of %u bytes);"
+		ps_reg_seterr(err, "was made by a %u-bit program (mutex of %u bytes);"
 		       " this one is %zu-bit (mutex of %zu bytes)",
 		       h.abi_word * 8, h.abi_mutex, sizeof(long) * 8,
 		       sizeof(pthread_mutex_t));
@@ -197,11 +184,11 @@ int ps_registry_check_header(const void *image, size_t len,
 	    h.nports != PS_REG_NPORTS || h.hbuckets_off != HBUCKETS_OFF ||
 	    h.gbuckets_off != GBUCKETS_OFF || h.leases_off != LEASES_OFF ||
 	    h.file_size != FILE_SIZE) {
-		seterr(err, "has an inconsistent layout in its header");
+		ps_reg_seterr(err, "has an inconsistent layout in its header");
 		return -EUCLEAN;
 	}
 	if (file_size != FILE_SIZE) {
-		seterr(err, "is %llu bytes, expected %llu",
+		ps_reg_seterr(err, "is %llu bytes, expected %llu",
 		       (unsigned long long)file_size,
 		       (unsigned long long)FILE_SIZE);
 		return -EUCLEAN;
@@ -213,16 +200,16 @@ int ps_registry_check_header(const void *image, size_t len,
 	 */
 	if (memchr(h.boot_id, '\0', sizeof(h.boot_id)) == NULL ||
 	    strspn(h.boot_id, "0123456789abcdef-") != strlen(h.boot_id)) {
-		seterr(err, "has a malformed boot id");
+		ps_reg_seterr(err, "has a malformed boot id");
 		return -EUCLEAN;
 	}
 	if (bootid != NULL && strcmp(h.boot_id, bootid) != 0) {
-		seterr(err, "was made before the last reboot (boot id %.36s)",
+		ps_reg_seterr(err, "was made before the last reboot (boot id %.36s)",
 		       h.boot_id);
 		return -ESTALE;
 	}
 	if (pidns != 0 && h.pidns != pidns) {
-		seterr(err, "belongs to another PID namespace (%llu, this is"
+		ps_reg_seterr(err, "belongs to another PID namespace (%llu, this is"
 		       " %llu): processes there cannot share its lock",
 		       (unsigned long long)h.pidns,
 		       (unsigned long long)pidns);
@@ -233,7 +220,7 @@ int ps_registry_check_header(const void *image, size_t len,
 		char why[128];
 
 		if (ps_reglock_validate(&h.lock.mutex, why, sizeof(why))) {
-			seterr(err, "%s", why);
+			ps_reg_seterr(err, "%s", why);
 			return -EUCLEAN;
 		}
 	}
@@ -270,7 +257,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	}
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, "cannot create a registry next to %s: %s", shown,
+		ps_reg_seterr(err, "cannot create a registry next to %s: %s", shown,
 		       strerror(-rc));
 		return rc;
 	}
@@ -282,7 +269,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	 */
 	if (fchmod(fd, 0600) != 0) {
 		rc = -errno;
-		seterr(err, "cannot chmod 600 a registry next to %s: %s",
+		ps_reg_seterr(err, "cannot chmod 600 a registry next to %s: %s",
 		       shown, strerror(-rc));
 		goto fail;
 	}
@@ -292,14 +279,14 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	 */
 	rc = -posix_fallocate(fd, 0, (off_t)FILE_SIZE);
 	if (rc) {
-		seterr(err, "cannot allocate %llu bytes for %s: %s",
+		ps_reg_seterr(err, "cannot allocate %llu bytes for %s: %s",
 		       (unsigned long long)FILE_SIZE, shown, strerror(-rc));
 		goto fail;
 	}
 	map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		rc = -errno;
-		seterr(err, "cannot map %s: %s", shown, strerror(-rc));
+		ps_reg_seterr(err, "cannot map %s: %s", shown, strerror(-rc));
 		goto fail;
 	}
 	h = map;
@@ -320,7 +307,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	h->created_ns = ps_now_ns();
 	rc = ps_reglock_init(&h->lock.mutex);
 	if (rc) {
-		seterr(err, "cannot initialise a robust process-shared mutex"
+		ps_reg_seterr(err, "cannot initialise a robust process-shared mutex"
 		       " in %s: %s (robust futexes unavailable here?)", shown,
 		       strerror(-rc));
 		goto fail;
@@ -336,7 +323,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	}
 	if (rc) {
 		if (rc != -EEXIST)
-			seterr(err, "cannot publish %s: %s", shown,
+			ps_reg_seterr(err, "cannot publish %s: %s", shown,
 			       strerror(-rc));
 		unlinkat(dirfd, tmp, 0);
 		/* Never locked by anyone: unmapping it is safe. */
@@ -381,24 +368,24 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
-		seterr(err, "cannot stat %s: %s", shown, strerror(-rc));
+		ps_reg_seterr(err, "cannot stat %s: %s", shown, strerror(-rc));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		seterr(err, "%s is not a regular file (remove it)", shown);
+		ps_reg_seterr(err, "%s is not a regular file (remove it)", shown);
 		goto fail;
 	}
 	if (st.st_uid != uid) {
 		rc = -EPERM;
-		seterr(err, "%s belongs to uid %u, not to you (uid %u); remove"
+		ps_reg_seterr(err, "%s belongs to uid %u, not to you (uid %u); remove"
 		       " it or set PORTSHIM_REGISTRY", shown,
 		       (unsigned)st.st_uid, (unsigned)uid);
 		goto fail;
 	}
 	if (st.st_mode & 077) {
 		rc = -EPERM;
-		seterr(err, "%s is accessible to others (mode %04o), so they"
+		ps_reg_seterr(err, "%s is accessible to others (mode %04o), so they"
 		       " could redirect your connections; run"
 		       " 'portshim gc --reset'", shown,
 		       (unsigned)(st.st_mode & 07777));
@@ -406,13 +393,13 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 	}
 	if (st.st_nlink != 1) {
 		rc = -EPERM;
-		seterr(err, "%s has %lu hard links; run 'portshim gc --reset'",
+		ps_reg_seterr(err, "%s has %lu hard links; run 'portshim gc --reset'",
 		       shown, (unsigned long)st.st_nlink);
 		goto fail;
 	}
 	if ((uint64_t)st.st_size != FILE_SIZE) {
 		rc = -EUCLEAN;
-		seterr(err, "%s is %lld bytes, a registry is %llu (truncated"
+		ps_reg_seterr(err, "%s is %lld bytes, a registry is %llu (truncated"
 		       " or not a registry); run 'portshim gc --reset'",
 		       shown, (long long)st.st_size,
 		       (unsigned long long)FILE_SIZE);
@@ -422,7 +409,7 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 	map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		rc = -errno;
-		seterr(err, "cannot map %s: %s", shown, strerror(-rc));
+		ps_reg_seterr(err, "cannot map %s: %s", shown, strerror(-rc));
 		goto fail;
 	}
 	boot_id(bootid);
@@ -435,7 +422,7 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 		/* err may be NULL: the reason is then computed and dropped. */
 		if (err != NULL)
 			why = *err;
-		seterr(err, "%s %s; run 'portshim gc --reset'", shown,
+		ps_reg_seterr(err, "%s %s; run 'portshim gc --reset'", shown,
 		       why.msg);
 		/* Not locked, never will be: unmapping is safe. */
 		munmap(map, FILE_SIZE);
@@ -470,13 +457,13 @@ static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
 		if (rc == -ENOENT)
 			return rc;
 		if (rc == -ELOOP)
-			seterr(err, "%s is a symbolic link; refusing to follow"
+			ps_reg_seterr(err, "%s is a symbolic link; refusing to follow"
 			       " it (remove it)", shown);
 		else if (rc == -EISDIR)
-			seterr(err, "%s is a directory, not a registry (remove"
+			ps_reg_seterr(err, "%s is a directory, not a registry (remove"
 			       " it)", shown);
 		else
-			seterr(err, "cannot open %s: %s", shown,
+			ps_reg_seterr(err, "cannot open %s: %s", shown,
 			       strerror(-rc));
 		return rc;
 	}
@@ -512,7 +499,7 @@ static int open_handed(struct ps_registry *reg, struct ps_reg_error *err)
 		return -ENOENT;
 	rc = ps_handoff_check(&h);
 	if (rc < 0) {
-		seterr(err, "pid %ld runs as uid %u, but its group's registry"
+		ps_reg_seterr(err, "pid %ld runs as uid %u, but its group's registry"
 		       " belongs to uid %u and was not handed to it: %s (keep"
 		       " descriptor %d open in the program, or let it switch"
 		       " user after it started)", (long)getpid(),
@@ -525,7 +512,7 @@ static int open_handed(struct ps_registry *reg, struct ps_reg_error *err)
 	fd = fcntl(h.fd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, "cannot use the group's registry (descriptor %d):"
+		ps_reg_seterr(err, "cannot use the group's registry (descriptor %d):"
 		       " %s", h.fd, strerror(-rc));
 		return rc;
 	}
@@ -566,7 +553,7 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 		base = "registry";
 		if (strlen(dir) + sizeof("/registry") > sizeof(reg->path)) {
 			close(dirfd);
-			seterr(err, "state directory path is too long");
+			ps_reg_seterr(err, "state directory path is too long");
 			return -ENAMETOOLONG;
 		}
 		memcpy(reg->path, dir, strlen(dir));
@@ -574,13 +561,13 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 		       sizeof("/registry"));
 	} else {
 		if (strlen(path) >= sizeof(reg->path)) {
-			seterr(err, "registry path is too long");
+			ps_reg_seterr(err, "registry path is too long");
 			return -ENAMETOOLONG;
 		}
 		snprintf(reg->path, sizeof(reg->path), "%s", path);
 		dirfd = ps_open_parent(reg->path, &base);
 		if (dirfd < 0) {
-			seterr(err, "cannot open the folder of %s: %s", path,
+			ps_reg_seterr(err, "cannot open the folder of %s: %s", path,
 			       strerror(-dirfd));
 			return dirfd;
 		}
@@ -595,7 +582,7 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 	}
 	close(dirfd);
 	if (rc == -ENOENT)
-		seterr(err, "%s keeps disappearing while being opened",
+		ps_reg_seterr(err, "%s keeps disappearing while being opened",
 		       reg->path);
 	if (rc)
 		return rc;
@@ -662,14 +649,14 @@ static void link_lease(struct ps_registry *reg, uint32_t port)
 	struct ps_lease *l = &reg->leases[port];
 
 	if (l->kind == PS_KIND_GROUP) {
-		uint32_t *hb = &reg->hbuckets[hbucket(l->ghash, l->vport)];
+		uint32_t *hb = &reg->hbuckets[ps_reg_hbucket(l->ghash, l->vport)];
 
 		l->hnext = *hb;
 		*hb = port;
 	} else {
 		l->hnext = 0;
 	}
-	uint32_t *gb = &reg->gbuckets[gbucket(l->ghash)];
+	uint32_t *gb = &reg->gbuckets[ps_reg_gbucket(l->ghash)];
 
 	l->gnext = *gb;
 	*gb = port;
@@ -680,13 +667,13 @@ static void unlink_lease(struct ps_registry *reg, uint32_t port)
 	struct ps_lease *l = &reg->leases[port];
 
 	if (l->kind == PS_KIND_GROUP)
-		chain_unlink(reg, &reg->hbuckets[hbucket(l->ghash, l->vport)],
+		chain_unlink(reg, &reg->hbuckets[ps_reg_hbucket(l->ghash, l->vport)],
 			     offsetof(struct ps_lease, hnext), port);
-	chain_unlink(reg, &reg->gbuckets[gbucket(l->ghash)],
+	chain_unlink(reg, &reg->gbuckets[ps_reg_gbucket(l->ghash)],
 		     offsetof(struct ps_lease, gnext), port);
 }
 
-static void insert_lease(struct ps_registry *reg, uint32_t port,
+void ps_reg_insert_lease(struct ps_registry *reg, uint32_t port,
 			 const struct ps_lease *tmpl)
 {
 	struct ps_lease *l = &reg->leases[port];
@@ -763,7 +750,7 @@ static bool group_ok(const char *g, bool may_be_empty)
 	return ps_group_valid(g);
 }
 
-static bool lease_ok(const struct ps_lease *l, uint32_t port)
+bool ps_reg_lease_ok(const struct ps_lease *l, uint32_t port)
 {
 	if (port == 0)
 		return false;
@@ -798,7 +785,7 @@ static void rebuild(struct ps_registry *reg)
 
 		if (l->state == PS_LEASE_FREE)
 			continue;
-		if (l->state != PS_LEASE_USED || !lease_ok(l, p)) {
+		if (l->state != PS_LEASE_USED || !ps_reg_lease_ok(l, p)) {
 			memset(l, 0, sizeof(*l));
 			continue;
 		}
@@ -848,7 +835,7 @@ static void repair(struct ps_registry *reg)
  * a freed lease are kept until the rebuild, so that a walk of a chain
  * (ps_registry_next) can go on past it.
  */
-static void bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
+void ps_reg_bulk_free_one(struct ps_registry *reg, struct ps_reg_bulk *b,
 		      struct ps_lease *l)
 {
 	if (l->state != PS_LEASE_USED)
@@ -871,7 +858,7 @@ static void bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
 void ps_registry_bulk_free(struct ps_registry *reg, struct ps_reg_bulk *b,
 			   struct ps_lease *l)
 {
-	bulk_free(reg, b, l);
+	ps_reg_bulk_free_one(reg, b, l);
 }
 
 void ps_registry_bulk_end(struct ps_registry *reg, struct ps_reg_bulk *b)
@@ -894,7 +881,7 @@ void ps_registry_bulk_end(struct ps_registry *reg, struct ps_reg_bulk *b)
  * than the mapping), or -ENOSYS where the call is not allowed (some
  * seccomp sandboxes): the caller then falls back to fstat.
  */
-static int copy_in(void *dst, const void *src, size_t len)
+int ps_reg_copy_in(void *dst, const void *src, size_t len)
 {
 	struct iovec l = { dst, len };
 	struct iovec r = { (void *)(uintptr_t)src, len };
@@ -907,8 +894,8 @@ static int copy_in(void *dst, const void *src, size_t len)
 	return -EIO;
 }
 
-/* Two pieces in one call, as copy_in. */
-static int copy_in2(void *d1, const void *s1, size_t n1, void *d2,
+/* Two pieces in one call, as ps_reg_copy_in. */
+int ps_reg_copy_in2(void *d1, const void *s1, size_t n1, void *d2,
 		    const void *s2, size_t n2)
 {
 	struct iovec l[2] = { { d1, n1 }, { d2, n2 } };
@@ -961,12 +948,12 @@ static int reopen(struct ps_registry *reg, int lost, struct stat *st)
  * still the registry (linked, and the descriptor still ours). Returns 0,
  * -EIO (shrunk), -ESTALE (removed or replaced), or -errno.
  */
-static int file_ok(struct ps_registry *reg)
+int ps_reg_file_ok(struct ps_registry *reg)
 {
 	struct stat st;
 	char last;
 	int fd = __atomic_load_n(&reg->fd, __ATOMIC_ACQUIRE);
-	int rc = copy_in(&last, (char *)reg->hdr + reg->size - 1, 1);
+	int rc = ps_reg_copy_in(&last, (char *)reg->hdr + reg->size - 1, 1);
 
 	if (rc == -EIO)
 		return rc;
@@ -987,7 +974,7 @@ static int file_ok(struct ps_registry *reg)
 static int image_ok(struct ps_registry *reg)
 {
 	uint64_t magic;
-	int rc = copy_in(&magic, &reg->hdr->magic, sizeof(magic));
+	int rc = ps_reg_copy_in(&magic, &reg->hdr->magic, sizeof(magic));
 
 	if (rc == -EIO)
 		return rc;
@@ -999,7 +986,7 @@ static int image_ok(struct ps_registry *reg)
 static int wait_ok(void *arg)
 {
 	struct ps_registry *reg = arg;
-	int rc = file_ok(reg);
+	int rc = ps_reg_file_ok(reg);
 
 	return rc ? rc : image_ok(reg);
 }
@@ -1050,7 +1037,7 @@ int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g)
 	 * made consistent rather than left to become ENOTRECOVERABLE; every
 	 * process refuses the short file from now on, here and when opening.
 	 */
-	if (file_ok(reg) == -EIO) {
+	if (ps_reg_file_ok(reg) == -EIO) {
 		if (rc == EOWNERDEAD)
 			pthread_mutex_consistent(m);
 		pthread_mutex_unlock(m);
@@ -1120,202 +1107,6 @@ const char *ps_registry_strerror(const struct ps_registry *reg,
 	return buf;
 }
 
-/* ------------------------------------------------------------ lookup */
-
-/* How many times a lock-free reader retries before taking the lock. */
-#define PEEK_TRIES 4
-
-/*
- * A lock-free reader's copy of shared bytes: with copy_in, so that a
- * file shrunk at any moment gives -EIO and never a SIGBUS; with plain
- * loads only where copy_in is not allowed (then the fstat in file_ok is
- * the guard). What is copied may be torn by a writer: the sequence
- * check of the caller throws such a read away.
- */
-static int rd(void *dst, const void *src, size_t len)
-{
-	int rc = copy_in(dst, src, len);
-
-	if (rc == -ENOSYS) {
-		const volatile unsigned char *s = src;
-		unsigned char *d = dst;
-
-		for (size_t i = 0; i < len; i++)
-			d[i] = s[i];
-		rc = 0;
-	}
-	return rc;
-}
-
-static int rd2(void *d1, const void *s1, size_t n1, void *d2,
-	       const void *s2, size_t n2)
-{
-	int rc = copy_in2(d1, s1, n1, d2, s2, n2);
-
-	if (rc == -ENOSYS) {
-		rc = rd(d1, s1, n1);
-		if (rc == 0)
-			rc = rd(d2, s2, n2);
-	}
-	return rc;
-}
-
-/*
- * One lock-free walk of the (group, vport) chain, on copies: every word
- * that steers the walk is checked before it is used as an index, so a
- * chain rewritten under our feet can give a wrong answer (which the
- * caller's sequence check throws away) but never an access outside the
- * table. Returns 0 with *port (0: not found) and the lease in *out, or
- * -EIO.
- */
-static int peek_chain(struct ps_registry *reg, const char *group,
-		      uint32_t gh, uint16_t vport, uint32_t p,
-		      uint32_t *port, struct ps_lease *out)
-{
-	*port = 0;
-	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
-	     n++) {
-		int rc = rd(out, &reg->leases[p], sizeof(*out));
-
-		if (rc)
-			return rc;
-		if (out->state == PS_LEASE_USED &&
-		    out->kind == PS_KIND_GROUP && out->vport == vport &&
-		    out->ghash == gh &&
-		    strncmp(out->group, group, sizeof(out->group)) == 0) {
-			*port = p;
-			return 0;
-		}
-		p = out->hnext;
-	}
-	return 0;
-}
-
-/*
- * Why a reader may skip the lock: every change to the table is made under
- * the lock between two increments of the header's sequence word (tx_begin
- * and tx_end; repair too), which is odd while a change is under way. A
- * reader that sees the same even value before and after its walk saw no
- * change at all. Readers never write, so they cannot leave anything
- * half-done, and they hold nothing that a signal handler could wait for.
- * They read through rd(), so a file shrunk under them is an error, not a
- * SIGBUS, at any instant.
- */
-int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
-			   uint16_t vport, struct ps_reg_glance *out)
-{
-	struct ps_reg_header *h = reg->hdr;
-	uint32_t gh = ps_group_hash(group);
-	int rc = file_ok(reg);
-
-	if (rc)
-		return rc;
-	for (int i = 0; i < PEEK_TRIES; i++) {
-		struct ps_lease l;
-		uint64_t s1, s2;
-		uint32_t head, p;
-
-		rc = rd2(&s1, &h->seq, sizeof(s1), &head,
-			 &reg->hbuckets[hbucket(gh, vport)], sizeof(head));
-		if (rc)
-			return rc;
-		if (s1 & 1)
-			continue;
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		rc = peek_chain(reg, group, gh, vport, head, &p, &l);
-		if (rc)
-			return rc;
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		rc = rd(&s2, &h->seq, sizeof(s2));
-		if (rc)
-			return rc;
-		if (s2 != s1)
-			continue;
-		out->seq = s1;
-		if (p == 0)
-			return -ENOENT;
-		out->real = (uint16_t)p;
-		out->protos = l.protos;
-		out->maker.pid = l.maker.pid;
-		out->maker.pad = 0;
-		out->maker.start = l.maker.start;
-		return 0;
-	}
-	return -EAGAIN;
-}
-
-int ps_registry_peek_at(struct ps_registry *reg, const char *group,
-			uint16_t real, uint16_t *vport)
-{
-	return ps_registry_peek_vport(reg, group, real, vport, NULL);
-}
-
-int ps_registry_peek_vport(struct ps_registry *reg, const char *group,
-			   uint16_t real, uint16_t *vport, uint64_t *seq)
-{
-	struct ps_reg_header *h = reg->hdr;
-	uint32_t gh = ps_group_hash(group);
-	int rc = file_ok(reg);
-
-	if (rc)
-		return rc;
-	for (int i = 0; i < PEEK_TRIES; i++) {
-		struct ps_lease l;
-		uint64_t s1, s2;
-		bool ours;
-
-		rc = rd2(&s1, &h->seq, sizeof(s1), &l, &reg->leases[real],
-			 sizeof(l));
-		if (rc)
-			return rc;
-		if (s1 & 1)
-			continue;
-		ours = l.state == PS_LEASE_USED && l.kind == PS_KIND_GROUP &&
-		       l.ghash == gh &&
-		       strncmp(l.group, group, sizeof(l.group)) == 0;
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		rc = rd(&s2, &h->seq, sizeof(s2));
-		if (rc)
-			return rc;
-		if (s2 != s1)
-			continue;
-		if (seq != NULL)
-			*seq = s1;
-		if (!ours)
-			return -ENOENT;
-		*vport = l.vport;
-		return 0;
-	}
-	return -EAGAIN;
-}
-
-int ps_registry_peek(struct ps_registry *reg, const char *group,
-		     uint16_t vport, uint16_t *real)
-{
-	struct ps_reg_glance gl;
-	int rc = ps_registry_peek_lease(reg, group, vport, &gl);
-
-	if (rc == 0)
-		*real = gl.real;
-	return rc;
-}
-
-int ps_registry_read_seq(const struct ps_registry *reg, uint64_t *seq)
-{
-	/* Orders the caller's earlier reads and system calls before it. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return rd(seq, &reg->hdr->seq, sizeof(*seq));
-}
-
-bool ps_registry_unchanged(const struct ps_registry *reg, uint64_t seq)
-{
-	uint64_t now;
-
-	/* Orders the caller's earlier reads and system calls before it. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return rd(&now, &reg->hdr->seq, sizeof(now)) == 0 && now == seq;
-}
-
 struct ps_lease *ps_registry_at(struct ps_registry *reg, uint16_t real)
 {
 	struct ps_lease *l = &reg->leases[real];
@@ -1327,7 +1118,7 @@ struct ps_lease *ps_registry_find(struct ps_registry *reg, const char *group,
 				  uint16_t vport)
 {
 	uint32_t gh = ps_group_hash(group);
-	uint32_t p = reg->hbuckets[hbucket(gh, vport)];
+	uint32_t p = reg->hbuckets[ps_reg_hbucket(gh, vport)];
 
 	/* Bounded: shared memory is never trusted to be acyclic. */
 	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
@@ -1348,7 +1139,7 @@ size_t ps_registry_each_group(struct ps_registry *reg, const char *group,
 			      void *arg)
 {
 	uint32_t gh = ps_group_hash(group);
-	uint32_t p = reg->gbuckets[gbucket(gh)];
+	uint32_t p = reg->gbuckets[ps_reg_gbucket(gh)];
 	size_t count = 0;
 
 	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
@@ -1397,7 +1188,7 @@ struct ps_lease *ps_registry_next(struct ps_registry *reg,
 size_t ps_registry_release_group(struct ps_registry *reg, const char *group)
 {
 	uint32_t gh = ps_group_hash(group);
-	uint32_t p = reg->gbuckets[gbucket(gh)];
+	uint32_t p = reg->gbuckets[ps_reg_gbucket(gh)];
 	struct ps_reg_bulk bulk = { false, 0 };
 	size_t count = 0;
 
@@ -1413,279 +1204,10 @@ size_t ps_registry_release_group(struct ps_registry *reg, const char *group)
 			if (count < 16 && !bulk.open)
 				ps_registry_free(reg, l);
 			else
-				bulk_free(reg, &bulk, l);
+				ps_reg_bulk_free_one(reg, &bulk, l);
 			count++;
 		}
 	}
 	ps_registry_bulk_end(reg, &bulk);
 	return count;
-}
-
-/* ------------------------------------------------------- reclaiming */
-
-/*
- * Registries made before expiry followed CLOCK_BOOTTIME kept the wall
- * clock there: nanoseconds since 1970, 2001 or later, which no boot
- * clock reaches (31 years of uptime). Those are still compared with the
- * wall clock.
- */
-#define WALL_CLOCK_EXPIRY_NS 1000000000000000000ull
-
-bool ps_lease_expired(const struct ps_lease *l, uint64_t boot_ns)
-{
-	if (l->expires_ns == 0)
-		return false;
-	if (l->expires_ns >= WALL_CLOCK_EXPIRY_NS)
-		return ps_now_ns() >= l->expires_ns;
-	return boot_ns >= l->expires_ns;
-}
-
-bool ps_lease_dead(const struct ps_lease *l, uint64_t boot_ns)
-{
-	if (ps_lease_expired(l, boot_ns))
-		return true;
-	return !ps_proc_alive(&l->holder);
-}
-
-/* Answers about holders, so that each is looked up in /proc once. */
-#define HOLDER_CACHE 64
-
-struct holder_cache {
-	struct ps_ident id[HOLDER_CACHE];
-	bool dead[HOLDER_CACHE];
-};
-
-static bool holder_dead(struct holder_cache *c, const struct ps_ident *h)
-{
-	uint32_t k = (h->pid * 2654435761u) % HOLDER_CACHE;
-
-	if (c->id[k].pid == h->pid && c->id[k].start == h->start &&
-	    h->pid != 0)
-		return c->dead[k];
-	c->id[k] = *h;
-	c->dead[k] = !ps_proc_alive(h);
-	return c->dead[k];
-}
-
-size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
-		      void (*fn)(void *arg, const struct ps_lease *l,
-				 uint16_t real),
-		      void *arg)
-{
-	uint64_t now = ps_boot_ns();
-	struct holder_cache cache;
-	struct ps_reg_bulk bulk = { false, 0 };
-	size_t count = 0;
-
-	memset(&cache, 0, sizeof(cache));
-	/*
-	 * One pass over the table, each holder looked up once (most leases
-	 * share a holder with many others), every free a bulk free: linear
-	 * in the table's size, whatever the leases.
-	 */
-	for (uint32_t p = 1; p < PS_REG_NPORTS; p++) {
-		struct ps_lease *l = &reg->leases[p];
-
-		if (l->state != PS_LEASE_USED)
-			continue;
-		if (!ps_lease_expired(l, now) && !holder_dead(&cache, &l->holder))
-			continue;
-		if (fn)
-			fn(arg, l, (uint16_t)p);
-		if (!dry_run)
-			bulk_free(reg, &bulk, l);
-		count++;
-	}
-	ps_registry_bulk_end(reg, &bulk);
-	return count;
-}
-
-/* ------------------------------------------------------- allocation */
-
-static bool bit_set(const uint8_t *map, uint32_t p)
-{
-	return map != NULL && ((map[p >> 3] >> (p & 7)) & 1);
-}
-
-int ps_registry_alloc(struct ps_registry *reg, const struct ps_lease *tmpl,
-		      uint16_t lo, uint16_t hi, const uint8_t *reserved,
-		      ps_try_bind_fn try_bind, void *arg, uint16_t *real)
-{
-	uint32_t n;
-	uint32_t start;
-
-	if (lo == 0)
-		lo = 1;
-	if (hi < lo)
-		return -EINVAL;
-	n = (uint32_t)hi - lo + 1;
-	for (int pass = 0; pass < 2; pass++) {
-		start = reg->hdr->next_hint;
-		if (start < lo || start > hi)
-			start = lo;
-		for (uint32_t i = 0; i < n; i++) {
-			uint32_t p = lo + (start - lo + i) % n;
-			int rc;
-
-			if (reg->leases[p].state != PS_LEASE_FREE ||
-			    bit_set(reserved, p))
-				continue;
-			/* Another registry's, another user's maybe. */
-			if (ps_claim_take(reg, (uint16_t)p, &tmpl->holder) ==
-			    -EADDRINUSE)
-				continue;
-			rc = try_bind ? try_bind(arg, (uint16_t)p) : 0;
-			if (rc < 0)
-				ps_claim_drop(reg, (uint16_t)p);
-			if (rc == -EADDRINUSE)
-				continue;	/* a foreign process has it */
-			if (rc < 0)
-				return rc;
-			insert_lease(reg, p, tmpl);
-			reg->hdr->next_hint = p + 1 > hi ? lo : p + 1;
-			*real = (uint16_t)p;
-			return 0;
-		}
-		/* The range is full: reclaim dead leases once, then retry. */
-		if (pass == 0 && ps_registry_gc(reg, false, NULL, NULL) == 0)
-			break;
-	}
-	return -EADDRNOTAVAIL;
-}
-
-/* ------------------------------------------------------------ checks */
-
-int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
-{
-	struct ps_reg_header *h = reg->hdr;
-	uint32_t used = 0, hlinked = 0, glinked = 0;
-
-	if (h->undo_port != 0) {
-		seterr(err, "an undo record is pending for port %u",
-		       h->undo_port - 1);
-		return -EUCLEAN;
-	}
-	if (h->seq & 1) {
-		seterr(err, "the sequence word is odd (a change is open)");
-		return -EUCLEAN;
-	}
-	for (uint32_t p = 0; p < PS_REG_NPORTS; p++) {
-		const struct ps_lease *l = &reg->leases[p];
-
-		if (l->state == PS_LEASE_FREE)
-			continue;
-		if (l->state != PS_LEASE_USED || !lease_ok(l, p)) {
-			seterr(err, "lease at port %u is malformed", p);
-			return -EUCLEAN;
-		}
-		if (l->ghash != ps_group_hash(l->group)) {
-			seterr(err, "lease at port %u has a stale hash", p);
-			return -EUCLEAN;
-		}
-		used++;
-	}
-	if (used != h->nleases) {
-		seterr(err, "%u leases in use but the header says %u", used,
-		       h->nleases);
-		return -EUCLEAN;
-	}
-	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
-		for (uint32_t p = reg->hbuckets[b], n = 0; p; n++) {
-			const struct ps_lease *l = &reg->leases[p];
-
-			if (p >= PS_REG_NPORTS || n > used ||
-			    l->state != PS_LEASE_USED ||
-			    l->kind != PS_KIND_GROUP ||
-			    hbucket(l->ghash, l->vport) != b) {
-				seterr(err, "vport chain %u is corrupt at %u",
-				       b, p);
-				return -EUCLEAN;
-			}
-			hlinked++;
-			p = l->hnext;
-		}
-	}
-	for (uint32_t b = 0; b < PS_REG_GBUCKETS; b++) {
-		for (uint32_t p = reg->gbuckets[b], n = 0; p; n++) {
-			const struct ps_lease *l = &reg->leases[p];
-
-			if (p >= PS_REG_NPORTS || n > used ||
-			    l->state != PS_LEASE_USED ||
-			    gbucket(l->ghash) != b) {
-				seterr(err, "group chain %u is corrupt at %u",
-				       b, p);
-				return -EUCLEAN;
-			}
-			glinked++;
-			p = l->gnext;
-		}
-	}
-	if (glinked != used) {
-		seterr(err, "%u leases but %u on group chains", used, glinked);
-		return -EUCLEAN;
-	}
-	uint32_t groups = 0;
-
-	for (uint32_t p = 0; p < PS_REG_NPORTS; p++)
-		if (reg->leases[p].state == PS_LEASE_USED &&
-		    reg->leases[p].kind == PS_KIND_GROUP)
-			groups++;
-	if (hlinked != groups) {
-		seterr(err, "%u group leases but %u on vport chains", groups,
-		       hlinked);
-		return -EUCLEAN;
-	}
-	/* (group, vport) is unique. */
-	for (uint32_t p = 0; p < PS_REG_NPORTS; p++) {
-		const struct ps_lease *l = &reg->leases[p];
-
-		if (l->state != PS_LEASE_USED || l->kind != PS_KIND_GROUP)
-			continue;
-		if (ps_registry_port(reg, ps_registry_find(reg, l->group,
-							   l->vport)) != p) {
-			seterr(err, "group %s has two leases for port %u",
-			       l->group, l->vport);
-			return -EUCLEAN;
-		}
-	}
-	return 0;
-}
-
-/* ------------------------------------------------- reserved ports */
-
-int ps_reserved_ports_load(uint8_t *map)
-{
-	char buf[8192];
-	char *s;
-	int rc;
-
-	memset(map, 0, PS_REG_NPORTS / 8);
-	rc = read_small("/proc/sys/net/ipv4/ip_local_reserved_ports", buf,
-			sizeof(buf));
-	if (rc)
-		return rc;
-	s = buf;
-	while (*s) {
-		char *end;
-		unsigned long lo, hi;
-
-		while (*s == ',' || *s == ' ' || *s == '\n')
-			s++;
-		if (*s == '\0')
-			break;
-		lo = strtoul(s, &end, 10);
-		if (end == s)
-			return -EINVAL;
-		hi = lo;
-		s = end;
-		if (*s == '-') {
-			hi = strtoul(s + 1, &end, 10);
-			if (end == s + 1)
-				return -EINVAL;
-			s = end;
-		}
-		for (unsigned long p = lo; p <= hi && p < PS_REG_NPORTS; p++)
-			map[p >> 3] |= (uint8_t)(1u << (p & 7));
-	}
-	return 0;
 }
