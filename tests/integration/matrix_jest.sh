@@ -30,15 +30,21 @@ if [ ! -x "$J/node_modules/.bin/jest" ]; then
     # A folder of its own per attempt: two test runs at once never share
     # a half-made one; the finished folder is moved in place.
     new=$(mktemp -d "$CACHE/.jest.XXXXXX")
-    if (cd "$new" && timeout 600 npm install --no-audit --no-fund \
-        --no-save "jest@$JEST_VERSION") >"$T/npm.log" 2>&1 &&
+    # Bounded: a registry that cannot be reached fails in a minute or
+    # two, not after npm's own retries.
+    if (cd "$new" && timeout 300 npm install --no-audit --no-fund \
+        --no-save --fetch-timeout=30000 --fetch-retries=1 \
+        "jest@$JEST_VERSION") >"$T/npm.log" 2>&1 &&
         [ -x "$new/node_modules/.bin/jest" ]; then
         rm -rf "$J/node_modules"
         mv "$new/node_modules" "$J/node_modules" 2>/dev/null || true
     fi
     rm -rf "$new"
-    [ -x "$J/node_modules/.bin/jest" ] ||
-        skip_all "jest $JEST_VERSION cannot be installed from the npm registry: $(tail -n 1 "$T/npm.log")"
+    if [ ! -x "$J/node_modules/.bin/jest" ]; then
+        why=$(grep -m 1 -E 'error (code|errno|network|request)|ERR!' \
+            "$T/npm.log" || tail -n 1 "$T/npm.log")
+        skip_all "jest $JEST_VERSION cannot be installed from the npm registry: $why"
+    fi
 fi
 
 cp -R "$PS_SRCDIR/tests/integration/data/jest_suite" "$T/suite"
