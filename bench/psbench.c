@@ -90,7 +90,7 @@ struct opts {
 	int listen;
 	int release;
 	long fill;
-	long spare_lo, spare_hi;	/* -P: 0 for none */
+	long spare_lo, spare_hi; /* -P: 0 for none */
 };
 
 static struct opts opt = { DEFAULT_SAMPLES, -1, NULL, NULL, 0, 0, 0, 0, 0 };
@@ -123,8 +123,8 @@ static void bind_failed(const char *mode, long port)
 	fprintf(stderr, "psbench: %s: bind to port %ld: %s%s\n", mode, port,
 		strerror(err),
 		err == EADDRINUSE ? " (another process holds it, or holds the"
-				    " real port of its lease)"
-				  : "");
+				    " real port of its lease)" :
+				    "");
 	exit(err == EADDRINUSE ? 3 : 1);
 }
 
@@ -183,8 +183,10 @@ static int move_port(const char *mode, long *port, int *moves)
 		errno = err;
 		bind_failed(mode, *port);
 	}
-	fprintf(stderr, "psbench: %s: port %ld is busy; measuring on port "
-		"%ld instead\n", mode, *port, p);
+	fprintf(stderr,
+		"psbench: %s: port %ld is busy; measuring on port "
+		"%ld instead\n",
+		mode, *port, p);
 	*port = p;
 	(*moves)++;
 	return 1;
@@ -198,8 +200,8 @@ static int cmd_free(long lo, long hi)
 		fail("free: LO is above HI");
 	p = free_port(lo, hi, 0);
 	if (p == 0) {
-		fprintf(stderr, "psbench: free: no free port in %ld-%ld\n",
-			lo, hi);
+		fprintf(stderr, "psbench: free: no free port in %ld-%ld\n", lo,
+			hi);
 		return 1;
 	}
 	printf("%ld\n", p);
@@ -435,7 +437,7 @@ static int cmd_sbc(long port)
 			close(fd);
 			move_port("sbc", &port, &moves);
 			loopback(&sin, port);
-			i = -opt.warmup - 1;	/* start over */
+			i = -opt.warmup - 1; /* start over */
 			continue;
 		}
 		if (opt.listen && listen(fd, 16) != 0)
@@ -465,7 +467,7 @@ static int cmd_bind(long port)
 			close(fd);
 			move_port("bind", &port, &moves);
 			loopback(&sin, port);
-			i = -opt.warmup - 1;	/* start over */
+			i = -opt.warmup - 1; /* start over */
 			continue;
 		}
 		if (i >= 0)
@@ -921,7 +923,8 @@ int main(int argc, char **argv)
 				usage();
 			*dash = '\0';
 			opt.spare_lo = parse_long(optarg, 1, 65535);
-			opt.spare_hi = parse_long(dash + 1, opt.spare_lo, 65535);
+			opt.spare_hi =
+				parse_long(dash + 1, opt.spare_lo, 65535);
 			break;
 		}
 		default:

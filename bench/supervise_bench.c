@@ -64,13 +64,20 @@
 #define NMODES 4
 
 static const char *const op_names[NOPS] = {
-	"bind tagged", "connect tagged", "connect tagged, non-blocking",
-	"getsockname", "bind port 0", "sendto untagged",
+	"bind tagged",
+	"connect tagged",
+	"connect tagged, non-blocking",
+	"getsockname",
+	"bind port 0",
+	"sendto untagged",
 	"first bind (a new lease) + listen",
 };
 
 static const char *const mode_names[NMODES] = {
-	"raw", "preload", "supervised", "sv+preload",
+	"raw",
+	"preload",
+	"supervised",
+	"sv+preload",
 };
 
 static double now_us(void)
@@ -148,8 +155,8 @@ static void report(int op, double *t, int n)
  * with SOCK_NONBLOCK in flags, a non-blocking connect (EINPROGRESS, then
  * poll), as Go and event loops do.
  */
-static void connects(int l, const struct sockaddr_in *c, int flags,
-		     double *t, int n)
+static void connects(int l, const struct sockaddr_in *c, int flags, double *t,
+		     int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct pollfd p;
@@ -181,13 +188,12 @@ static void first_binds(int tagged, int n, double *t)
 	if (n > FIRST_MAX)
 		n = FIRST_MAX;
 	for (int i = 0; i < n; i++) {
-		struct sockaddr_in a = v4("0.0.0.0", tagged ?
-					  FIRST_PORT + (unsigned)i : 0);
+		struct sockaddr_in a =
+			v4("0.0.0.0", tagged ? FIRST_PORT + (unsigned)i : 0);
 		double t0 = now_us();
 
 		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one,
-			   sizeof(one));
+		setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fds[i], (struct sockaddr *)&a, sizeof(a)) != 0 ||
 		    listen(fds[i], 16) != 0)
 			die("first bind");
@@ -245,8 +251,10 @@ static int run(int tagged, int n)
 			die("getsockname");
 		t[i] = now_us() - t0;
 		if (ntohs(got.sin_port) != cport) {
-			fprintf(stderr, "supervise_bench: getsockname shows "
-				"%u, not %u\n", ntohs(got.sin_port), cport);
+			fprintf(stderr,
+				"supervise_bench: getsockname shows "
+				"%u, not %u\n",
+				ntohs(got.sin_port), cport);
 			exit(1);
 		}
 	}
@@ -275,8 +283,8 @@ static int run(int tagged, int n)
 		char buf[8];
 		double t0 = now_us();
 
-		if (sendto(us, "x", 1, 0, (struct sockaddr *)&u,
-			   sizeof(u)) != 1)
+		if (sendto(us, "x", 1, 0, (struct sockaddr *)&u, sizeof(u)) !=
+		    1)
 			die("sendto");
 		t[i] = now_us() - t0;
 		if (recv(ur, buf, sizeof(buf), 0) != 1)
@@ -330,17 +338,38 @@ static int table(const char *portshim, const char *dyn, const char *stat,
 	static char cell[NOPS][NMODES][48];
 	char dir[] = "/tmp/supervise-bench.XXXXXX", reg[64], cmd[256];
 	char *const raw[] = { (char *)dyn, "--run", "raw", (char *)n, NULL };
-	char *const pre[] = { (char *)portshim, "run", "--ports",
-			      "8080,8081,9000-9399", "--", (char *)dyn, "--run",
-			      "tagged", (char *)n, NULL };
-	char *const sv[] = { (char *)portshim, "run", "--supervise",
-			     "--ports", "8080,8081,9000-9399", "--",
-			     (char *)stat,
-			     "--run", "tagged", (char *)n, NULL };
-	char *const svp[] = { (char *)portshim, "run", "--supervise",
-			      "--ports", "8080,8081,9000-9399", "--",
+	char *const pre[] = { (char *)portshim,
+			      "run",
+			      "--ports",
+			      "8080,8081,9000-9399",
+			      "--",
 			      (char *)dyn,
-			      "--run", "tagged", (char *)n, NULL };
+			      "--run",
+			      "tagged",
+			      (char *)n,
+			      NULL };
+	char *const sv[] = { (char *)portshim,
+			     "run",
+			     "--supervise",
+			     "--ports",
+			     "8080,8081,9000-9399",
+			     "--",
+			     (char *)stat,
+			     "--run",
+			     "tagged",
+			     (char *)n,
+			     NULL };
+	char *const svp[] = { (char *)portshim,
+			      "run",
+			      "--supervise",
+			      "--ports",
+			      "8080,8081,9000-9399",
+			      "--",
+			      (char *)dyn,
+			      "--run",
+			      "tagged",
+			      (char *)n,
+			      NULL };
 
 	for (int o = 0; o < NOPS; o++)
 		for (int m = 0; m < NMODES; m++)
@@ -360,8 +389,8 @@ static int table(const char *portshim, const char *dyn, const char *stat,
 	       "supervised | supervised + preload |\n");
 	printf("| --- | --- | --- | --- | --- |\n");
 	for (int o = 0; o < NOPS; o++)
-		printf("| %s | %s | %s | %s | %s |\n", op_names[o],
-		       cell[o][0], cell[o][1], cell[o][2], cell[o][3]);
+		printf("| %s | %s | %s | %s | %s |\n", op_names[o], cell[o][0],
+		       cell[o][1], cell[o][2], cell[o][3]);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : 1;
 }
@@ -385,7 +414,8 @@ int main(int argc, char **argv)
 	if (argc >= 5 && strcmp(argv[1], "--table") == 0)
 		return table(argv[2], argv[3], argv[4],
 			     argc > 5 ? argv[5] : "2000");
-	fprintf(stderr, "usage: supervise_bench --table PORTSHIM DYNAMIC "
+	fprintf(stderr,
+		"usage: supervise_bench --table PORTSHIM DYNAMIC "
 		"STATIC [N]\n       supervise_bench --run raw|tagged|first [N]\n");
 	return 2;
 }

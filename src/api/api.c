@@ -35,7 +35,7 @@ static pthread_once_t api_once = PTHREAD_ONCE_INIT;
 static struct ps_config api_cfg;
 static struct ps_registry api_reg;
 static uint8_t api_reserved[PS_REG_NPORTS / 8];
-static int api_err;	/* -errno of a failed setup; 0 = ready */
+static int api_err; /* -errno of a failed setup; 0 = ready */
 
 static void api_setup(void)
 {
@@ -102,7 +102,8 @@ API_EXPORT int portshim_pick(int flags, uint16_t *port)
 			req.holder.pid);
 	else if (rc == -EADDRNOTAVAIL)
 		PS_INFO("pick failed: no free port left in PORTSHIM_RANGE"
-			" %u-%u", (unsigned)req.lo, (unsigned)req.hi);
+			" %u-%u",
+			(unsigned)req.lo, (unsigned)req.hi);
 out:
 	errno = saved;
 	return rc;

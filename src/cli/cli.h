@@ -23,16 +23,16 @@
 #define PS_CLI_PROG "portshim"
 
 /* Where bugs go, for --help and --version (AC_INIT's bug-report field). */
-#define PS_CLI_BUGS_LINE \
+#define PS_CLI_BUGS_LINE                                                \
 	"Report bugs to the " PACKAGE_BUGREPORT ", with the output of " \
 	"'portshim doctor'.\n"
 
 /* Exit codes (DESIGN.md "Command line"; 125-127 as env(1) uses them). */
 #define PS_EXIT_OK 0
-#define PS_EXIT_NOTFOUND 1	/* not found, timed out, or cannot proceed */
+#define PS_EXIT_NOTFOUND 1 /* not found, timed out, or cannot proceed */
 #define PS_EXIT_USAGE 2
 #define PS_EXIT_RUN_FAILED 125	/* `run` failed before starting CMD */
-#define PS_EXIT_CANNOT_EXEC 126	/* CMD exists but cannot be executed */
+#define PS_EXIT_CANNOT_EXEC 126 /* CMD exists but cannot be executed */
 #define PS_EXIT_NO_CMD 127	/* CMD was not found */
 
 /* The commands; each returns the exit status. */
@@ -99,8 +99,7 @@ int ps_cli_library(char *out, size_t len);
 int ps_cli_bypass_check(const char *cmd, enum ps_bypass mode);
 
 /* Writes "portshim: <message>\n" to stderr. */
-void ps_cli_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+void ps_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * Writes "portshim: <message>\n" and "Try 'portshim COMMAND --help'.\n"
@@ -182,8 +181,8 @@ int ps_cli_group_option(int c, char **argv, const char *help, char *group);
  * in, from ps_cli_default_group(). Returns 0, or reports a usage error
  * and returns PS_EXIT_USAGE.
  */
-int ps_cli_vport_operand(const char *cmd, int argc, char **argv,
-			 char *group, uint16_t *vport);
+int ps_cli_vport_operand(const char *cmd, int argc, char **argv, char *group,
+			 uint16_t *vport);
 
 /*
  * The real port that vport has in group, read under the lock: returns 1
@@ -221,11 +220,11 @@ int ps_cli_registry_file(char *path, size_t len);
 
 /* A lease as `ls` and `who` show it: a copy taken under the lock, and
  * what is read outside it. */
-#define PS_CLI_CMD_MAX 256	/* longest command line shown */
+#define PS_CLI_CMD_MAX 256 /* longest command line shown */
 struct ps_cli_lease {
 	struct ps_lease lease;
 	uint16_t real;
-	bool alive;		/* holder lives, time not run out */
+	bool alive; /* holder lives, time not run out */
 	uint64_t age_s;
 	/* The maker, or when it is gone, the process holding the lease's
 	 * socket now (a daemon that made it before it forked). */
@@ -272,8 +271,8 @@ void ps_cli_json_lease(const struct ps_cli_lease *v);
  * PORTSHIM_WARNED file. Returns 0, or -1 (after printing why unless
  * quiet).
  */
-int ps_cli_state_file(const char *registry, const char *group,
-		      const char *ext, char *path, size_t len, bool quiet);
+int ps_cli_state_file(const char *registry, const char *group, const char *ext,
+		      char *path, size_t len, bool quiet);
 
 /*
  * Prints to standard error the ports that the report at path lists (each

@@ -39,23 +39,23 @@
 #include "statedir.h"
 
 static const char doctor_help[] =
-"Usage: portshim doctor [--] [CMD [ARG]...]\n"
-"Check whether portshim can see CMD and whether this host is set up for\n"
-"it. One line per check, starting with ok:, warn: or fail:.\n"
-"\n"
-"With CMD (found through PATH as `portshim run` finds it; ARGs are\n"
-"ignored): is it dynamically linked with a loader that can load the\n"
-"preload library, is it a Go program (Go makes its own network system\n"
-"calls), is it setuid, setgid or file-capable (the loader then ignores\n"
-"LD_PRELOAD). Always: the preload library loads, the PORTSHIM_* variables\n"
-"are valid, the state directory and the registry belong to you with no\n"
-"access for others, the registry is consistent, PORTSHIM_RANGE stays out\n"
-"of the ephemeral ports (ip_local_port_range), and how many of its ports\n"
-"are in ip_local_reserved_ports.\n"
-"\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: 0 no check failed, 1 a check failed, 2 bad usage.\n";
+	"Usage: portshim doctor [--] [CMD [ARG]...]\n"
+	"Check whether portshim can see CMD and whether this host is set up for\n"
+	"it. One line per check, starting with ok:, warn: or fail:.\n"
+	"\n"
+	"With CMD (found through PATH as `portshim run` finds it; ARGs are\n"
+	"ignored): is it dynamically linked with a loader that can load the\n"
+	"preload library, is it a Go program (Go makes its own network system\n"
+	"calls), is it setuid, setgid or file-capable (the loader then ignores\n"
+	"LD_PRELOAD). Always: the preload library loads, the PORTSHIM_* variables\n"
+	"are valid, the state directory and the registry belong to you with no\n"
+	"access for others, the registry is consistent, PORTSHIM_RANGE stays out\n"
+	"of the ephemeral ports (ip_local_port_range), and how many of its ports\n"
+	"are in ip_local_reserved_ports.\n"
+	"\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 no check failed, 1 a check failed, 2 bad usage.\n";
 
 #define EPHEMERAL_FILE "/proc/sys/net/ipv4/ip_local_port_range"
 
@@ -88,13 +88,17 @@ static void doctor_loader(const struct ps_inspect *in, const char *subj)
 
 	if (!(f & PS_INSPECT_F_ELF)) {
 		if (f & PS_INSPECT_F_SCRIPT)
-			report("warn", "%s: its interpreter cannot be "
+			report("warn",
+			       "%s: its interpreter cannot be "
 			       "examined; portshim cannot tell whether it "
-			       "sees it", subj);
+			       "sees it",
+			       subj);
 		else
-			report("warn", "%s is neither an ELF executable nor "
+			report("warn",
+			       "%s is neither an ELF executable nor "
 			       "a script; portshim cannot tell whether it "
-			       "sees it", subj);
+			       "sees it",
+			       subj);
 		return;
 	}
 	if (f & PS_INSPECT_F_FOREIGN) {
@@ -140,7 +144,7 @@ static bool doctor_env_target(const char *script, const char *interp,
 	fclose(f);
 	for (tok = strtok_r(line + 2, " \t\n", &save); tok != NULL;
 	     tok = strtok_r(NULL, " \t\n", &save)) {
-		if (first) {	/* env itself */
+		if (first) { /* env itself */
 			first = false;
 			continue;
 		}
@@ -181,8 +185,10 @@ static void doctor_cmd(const char *cmd)
 	    ps_inspect_which(name, getenv("PATH"), real, sizeof(real)) == 0 &&
 	    ps_inspect_path(AT_FDCWD, real, &in) == 0) {
 		/* The interpreter env finds in PATH is the one that runs. */
-		snprintf(subj, sizeof(subj), "%s runs under %s (found by "
-			 "/usr/bin/env in PATH), which", path, real);
+		snprintf(subj, sizeof(subj),
+			 "%s runs under %s (found by "
+			 "/usr/bin/env in PATH), which",
+			 path, real);
 	} else if ((in.flags & PS_INSPECT_F_SCRIPT) && in.interp[0] != '\0')
 		snprintf(subj, sizeof(subj), "%s runs under %s, which", path,
 			 in.interp);
@@ -195,8 +201,10 @@ static void doctor_cmd(const char *cmd)
 		ps_inspect_phrase(&in, PS_INSPECT_GO, phrase, sizeof(phrase));
 		report("fail", "%s %s", subj, phrase);
 	} else if (in.flags & PS_INSPECT_F_ELF) {
-		report("ok", "%s is not a Go program, so its network calls "
-		       "can go through libc", subj);
+		report("ok",
+		       "%s is not a Go program, so its network calls "
+		       "can go through libc",
+		       subj);
 	}
 
 	if (in.flags & (PS_INSPECT_F_SETUID | PS_INSPECT_F_SETGID)) {
@@ -208,8 +216,10 @@ static void doctor_cmd(const char *cmd)
 				  sizeof(phrase));
 		report("fail", "%s %s", subj, phrase);
 	} else if (in.flags & PS_INSPECT_F_ELF) {
-		report("ok", "%s is not setuid, setgid or file-capable for "
-		       "uid %u", subj, (unsigned)getuid());
+		report("ok",
+		       "%s is not setuid, setgid or file-capable for "
+		       "uid %u",
+		       subj, (unsigned)getuid());
 	}
 }
 
@@ -270,7 +280,7 @@ static void doctor_library(void)
 
 	if (ps_cli_library(lib, sizeof(lib)) != 0) {
 		report("fail", "preload library: not found (see the line "
-		       "above; PORTSHIM_LIBRARY names another one)");
+			       "above; PORTSHIM_LIBRARY names another one)");
 		return;
 	}
 	if (doctor_dlopen(lib, why, sizeof(why)) < 0) {
@@ -295,7 +305,7 @@ static void doctor_env(struct ps_config *cfg)
 
 	if (ps_config_load(cfg, ps_cli_getenv, errs, sizeof(errs)) == 0) {
 		report("ok", "environment: the PORTSHIM_* variables are "
-		       "valid");
+			     "valid");
 		return;
 	}
 	ps_config_each_error(errs, doctor_env_error, NULL);
@@ -339,8 +349,10 @@ static int doctor_registry_file(const char *path)
 
 	if (lstat(path, &st) < 0) {
 		if (errno == ENOENT) {
-			report("ok", "registry %s does not exist yet; it is "
-			       "created at first use", path);
+			report("ok",
+			       "registry %s does not exist yet; it is "
+			       "created at first use",
+			       path);
 			return -1;
 		}
 		report("fail", "registry %s: %s", path, strerror(errno));
@@ -352,22 +364,25 @@ static int doctor_registry_file(const char *path)
 		return -1;
 	}
 	if (st.st_uid != geteuid()) {
-		report("fail", "registry %s is owned by uid %u, not by you "
+		report("fail",
+		       "registry %s is owned by uid %u, not by you "
 		       "(uid %u); set PORTSHIM_REGISTRY to a file of yours",
 		       path, (unsigned)st.st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	if (st.st_mode & 077) {
-		report("fail", "registry %s has mode %04o: other users could "
+		report("fail",
+		       "registry %s has mode %04o: other users could "
 		       "read or change the leases; 'portshim gc --reset' "
-		       "makes a fresh one", path,
-		       (unsigned)(st.st_mode & 07777));
+		       "makes a fresh one",
+		       path, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	if (st.st_nlink != 1) {
-		report("fail", "registry %s has %u links; 'portshim gc "
-		       "--reset' makes a fresh one", path,
-		       (unsigned)st.st_nlink);
+		report("fail",
+		       "registry %s has %u links; 'portshim gc "
+		       "--reset' makes a fresh one",
+		       path, (unsigned)st.st_nlink);
 		return -1;
 	}
 	report("ok", "registry %s: yours (uid %u), mode %04o", path,
@@ -394,8 +409,8 @@ static void doctor_registry(const struct ps_config *cfg)
 		return;
 	rc = ps_registry_open(&reg, given, &err);
 	if (rc < 0) {
-		report("fail", "registry: %s", err.msg[0] != '\0' ? err.msg :
-		       strerror(-rc));
+		report("fail", "registry: %s",
+		       err.msg[0] != '\0' ? err.msg : strerror(-rc));
 		return;
 	}
 	rc = ps_registry_lock(&reg, &guard);
@@ -403,20 +418,25 @@ static void doctor_registry(const struct ps_config *cfg)
 		char why[320];
 
 		report("fail", "registry %s: cannot take its lock: %s%s",
-		       reg.path, ps_registry_strerror(&reg, &guard, rc, why,
-						      sizeof(why)),
+		       reg.path,
+		       ps_registry_strerror(&reg, &guard, rc, why, sizeof(why)),
 		       rc == -ETIMEDOUT ? "; 'portshim gc --reset' says what"
-		       " can be done" : "");
+					  " can be done" :
+					  "");
 		return;
 	}
 	rc = ps_registry_check(&reg, &err);
 	if (rc == 0)
-		report("ok", "registry %s: consistent, %u leases, %u lock "
-		       "recoveries", reg.path, (unsigned)reg.hdr->nleases,
+		report("ok",
+		       "registry %s: consistent, %u leases, %u lock "
+		       "recoveries",
+		       reg.path, (unsigned)reg.hdr->nleases,
 		       (unsigned)reg.hdr->recoveries);
 	else
-		report("fail", "registry %s: %s; 'portshim gc --reset' makes "
-		       "a fresh one", reg.path, err.msg);
+		report("fail",
+		       "registry %s: %s; 'portshim gc --reset' makes "
+		       "a fresh one",
+		       reg.path, err.msg);
 	ps_registry_unlock(&reg, &guard);
 }
 
@@ -437,44 +457,55 @@ static void doctor_ports(const struct ps_config *cfg)
 	f = fopen(EPHEMERAL_FILE, "re");
 	if (f == NULL || fscanf(f, "%u %u", &elo, &ehi) != 2) {
 		report("warn", "ephemeral ports: cannot read %s: %s",
-		       EPHEMERAL_FILE, f == NULL ? strerror(errno) :
-		       "unexpected contents");
+		       EPHEMERAL_FILE,
+		       f == NULL ? strerror(errno) : "unexpected contents");
 	} else {
 		report("ok", "ephemeral ports (ip_local_port_range): %u-%u",
 		       elo, ehi);
 		lo = cfg->range_lo > elo ? cfg->range_lo : elo;
 		hi = cfg->range_hi < ehi ? cfg->range_hi : ehi;
 		if (lo <= hi)
-			report("warn", "%s overlaps the ephemeral ports "
+			report("warn",
+			       "%s overlaps the ephemeral ports "
 			       "%u-%u in %u-%u: outgoing connections can "
 			       "take ports portshim would hand out (it then "
 			       "skips them); choose a range outside %u-%u",
 			       what, elo, ehi, lo, hi, elo, ehi);
 		else
-			report("ok", "%s does not overlap the ephemeral ports "
-			       "%u-%u", what, elo, ehi);
+			report("ok",
+			       "%s does not overlap the ephemeral ports "
+			       "%u-%u",
+			       what, elo, ehi);
 	}
 	if (f != NULL)
 		fclose(f);
 
 	rc = ps_reserved_ports_load(reserved);
 	if (rc < 0) {
-		report("warn", "reserved ports: cannot read "
-		       "ip_local_reserved_ports: %s", strerror(-rc));
+		report("warn",
+		       "reserved ports: cannot read "
+		       "ip_local_reserved_ports: %s",
+		       strerror(-rc));
 		return;
 	}
 	for (port = cfg->range_lo; port <= cfg->range_hi; port++)
 		if (reserved[port / 8] & (1u << (port % 8)))
 			n++;
 	if (n == 0)
-		report("ok", "reserved ports (ip_local_reserved_ports): none "
-		       "in %s", what);
+		report("ok",
+		       "reserved ports (ip_local_reserved_ports): none "
+		       "in %s",
+		       what);
 	else if (n == (unsigned)cfg->range_hi - cfg->range_lo + 1)
-		report("fail", "reserved ports (ip_local_reserved_ports): "
-		       "all of %s, so no port can be handed out", what);
+		report("fail",
+		       "reserved ports (ip_local_reserved_ports): "
+		       "all of %s, so no port can be handed out",
+		       what);
 	else
-		report("ok", "reserved ports (ip_local_reserved_ports): %u "
-		       "in %s, skipped", n, what);
+		report("ok",
+		       "reserved ports (ip_local_reserved_ports): %u "
+		       "in %s, skipped",
+		       n, what);
 }
 
 int ps_cli_doctor(int argc, char **argv)

@@ -12,22 +12,22 @@
 #include "registry.h"
 
 static const char env_help[] =
-"Usage: portshim env [--group G]\n"
-"Print the mapping of group G as shell commands, one per virtual port\n"
-"and protocol, in the order of the virtual ports:\n"
-"\n"
-"  export PORTSHIM_TCP_8080=20003\n"
-"  export PORTSHIM_UDP_5353=20004\n"
-"\n"
-"so that a shell can take them in with eval \"$(portshim env)\". A\n"
-"virtual port that no socket has bound yet is shown as TCP.\n"
-"\n"
-"  -g, --group G     the group (default: $PORTSHIM_GROUP, with the\n"
-"                    suffixes of $PORTSHIM_GROUP_FROM applied)\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: 0 printed (nothing when the group has no lease), 1 the\n"
-"registry cannot be read, 2 bad usage.\n";
+	"Usage: portshim env [--group G]\n"
+	"Print the mapping of group G as shell commands, one per virtual port\n"
+	"and protocol, in the order of the virtual ports:\n"
+	"\n"
+	"  export PORTSHIM_TCP_8080=20003\n"
+	"  export PORTSHIM_UDP_5353=20004\n"
+	"\n"
+	"so that a shell can take them in with eval \"$(portshim env)\". A\n"
+	"virtual port that no socket has bound yet is shown as TCP.\n"
+	"\n"
+	"  -g, --group G     the group (default: $PORTSHIM_GROUP, with the\n"
+	"                    suffixes of $PORTSHIM_GROUP_FROM applied)\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 printed (nothing when the group has no lease), 1 the\n"
+	"registry cannot be read, 2 bad usage.\n";
 
 /* The group's mapping, by virtual port; copied out under the lock. */
 static uint16_t env_real[PS_REG_NPORTS];

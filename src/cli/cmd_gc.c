@@ -24,22 +24,22 @@
 #include "statedir.h"
 
 static const char gc_help[] =
-"Usage: portshim gc [--dry-run] [--reset]\n"
-"Free the leases whose holder process is gone or whose time ran out, and\n"
-"print one line for each, then how many. Also remove what killed runs\n"
-"left next to the registry (temporary mapping files of dead writers,\n"
-"mapping files of groups with no lease and no live process), one line\n"
-"each, and this user's port claims that no lease needs.\n"
-"\n"
-"  -n, --dry-run     only print what would be freed or moved\n"
-"  -r, --reset       if the registry is refused (corrupt, truncated, of\n"
-"                    another version or owner), say why and what it\n"
-"                    holds, move it aside to registry.broken.<time>\n"
-"                    and create a fresh one; a registry that opens is\n"
-"                    kept, and only its dead leases are freed\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: 0 done, 1 the registry cannot be used, 2 bad usage.\n";
+	"Usage: portshim gc [--dry-run] [--reset]\n"
+	"Free the leases whose holder process is gone or whose time ran out, and\n"
+	"print one line for each, then how many. Also remove what killed runs\n"
+	"left next to the registry (temporary mapping files of dead writers,\n"
+	"mapping files of groups with no lease and no live process), one line\n"
+	"each, and this user's port claims that no lease needs.\n"
+	"\n"
+	"  -n, --dry-run     only print what would be freed or moved\n"
+	"  -r, --reset       if the registry is refused (corrupt, truncated, of\n"
+	"                    another version or owner), say why and what it\n"
+	"                    holds, move it aside to registry.broken.<time>\n"
+	"                    and create a fresh one; a registry that opens is\n"
+	"                    kept, and only its dead leases are freed\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 done, 1 the registry cannot be used, 2 bad usage.\n";
 
 struct gc_freed {
 	struct ps_lease lease;
@@ -212,7 +212,7 @@ static bool gc_dead_map(struct ps_registry *reg, const char *dir,
 
 	if (len <= 4 || strcmp(name + len - 4, ".map") != 0 ||
 	    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-	    sizeof(path))
+		    sizeof(path))
 		return false;
 	if (ps_mapfile_read(path, group, ents, 64, &n) < 0 ||
 	    strlen(group) != len - 4 || strncmp(group, name, len - 4) != 0)
@@ -233,8 +233,7 @@ static bool gc_dead_map(struct ps_registry *reg, const char *dir,
  * that deny for nothing (claims.h). The lock keeps a group from leasing
  * and publishing while its file is judged.
  */
-static void gc_files(struct ps_registry *reg, bool dry_run,
-		     struct gc_files *fs)
+static void gc_files(struct ps_registry *reg, bool dry_run, struct gc_files *fs)
 {
 	char dir[PATH_MAX], group[PS_GROUP_MAX + 1];
 	const char *base, *verb = dry_run ? "would remove" : "removed";
@@ -265,13 +264,15 @@ static void gc_files(struct ps_registry *reg, bool dry_run,
 		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
 			continue;
 		if (gc_dead_temp(de->d_name, &pid))
-			gc_file_note(fs, "%s temporary mapping file %s/%s "
-				     "(writer pid %ld is gone)", verb, dir,
-				     de->d_name, pid);
+			gc_file_note(fs,
+				     "%s temporary mapping file %s/%s "
+				     "(writer pid %ld is gone)",
+				     verb, dir, de->d_name, pid);
 		else if (gc_dead_map(reg, dir, de->d_name, group))
-			gc_file_note(fs, "%s mapping file %s/%s (group %s has "
-				     "no lease and no live process)", verb,
-				     dir, de->d_name, group);
+			gc_file_note(fs,
+				     "%s mapping file %s/%s (group %s has "
+				     "no lease and no live process)",
+				     verb, dir, de->d_name, group);
 		else
 			continue;
 		if (!dry_run)
@@ -348,8 +349,7 @@ int ps_cli_registry_file(char *path, size_t len)
  * replacing an existing file. Returns 0 or -errno; the new name is in
  * aside.
  */
-static int gc_move_aside(int dirfd, const char *base, char *aside,
-			 size_t len)
+static int gc_move_aside(int dirfd, const char *base, char *aside, size_t len)
 {
 	struct stat st;
 
@@ -402,8 +402,8 @@ static void gc_print_found(int dirfd, const char *base)
 	ssize_t r;
 	int fd;
 
-	fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
-		    O_CLOEXEC | O_NOCTTY);
+	fd = openat(dirfd, base,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		printf("found: a file that cannot be read (%s)\n",
 		       strerror(errno));
@@ -416,8 +416,9 @@ static void gc_print_found(int dirfd, const char *base)
 	r = pread(fd, &hdr, sizeof(hdr), 0);
 	if (r != (ssize_t)sizeof(hdr) || hdr.magic != PS_REG_MAGIC) {
 		printf("found: %lld bytes, uid %u, mode %04o, without a "
-		       "registry's header\n", (long long)st.st_size,
-		       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		       "registry's header\n",
+		       (long long)st.st_size, (unsigned)st.st_uid,
+		       (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	t = (time_t)(hdr.created_ns / 1000000000u);
@@ -426,9 +427,10 @@ static void gc_print_found(int dirfd, const char *base)
 		snprintf(when, sizeof(when), "?");
 	printf("found: %lld bytes, uid %u, mode %04o, layout version %u, "
 	       "created %s, %u lease%s in its header, %u lock "
-	       "recover%s\n", (long long)st.st_size, (unsigned)st.st_uid,
-	       (unsigned)(st.st_mode & 07777), hdr.version, when,
-	       hdr.nleases, hdr.nleases == 1 ? "" : "s", hdr.recoveries,
+	       "recover%s\n",
+	       (long long)st.st_size, (unsigned)st.st_uid,
+	       (unsigned)(st.st_mode & 07777), hdr.version, when, hdr.nleases,
+	       hdr.nleases == 1 ? "" : "s", hdr.recoveries,
 	       hdr.recoveries == 1 ? "y" : "ies");
 	/* The lease table, if the header's offsets fit in the file. */
 	end = hdr.leases_off + (uint64_t)PS_REG_NPORTS * sizeof(chunk[0]);
@@ -456,9 +458,8 @@ static void gc_print_found(int dirfd, const char *base)
 				 k ? ", " : "", gtext);
 		}
 	}
-	printf("found: %llu lease%s in its table%s%s\n",
-	       (unsigned long long)n, n == 1 ? "" : "s",
-	       groups[0] ? ", of groups " : "", groups);
+	printf("found: %llu lease%s in its table%s%s\n", (unsigned long long)n,
+	       n == 1 ? "" : "s", groups[0] ? ", of groups " : "", groups);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -479,8 +480,7 @@ static int gc_reset(bool dry_run)
 	rc = ps_registry_open(&reg, path, &err);
 	if (rc == 0) {
 		/* Nothing to rebuild: what is left to do is a plain gc. */
-		printf("the registry %s opens fine; nothing to reset\n",
-		       path);
+		printf("the registry %s opens fine; nothing to reset\n", path);
 		return gc_collect(dry_run);
 	}
 	gc_print_reason(err.msg[0] != '\0' ? err.msg : strerror(-rc));
@@ -502,14 +502,14 @@ static int gc_reset(bool dry_run)
 	gc_print_found(dirfd, base);
 	if (dry_run) {
 		printf("would move %s aside to %s.broken.<time> and create "
-		       "a fresh registry\n", path, base);
+		       "a fresh registry\n",
+		       path, base);
 		rc = PS_EXIT_OK;
 		goto out;
 	}
 	rc = gc_move_aside(dirfd, base, aside, sizeof(aside));
 	if (rc < 0) {
-		ps_cli_error("cannot move %s aside: %s", path,
-			     strerror(-rc));
+		ps_cli_error("cannot move %s aside: %s", path, strerror(-rc));
 		rc = PS_EXIT_NOTFOUND;
 		goto out;
 	}
@@ -520,8 +520,8 @@ static int gc_reset(bool dry_run)
 	err.msg[0] = '\0';
 	rc = ps_registry_open(&reg, path, &err);
 	if (rc < 0) {
-		ps_cli_error("%s", err.msg[0] != '\0' ? err.msg :
-			     strerror(-rc));
+		ps_cli_error("%s",
+			     err.msg[0] != '\0' ? err.msg : strerror(-rc));
 		rc = PS_EXIT_NOTFOUND;
 		goto out;
 	}

@@ -14,21 +14,21 @@
 #include "registry.h"
 
 static const char ls_help[] =
-"Usage: portshim ls [--group G] [--json]\n"
-"List the leases of the registry: group, protocols, virtual port, real\n"
-"port, pid that made the lease (or, when it is gone, that holds the\n"
-"lease's socket now: a daemon), whether the lease is alive, its age and\n"
-"that process's command.\n"
-"\n"
-"  -g, --group G     only group G and the worker groups derived from it\n"
-"                    (G.<suffix>, see PORTSHIM_GROUP_FROM)\n"
-"  -j, --json        print one JSON document instead of a table\n"
-"  -h, --help        show this help\n"
-"\n"
-"PROTO is tcp, udp or tcp+udp for a group's lease (the protocols bound\n"
-"so far; - if none yet), and pick for a port leased by `portshim pick`,\n"
-"the C API or the portserver: such a lease belongs to a holder process,\n"
-"not to a group, so its GROUP and VIRTUAL are -.\n";
+	"Usage: portshim ls [--group G] [--json]\n"
+	"List the leases of the registry: group, protocols, virtual port, real\n"
+	"port, pid that made the lease (or, when it is gone, that holds the\n"
+	"lease's socket now: a daemon), whether the lease is alive, its age and\n"
+	"that process's command.\n"
+	"\n"
+	"  -g, --group G     only group G and the worker groups derived from it\n"
+	"                    (G.<suffix>, see PORTSHIM_GROUP_FROM)\n"
+	"  -j, --json        print one JSON document instead of a table\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"PROTO is tcp, udp or tcp+udp for a group's lease (the protocols bound\n"
+	"so far; - if none yet), and pick for a port leased by `portshim pick`,\n"
+	"the C API or the portserver: such a lease belongs to a holder process,\n"
+	"not to a group, so its GROUP and VIRTUAL are -.\n";
 
 struct ls_rows {
 	struct ps_cli_lease *v;
@@ -151,7 +151,7 @@ static void ls_cells_fill(const struct ps_cli_lease *r, struct ls_cells *c)
 static const char *ls_cell(const struct ls_cells *c, int i)
 {
 	const char *v[LS_NCOLS] = { c->group, c->proto, c->vport, c->real,
-				    c->pid, c->alive, c->age };
+				    c->pid,   c->alive, c->age };
 
 	return v[i];
 }
@@ -160,12 +160,11 @@ static const char *ls_cell(const struct ls_cells *c, int i)
  * numbers right-aligned, text left-aligned, COMMAND last and unpadded. */
 static void ls_print_table(const struct ls_rows *rows)
 {
-	static const char *const head[LS_NCOLS] = {
-		"GROUP", "PROTO", "VIRTUAL", "REAL", "PID", "ALIVE", "AGE"
-	};
-	static const bool right[LS_NCOLS] = {
-		false, false, true, true, true, false, true
-	};
+	static const char *const head[LS_NCOLS] = { "GROUP", "PROTO", "VIRTUAL",
+						    "REAL",  "PID",   "ALIVE",
+						    "AGE" };
+	static const bool right[LS_NCOLS] = { false, false, true, true,
+					      true,  false, true };
 	struct ls_cells cells;
 	int width[LS_NCOLS];
 	size_t i;

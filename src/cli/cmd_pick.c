@@ -31,45 +31,45 @@ enum {
 #define PICK_ANCESTORS_MAX 64
 
 static const char pick_help[] =
-"Usage: portshim pick [--tcp | --udp] [--count N] [--group G] [--hold PID]\n"
-"                     [--for SECONDS]\n"
-"Print free ports, one a line, for programs that take a port argument.\n"
-"Each port is bindable now (TCP and UDP, IPv4 and IPv6) and leased in the\n"
-"registry: no other pick, portserver, program using libportshim or\n"
-"program run by 'portshim run' gets it until the lease ends, which is\n"
-"when the holder process dies, when --for runs out, or at\n"
-"'portshim release'. No daemon is involved.\n"
-"\n"
-"  -t, --tcp         the ports only need to be free for TCP\n"
-"  -u, --udp         the ports only need to be free for UDP\n"
-"  -n, --count N     print N ports (default 1, at most 1024)\n"
-"  -g, --group G     label the leases with G, for 'portshim ls --group G'\n"
-"      --hold PID    the lease belongs to process PID (default: the\n"
-"                    parent, i.e. the shell or script that runs pick;\n"
-"                    its subshells, as in $(...) or pipelines, count\n"
-"                    as the shell itself)\n"
-"      --for S       the lease also ends after S seconds\n"
-"  -h, --help        show this help\n"
-"\n"
-"Ports come from PORTSHIM_RANGE (default 20000-32767), skipping\n"
-"ip_local_reserved_ports and ports in use.\n"
-"Example:  port=$(portshim pick) && ./server --port \"$port\"\n"
-"\n"
-"Exit status: 0 success, 1 no free port left (or the registry cannot be\n"
-"used, or the holder is gone), 2 bad usage.\n";
+	"Usage: portshim pick [--tcp | --udp] [--count N] [--group G] [--hold PID]\n"
+	"                     [--for SECONDS]\n"
+	"Print free ports, one a line, for programs that take a port argument.\n"
+	"Each port is bindable now (TCP and UDP, IPv4 and IPv6) and leased in the\n"
+	"registry: no other pick, portserver, program using libportshim or\n"
+	"program run by 'portshim run' gets it until the lease ends, which is\n"
+	"when the holder process dies, when --for runs out, or at\n"
+	"'portshim release'. No daemon is involved.\n"
+	"\n"
+	"  -t, --tcp         the ports only need to be free for TCP\n"
+	"  -u, --udp         the ports only need to be free for UDP\n"
+	"  -n, --count N     print N ports (default 1, at most 1024)\n"
+	"  -g, --group G     label the leases with G, for 'portshim ls --group G'\n"
+	"      --hold PID    the lease belongs to process PID (default: the\n"
+	"                    parent, i.e. the shell or script that runs pick;\n"
+	"                    its subshells, as in $(...) or pipelines, count\n"
+	"                    as the shell itself)\n"
+	"      --for S       the lease also ends after S seconds\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Ports come from PORTSHIM_RANGE (default 20000-32767), skipping\n"
+	"ip_local_reserved_ports and ports in use.\n"
+	"Example:  port=$(portshim pick) && ./server --port \"$port\"\n"
+	"\n"
+	"Exit status: 0 success, 1 no free port left (or the registry cannot be\n"
+	"used, or the holder is gone), 2 bad usage.\n";
 
 static const char release_help[] =
-"Usage: portshim release [--force] [--hold PID] PORT...\n"
-"End leases made by 'portshim pick' (or the C API, or the portserver).\n"
-"Without --force, only leases whose holder is this command's parent or\n"
-"one of that process's ancestors (or PID, with --hold) are ended.\n"
-"\n"
-"  -f, --force       end the leases whoever holds them\n"
-"      --hold PID    end the leases held by process PID\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: 0 every lease was ended, 1 a port had no pick lease or one\n"
-"held by someone else, 2 bad usage.\n";
+	"Usage: portshim release [--force] [--hold PID] PORT...\n"
+	"End leases made by 'portshim pick' (or the C API, or the portserver).\n"
+	"Without --force, only leases whose holder is this command's parent or\n"
+	"one of that process's ancestors (or PID, with --hold) are ended.\n"
+	"\n"
+	"  -f, --force       end the leases whoever holds them\n"
+	"      --hold PID    end the leases held by process PID\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 every lease was ended, 1 a port had no pick lease or one\n"
+	"held by someone else, 2 bad usage.\n";
 
 /* Parses --hold's PID and reads its identity. Returns 0 or an exit
  * status after saying why. */
@@ -80,11 +80,12 @@ static int pick_parse_hold(const char *text, struct ps_ident *out)
 
 	if (ps_parse_uint(text, 1, INT_MAX, &pid) < 0)
 		return ps_cli_usage_error("invalid --hold '%s': not a process"
-					  " id", text);
+					  " id",
+					  text);
 	rc = ps_proc_ident((pid_t)pid, out);
 	if (rc < 0) {
-		ps_cli_error("--hold %lu: %s", pid, rc == -ESRCH ?
-			     "no such process" : strerror(-rc));
+		ps_cli_error("--hold %lu: %s", pid,
+			     rc == -ESRCH ? "no such process" : strerror(-rc));
 		return PS_EXIT_NOTFOUND;
 	}
 	return 0;
@@ -233,8 +234,8 @@ int ps_cli_pick(int argc, char **argv)
 			if (ps_parse_uint(optarg, 1, PICK_FOR_MAX, &secs) < 0)
 				return ps_cli_usage_error(
 					"invalid --for '%s': use whole "
-					"seconds, 1-%lu", optarg,
-					PICK_FOR_MAX);
+					"seconds, 1-%lu",
+					optarg, PICK_FOR_MAX);
 			break;
 		case 'h':
 			return ps_cli_help(pick_help);
@@ -249,7 +250,7 @@ int ps_cli_pick(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	rc = hold != NULL ? pick_parse_hold(hold, &req.holder) :
-	     pick_parent(&req.holder);
+			    pick_parent(&req.holder);
 	if (rc != 0)
 		return rc;
 	if (secs != 0)
@@ -287,9 +288,9 @@ int ps_cli_pick(int argc, char **argv)
 	if (rc < 0) {
 		char why[320];
 
-		ps_cli_error("cannot pick a port: %s",
-			     ps_registry_strerror(&reg, NULL, rc, why,
-						  sizeof(why)));
+		ps_cli_error(
+			"cannot pick a port: %s",
+			ps_registry_strerror(&reg, NULL, rc, why, sizeof(why)));
 		rc = PS_EXIT_NOTFOUND;
 		goto out;
 	}
@@ -403,8 +404,9 @@ int ps_cli_release(int argc, char **argv)
 			ps_cli_error("port %u is held by process %u, not by "
 				     "%s; use --force to release it anyway",
 				     (unsigned)port, old.holder.pid,
-				     hold != NULL ? "--hold's process" :
-				     "this shell or its parents");
+				     hold != NULL ?
+					     "--hold's process" :
+					     "this shell or its parents");
 			break;
 		default:
 			ps_cli_error("cannot release port %u: %s",

@@ -12,15 +12,15 @@
 #include "registry.h"
 
 static const char port_help[] =
-"Usage: portshim port [--group G] [--udp] VPORT\n"
-"Print the real port that virtual port VPORT has in group G.\n"
-"\n"
-"  -g, --group G     the group (default: $PORTSHIM_GROUP, with the\n"
-"                    suffixes of $PORTSHIM_GROUP_FROM applied)\n"
-"  -u, --udp         name UDP in messages (a lease covers TCP and UDP)\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: 0 printed, 1 no such lease, 2 bad usage.\n";
+	"Usage: portshim port [--group G] [--udp] VPORT\n"
+	"Print the real port that virtual port VPORT has in group G.\n"
+	"\n"
+	"  -g, --group G     the group (default: $PORTSHIM_GROUP, with the\n"
+	"                    suffixes of $PORTSHIM_GROUP_FROM applied)\n"
+	"  -u, --udp         name UDP in messages (a lease covers TCP and UDP)\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 printed, 1 no such lease, 2 bad usage.\n";
 
 /* Resolved exactly as the shim resolves it in this process, so that a
  * script run by a worker asks for its own worker's port. Errors in
@@ -37,13 +37,14 @@ int ps_cli_default_group(char *out)
 	if (!ps_group_valid(base))
 		return ps_cli_usage_error("invalid PORTSHIM_GROUP '%s': use "
 					  "1-%d characters of A-Z a-z 0-9 "
-					  ". _ -", base, PS_GROUP_MAX);
+					  ". _ -",
+					  base, PS_GROUP_MAX);
 	ps_config_load(&cfg, ps_cli_getenv, err, sizeof(err));
 	if (ps_config_group_resolve(&cfg, ps_cli_getenv, base, out) < 0)
 		return ps_cli_usage_error("the group '%s' with the suffixes "
 					  "of PORTSHIM_GROUP_FROM is longer "
-					  "than %d characters", base,
-					  PS_GROUP_MAX);
+					  "than %d characters",
+					  base, PS_GROUP_MAX);
 	return 0;
 }
 

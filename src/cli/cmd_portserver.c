@@ -58,29 +58,29 @@
 #define PSV_EMFILE_PAUSE_MS 100
 
 static const char portserver_help[] =
-"Usage: portshim portserver [--address ADDR]\n"
-"Serve Google portpicker's portserver protocol from portshim's registry,\n"
-"in the foreground, until SIGTERM or SIGINT. A client sends a pid and a\n"
-"newline; it gets a free port and a newline, leased to that pid until it\n"
-"exits, or an empty reply when no port is free. Programs that use\n"
-"portpicker get portshim-coordinated ports with\n"
-"PORTSERVER_ADDRESS=" PSV_DEFAULT_ADDRESS ".\n"
-"\n"
-"  -a, --address ADDR  the Unix socket to listen on; a leading '@' names\n"
-"                      an abstract socket (default " PSV_DEFAULT_ADDRESS
-")\n"
-"  -h, --help          show this help\n"
-"\n"
-"Only processes of the same user (or root) are served, and never pid 1.\n"
-"Ports come from PORTSHIM_RANGE; PORTSHIM_LOG=info logs every request.\n"
-"\n"
-"Exit status: 0 stopped by a signal, 1 cannot serve, 2 bad usage.\n";
+	"Usage: portshim portserver [--address ADDR]\n"
+	"Serve Google portpicker's portserver protocol from portshim's registry,\n"
+	"in the foreground, until SIGTERM or SIGINT. A client sends a pid and a\n"
+	"newline; it gets a free port and a newline, leased to that pid until it\n"
+	"exits, or an empty reply when no port is free. Programs that use\n"
+	"portpicker get portshim-coordinated ports with\n"
+	"PORTSERVER_ADDRESS=" PSV_DEFAULT_ADDRESS ".\n"
+	"\n"
+	"  -a, --address ADDR  the Unix socket to listen on; a leading '@' names\n"
+	"                      an abstract socket (default " PSV_DEFAULT_ADDRESS
+	")\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Only processes of the same user (or root) are served, and never pid 1.\n"
+	"Ports come from PORTSHIM_RANGE; PORTSHIM_LOG=info logs every request.\n"
+	"\n"
+	"Exit status: 0 stopped by a signal, 1 cannot serve, 2 bad usage.\n";
 
 struct psv_client {
 	int fd;
-	pid_t peer_pid;		/* SO_PEERCRED; 0 if unknown */
+	pid_t peer_pid; /* SO_PEERCRED; 0 if unknown */
 	uid_t peer_uid;
-	bool cred;		/* peer_pid and peer_uid are known */
+	bool cred; /* peer_pid and peer_uid are known */
 	size_t len;
 	char buf[PSV_REQUEST_MAX];
 	uint64_t deadline_ms;
@@ -90,7 +90,7 @@ struct psv_server {
 	int listen_fd;
 	int sig_fd;
 	const char *address;
-	bool unlink_at_exit;	/* a file-system socket this server made */
+	bool unlink_at_exit; /* a file-system socket this server made */
 	dev_t dev;
 	ino_t ino;
 	struct ps_config cfg;
@@ -122,11 +122,12 @@ static int psv_address(const char *text, struct sockaddr_un *sun,
 	sun->sun_family = AF_UNIX;
 	if (n == 0 || (text[0] == '@' && n == 1))
 		return ps_cli_usage_error("invalid --address '%s': give a "
-					  "path or @name", text);
+					  "path or @name",
+					  text);
 	if (n > sizeof(sun->sun_path) - (text[0] == '@' ? 0 : 1))
 		return ps_cli_usage_error("invalid --address '%s': longer "
-					  "than %zu bytes", text,
-					  sizeof(sun->sun_path) - 1);
+					  "than %zu bytes",
+					  text, sizeof(sun->sun_path) - 1);
 	/*
 	 * portpicker connects to '\0' + name with the exact length, no
 	 * trailing NUL: an abstract name is its bytes and the length, so
@@ -147,7 +148,7 @@ static bool psv_path_live(const struct sockaddr_un *sun, socklen_t len)
 	bool live;
 
 	if (fd < 0)
-		return true;	/* cannot tell: do not remove anything */
+		return true; /* cannot tell: do not remove anything */
 	live = connect(fd, (const struct sockaddr *)sun, len) == 0 ||
 	       errno != ECONNREFUSED;
 	close(fd);
@@ -165,8 +166,8 @@ static int psv_listen(struct psv_server *sv)
 	rc = psv_address(sv->address, &sun, &len);
 	if (rc != 0)
 		return rc;
-	sv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-			       SOCK_CLOEXEC, 0);
+	sv->listen_fd =
+		socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (sv->listen_fd < 0) {
 		ps_cli_error("socket: %s", strerror(errno));
 		return PS_EXIT_NOTFOUND;
@@ -185,7 +186,8 @@ static int psv_listen(struct psv_server *sv)
 	if (rc != 0) {
 		if (errno == EADDRINUSE)
 			ps_cli_error("%s is in use: another portserver runs "
-				     "there", sv->address);
+				     "there",
+				     sv->address);
 		else
 			ps_cli_error("cannot bind %s: %s", sv->address,
 				     strerror(errno));
@@ -263,8 +265,8 @@ static long psv_parse_pid(char *text)
 	while (*text == ' ' || *text == '\t')
 		text++;
 	end = text + strlen(text);
-	while (end > text && (end[-1] == ' ' || end[-1] == '\t' ||
-			      end[-1] == '\r'))
+	while (end > text &&
+	       (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
 		*--end = '\0';
 	if (ps_parse_uint(text, 0, INT_MAX, &v) < 0)
 		return -1;
@@ -355,12 +357,12 @@ static void psv_serve(struct psv_server *sv, size_t i)
 		port = 0;
 		if (rc == -EADDRNOTAVAIL)
 			PS_ERROR("portserver: pid %ld (%s): no free port left "
-				 "in PORTSHIM_RANGE %u-%u", pid, peer,
-				 (unsigned)req.lo, (unsigned)req.hi);
+				 "in PORTSHIM_RANGE %u-%u",
+				 pid, peer, (unsigned)req.lo, (unsigned)req.hi);
 		else
 			PS_ERROR("portserver: pid %ld (%s): %s", pid, peer,
 				 rc == -ESRCH ? "the process has exited" :
-				 strerror(-rc));
+						strerror(-rc));
 	}
 	psv_reply(sv, i, port);
 }
@@ -414,10 +416,10 @@ static void psv_accept(struct psv_server *sv)
 			    errno == ENOBUFS || errno == ENOMEM) {
 				PS_ERROR("portserver: accept: %s; pausing",
 					 strerror(errno));
-				sv->pause_until_ms = psv_now_ms() +
-						     PSV_EMFILE_PAUSE_MS;
+				sv->pause_until_ms =
+					psv_now_ms() + PSV_EMFILE_PAUSE_MS;
 			}
-			return;	/* EAGAIN: none left; others: the next */
+			return; /* EAGAIN: none left; others: the next */
 		}
 		c = &sv->clients[sv->nclients++];
 		memset(c, 0, sizeof(*c));
@@ -443,7 +445,8 @@ static int psv_expire(struct psv_server *sv)
 	while (i < sv->nclients) {
 		if (sv->clients[i].deadline_ms <= now) {
 			PS_INFO("portserver: client sent no request within "
-				"%d s; dropped", PSV_CLIENT_TIMEOUT_MS / 1000);
+				"%d s; dropped",
+				PSV_CLIENT_TIMEOUT_MS / 1000);
 			psv_drop(sv, i);
 			continue;
 		}
@@ -473,10 +476,11 @@ static int psv_loop(struct psv_server *sv)
 		sv->pfds[1] = (struct pollfd){
 			sv->listen_fd,
 			sv->nclients < PSV_CLIENTS_MAX && !paused ? POLLIN : 0,
-			0 };
+			0
+		};
 		for (i = 0; i < sv->nclients; i++)
-			sv->pfds[n++] = (struct pollfd){ sv->clients[i].fd,
-							POLLIN, 0 };
+			sv->pfds[n++] =
+				(struct pollfd){ sv->clients[i].fd, POLLIN, 0 };
 		rc = poll(sv->pfds, n, timeout);
 		if (rc < 0) {
 			if (errno == EINTR)
@@ -539,7 +543,8 @@ int ps_cli_portserver(int argc, char **argv)
 	}
 	if (optind < argc)
 		return ps_cli_usage_error("portserver: unexpected argument "
-					  "'%s'", argv[optind]);
+					  "'%s'",
+					  argv[optind]);
 	rc = ps_cli_range_config(&sv.cfg);
 	if (rc != 0)
 		return rc;

@@ -50,56 +50,56 @@
  *   TEST_SHARD_INDEX     Bazel's test sharding
  * A runner that sets none of them leaves the group as it is.
  */
-#define PS_RUN_GROUP_FROM \
+#define PS_RUN_GROUP_FROM                                                  \
 	"PYTEST_XDIST_WORKER,PARALLEL_SEQ,MOCHA_WORKER_ID,JEST_WORKER_ID," \
-	"VITEST_POOL_ID,TEST_WORKER_INDEX,TEST_ENV_NUMBER,TEST_TOKEN," \
+	"VITEST_POOL_ID,TEST_WORKER_INDEX,TEST_ENV_NUMBER,TEST_TOKEN,"     \
 	"TEST_SHARD_INDEX"
 
 static const char run_help[] =
-"Usage: portshim run [OPTION]... [--] CMD [ARG]...\n"
-"Run CMD with the portshim library preloaded (after any LD_PRELOAD\n"
-"entries), in a new group. Binds of the tagged ports get free real\n"
-"ports; connects within the group follow them. portshim exits with\n"
-"CMD's status when CMD ends; the group's leases and mapping files are\n"
-"released when its last process ends (a daemon CMD started keeps them).\n"
-"\n"
-"  -p, --ports SPEC  the virtual ports, e.g. 8080,9000-9010,udp:5353,\n"
-"                    or all (the default)\n"
-"  -g, --group G     the group's name (default: a fresh unique name); a\n"
-"                    group that another live run owns is joined: its\n"
-"                    leases stay when this run ends\n"
-"  -m, --map FILE    the mapping file (default: <group>.map in the\n"
-"                    registry's folder)\n"
-"  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
-"                    or 20000-32767)\n"
-"      --per-job     CMD is a job runner (make -j, ctest -j, xargs -P,\n"
-"                    ninja, GNU parallel, a recursive make): each job it\n"
-"                    starts, and each job of the runners among them, gets\n"
-"                    a group of its own, released when the job ends\n"
-"      --no-keeper   no keeper process: the group ends when CMD ends,\n"
-"                    even if a process it started lives on (a daemon\n"
-"                    then loses its leases); starts a little faster\n"
-"      --report      when CMD ends, print the tagged ports that the group\n"
-"                    (with its workers and jobs) bound and connected to,\n"
-"                    and the --ports that tags the bound ones\n"
-"      --supervise   also intercept the socket system calls that the\n"
-"                    preload cannot see (static and Go programs, raw\n"
-"                    system calls) with a seccomp supervisor; CMD runs\n"
-"                    with no_new_privs (set-id bits have no effect)\n"
-"  -h, --help        show this help\n"
-"\n"
-"CMD sees PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_MAP_FILE,\n"
-"PORTSHIM_GROUP_OWNER, PORTSHIM_RANGE (with --range) and LD_PRELOAD,\n"
-"and, unless it is set already (even empty), PORTSHIM_GROUP_FROM naming\n"
-"the worker variables of common test runners: PYTEST_XDIST_WORKER,\n"
-"PARALLEL_SEQ, MOCHA_WORKER_ID, JEST_WORKER_ID, VITEST_POOL_ID,\n"
-"TEST_WORKER_INDEX (Playwright), TEST_ENV_NUMBER (parallel_tests),\n"
-"TEST_TOKEN (ParaTest) and TEST_SHARD_INDEX (Bazel): each worker of such\n"
-"a runner gets a group of its own.\n"
-"\n"
-"Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
-"usage or environment; 125 portshim failed before starting CMD; 126 CMD\n"
-"cannot be executed; 127 CMD was not found.\n";
+	"Usage: portshim run [OPTION]... [--] CMD [ARG]...\n"
+	"Run CMD with the portshim library preloaded (after any LD_PRELOAD\n"
+	"entries), in a new group. Binds of the tagged ports get free real\n"
+	"ports; connects within the group follow them. portshim exits with\n"
+	"CMD's status when CMD ends; the group's leases and mapping files are\n"
+	"released when its last process ends (a daemon CMD started keeps them).\n"
+	"\n"
+	"  -p, --ports SPEC  the virtual ports, e.g. 8080,9000-9010,udp:5353,\n"
+	"                    or all (the default)\n"
+	"  -g, --group G     the group's name (default: a fresh unique name); a\n"
+	"                    group that another live run owns is joined: its\n"
+	"                    leases stay when this run ends\n"
+	"  -m, --map FILE    the mapping file (default: <group>.map in the\n"
+	"                    registry's folder)\n"
+	"  -r, --range LO-HI the real ports to hand out (default: $PORTSHIM_RANGE\n"
+	"                    or 20000-32767)\n"
+	"      --per-job     CMD is a job runner (make -j, ctest -j, xargs -P,\n"
+	"                    ninja, GNU parallel, a recursive make): each job it\n"
+	"                    starts, and each job of the runners among them, gets\n"
+	"                    a group of its own, released when the job ends\n"
+	"      --no-keeper   no keeper process: the group ends when CMD ends,\n"
+	"                    even if a process it started lives on (a daemon\n"
+	"                    then loses its leases); starts a little faster\n"
+	"      --report      when CMD ends, print the tagged ports that the group\n"
+	"                    (with its workers and jobs) bound and connected to,\n"
+	"                    and the --ports that tags the bound ones\n"
+	"      --supervise   also intercept the socket system calls that the\n"
+	"                    preload cannot see (static and Go programs, raw\n"
+	"                    system calls) with a seccomp supervisor; CMD runs\n"
+	"                    with no_new_privs (set-id bits have no effect)\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"CMD sees PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_MAP_FILE,\n"
+	"PORTSHIM_GROUP_OWNER, PORTSHIM_RANGE (with --range) and LD_PRELOAD,\n"
+	"and, unless it is set already (even empty), PORTSHIM_GROUP_FROM naming\n"
+	"the worker variables of common test runners: PYTEST_XDIST_WORKER,\n"
+	"PARALLEL_SEQ, MOCHA_WORKER_ID, JEST_WORKER_ID, VITEST_POOL_ID,\n"
+	"TEST_WORKER_INDEX (Playwright), TEST_ENV_NUMBER (parallel_tests),\n"
+	"TEST_TOKEN (ParaTest) and TEST_SHARD_INDEX (Bazel): each worker of such\n"
+	"a runner gets a group of its own.\n"
+	"\n"
+	"Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
+	"usage or environment; 125 portshim failed before starting CMD; 126 CMD\n"
+	"cannot be executed; 127 CMD was not found.\n";
 
 /*
  * The variables `run` sets for CMD. ps_config_load reads them through
@@ -108,8 +108,8 @@ static const char run_help[] =
  */
 struct run_env {
 	const char *name;
-	const char *value;	/* NULL: CMD will not have the variable */
-	bool set;		/* false: CMD inherits ours */
+	const char *value; /* NULL: CMD will not have the variable */
+	bool set;	   /* false: CMD inherits ours */
 };
 
 enum {
@@ -284,8 +284,8 @@ static void run_statedir_notice(void)
  * registry, so that two registries never share a mapping file (the
  * state directory for the default registry). Returns 0 or -errno with a
  * reason printed. */
-static int run_default_map(const char *registry, const char *group,
-			   char *out, size_t len)
+static int run_default_map(const char *registry, const char *group, char *out,
+			   size_t len)
 {
 	char dir[PATH_MAX], why[512];
 	const char *slash;
@@ -327,8 +327,8 @@ static bool run_group_match(const char *group, const char *g)
 /* One group met while releasing: the run's own group or a derived one. */
 struct run_group {
 	char name[PS_GROUP_MAX + 1];
-	bool freed;	/* we freed some of its leases */
-	bool kept;	/* another live holder still has leases in it */
+	bool freed; /* we freed some of its leases */
+	bool kept;  /* another live holder still has leases in it */
 };
 
 struct run_groups {
@@ -337,8 +337,7 @@ struct run_groups {
 };
 
 /* The entry of name, added if new; NULL if out of memory. */
-static struct run_group *run_groups_get(struct run_groups *gs,
-					const char *name)
+static struct run_group *run_groups_get(struct run_groups *gs, const char *name)
 {
 	struct run_group *v;
 	size_t i, cap;
@@ -549,8 +548,7 @@ static void run_remove_maps(const char *map, const char *group,
 		name = de->d_name;
 		len = strlen(name);
 		if (len < stemlen + 1 + taillen + 1 ||
-		    strncmp(name, base, stemlen) != 0 ||
-		    name[stemlen] != '.' ||
+		    strncmp(name, base, stemlen) != 0 || name[stemlen] != '.' ||
 		    strcmp(name + len - taillen, tail) != 0 ||
 		    !run_suffix_valid(name + stemlen + 1,
 				      len - stemlen - 1 - taillen))
@@ -585,9 +583,9 @@ static void run_config_error(void *arg, const char *line, int len)
 /* What the keeper needs to publish and release the run's group. */
 struct run_ctx {
 	const struct ps_config *cfg;
-	struct ps_registry *reg;	/* NULL: no registry */
+	struct ps_registry *reg; /* NULL: no registry */
 	const char *group;
-	char *map;			/* "" = no mapping file */
+	char *map; /* "" = no mapping file */
 };
 
 /* Keeper: a member could not write its mapping file; write them all. */
@@ -610,12 +608,11 @@ static void run_end(struct ps_keeper_job *job, const struct ps_ident *self)
 	int rc;
 
 	if (ctx->reg != NULL) {
-		rc = run_release(ctx->reg, ctx->cfg, self, ctx->group,
-				 ctx->map, &groups);
+		rc = run_release(ctx->reg, ctx->cfg, self, ctx->group, ctx->map,
+				 &groups);
 		if (rc < 0) {
 			ps_cli_error("cannot release group %s in %s: %s",
-				     ctx->group, ctx->reg->path,
-				     strerror(-rc));
+				     ctx->group, ctx->reg->path, strerror(-rc));
 			/* Unsure who holds what: leave the files alone. */
 			ctx->map[0] = '\0';
 		}
@@ -658,8 +655,7 @@ int ps_cli_run(int argc, char **argv)
 	int c, rc, status;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:p:g:m:r:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "+:p:g:m:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			ports = optarg;
@@ -706,7 +702,8 @@ int ps_cli_run(int argc, char **argv)
 	if (per_job && strlen(group) + PS_JOB_SUFFIX_LEN > PS_GROUP_MAX)
 		return ps_cli_usage_error("--per-job: the group '%s' is too "
 					  "long to name its jobs' groups "
-					  "(at most %d characters)", group,
+					  "(at most %d characters)",
+					  group,
 					  PS_GROUP_MAX - PS_JOB_SUFFIX_LEN);
 	if (map_opt != NULL && *map_opt == '\0')
 		return ps_cli_usage_error("invalid --map '': expected a "
@@ -753,16 +750,17 @@ int ps_cli_run(int argc, char **argv)
 	/* The default place taken by another user: say where we go. */
 	if (cfg.registry[0] == '\0')
 		run_statedir_notice();
-	rc = ps_registry_open(&reg, cfg.registry[0] != '\0' ?
-			      cfg.registry : NULL, &rerr);
+	rc = ps_registry_open(
+		&reg, cfg.registry[0] != '\0' ? cfg.registry : NULL, &rerr);
 	if (rc == 0) {
 		have_reg = true;
 	} else if (cfg.on_error == PS_ON_ERROR_PASS) {
 		ps_cli_error("%s (PORTSHIM_ON_ERROR=pass: running without "
-			     "the registry)", rerr.msg);
+			     "the registry)",
+			     rerr.msg);
 	} else {
-		ps_cli_error("%s", rerr.msg[0] != '\0' ? rerr.msg :
-			     strerror(-rc));
+		ps_cli_error("%s",
+			     rerr.msg[0] != '\0' ? rerr.msg : strerror(-rc));
 		return PS_EXIT_RUN_FAILED;
 	}
 
@@ -788,14 +786,15 @@ int ps_cli_run(int argc, char **argv)
 		if (rc == -EPERM) {
 			ps_cli_error("--map %s: the file is there already and "
 				     "belongs to uid %u: refusing a mapping "
-				     "file that another user controls", map,
-				     (unsigned)map_owner);
+				     "file that another user controls",
+				     map, (unsigned)map_owner);
 			return PS_EXIT_RUN_FAILED;
 		}
 		if (rc == -EACCES) {
 			ps_cli_error("--map %s: its folder can be written by "
 				     "other users and is not sticky: anyone "
-				     "could replace the mapping file", map);
+				     "could replace the mapping file",
+				     map);
 			return PS_EXIT_RUN_FAILED;
 		}
 		if (rc < 0) {
@@ -823,8 +822,7 @@ int ps_cli_run(int argc, char **argv)
 	 */
 	if (getenv("PORTSHIM_GROUP_FROM") == NULL &&
 	    setenv("PORTSHIM_GROUP_FROM", PS_RUN_GROUP_FROM, 1) < 0) {
-		ps_cli_error("cannot set the environment: %s",
-			     strerror(errno));
+		ps_cli_error("cannot set the environment: %s", strerror(errno));
 		return PS_EXIT_RUN_FAILED;
 	}
 
@@ -835,8 +833,7 @@ int ps_cli_run(int argc, char **argv)
 	    (map[0] != '\0' ? setenv("PORTSHIM_MAP_FILE", map, 1) :
 			      unsetenv("PORTSHIM_MAP_FILE")) < 0 ||
 	    run_set_preload(lib) < 0) {
-		ps_cli_error("cannot set the environment: %s",
-			     strerror(errno));
+		ps_cli_error("cannot set the environment: %s", strerror(errno));
 		return PS_EXIT_RUN_FAILED;
 	}
 
@@ -846,8 +843,7 @@ int ps_cli_run(int argc, char **argv)
 	if ((per_job ? setenv("PORTSHIM_PER_JOB", group, 1) :
 		       unsetenv("PORTSHIM_PER_JOB")) < 0 ||
 	    unsetenv("PORTSHIM_JOB") < 0) {
-		ps_cli_error("cannot set the environment: %s",
-			     strerror(errno));
+		ps_cli_error("cannot set the environment: %s", strerror(errno));
 		return PS_EXIT_RUN_FAILED;
 	}
 

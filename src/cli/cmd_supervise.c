@@ -18,19 +18,19 @@
 #include "supervise.h"
 
 static const char supervise_help[] =
-"Usage: portshim supervise [--] CMD [ARG]...\n"
-"Run CMD under portshim's seccomp supervisor, in the group that the\n"
-"environment names (PORTSHIM_PORTS, PORTSHIM_GROUP and the rest, as\n"
-"`portshim run` sets them): the socket system calls of programs that the\n"
-"preload cannot see (static and Go programs, raw system calls) get the\n"
-"group's ports too. No group is made or released. CMD runs with\n"
-"no_new_privs. Needs Linux 5.6 or later.\n"
-"\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
-"usage or no group in the environment; 125 the supervisor could not\n"
-"start; 126 CMD cannot be executed; 127 CMD was not found.\n";
+	"Usage: portshim supervise [--] CMD [ARG]...\n"
+	"Run CMD under portshim's seccomp supervisor, in the group that the\n"
+	"environment names (PORTSHIM_PORTS, PORTSHIM_GROUP and the rest, as\n"
+	"`portshim run` sets them): the socket system calls of programs that the\n"
+	"preload cannot see (static and Go programs, raw system calls) get the\n"
+	"group's ports too. No group is made or released. CMD runs with\n"
+	"no_new_privs. Needs Linux 5.6 or later.\n"
+	"\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: CMD's status; 128+N if CMD was killed by signal N; 2 bad\n"
+	"usage or no group in the environment; 125 the supervisor could not\n"
+	"start; 126 CMD cannot be executed; 127 CMD was not found.\n";
 
 int ps_cli_supervise(int argc, char **argv)
 {
@@ -56,9 +56,11 @@ int ps_cli_supervise(int argc, char **argv)
 	 * by the preload and by the supervisor, each with its log line. */
 	ps_config_load(&cfg, ps_cli_getenv, errs, sizeof(errs));
 	if (!cfg.enabled) {
-		ps_cli_error("supervise: PORTSHIM_PORTS is not set, so there is "
-			     "no group to supervise %s in; use 'portshim run "
-			     "--supervise'", argv[optind]);
+		ps_cli_error(
+			"supervise: PORTSHIM_PORTS is not set, so there is "
+			"no group to supervise %s in; use 'portshim run "
+			"--supervise'",
+			argv[optind]);
 		return PS_EXIT_USAGE;
 	}
 	if (ps_supervise_prepare(&sv, &cfg, why, sizeof(why)) < 0) {

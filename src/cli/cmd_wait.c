@@ -32,27 +32,27 @@
 #include "registry.h"
 
 static const char wait_help[] =
-"Usage: portshim wait [--group G] [--timeout S] [--udp] VPORT\n"
-"Wait until virtual port VPORT is mapped in group G and its server is\n"
-"ready, then print the real port. Ready: for TCP, a connection to the\n"
-"real port on 127.0.0.1 or ::1 is accepted (and closed at once); for\n"
-"UDP, a UDP socket is bound to the real port.\n"
-"\n"
-"  -g, --group G     the group (default: $PORTSHIM_GROUP, with the\n"
-"                    suffixes of $PORTSHIM_GROUP_FROM applied)\n"
-"  -t, --timeout S   give up after S seconds (decimals allowed;\n"
-"                    default 30; 0 checks once)\n"
-"  -u, --udp         wait for a bound UDP socket instead of a TCP\n"
-"                    listener\n"
-"  -h, --help        show this help\n"
-"\n"
-"Exit status: 0 ready (the real port is printed), 1 timed out or the\n"
-"registry cannot be used, 2 bad usage.\n";
+	"Usage: portshim wait [--group G] [--timeout S] [--udp] VPORT\n"
+	"Wait until virtual port VPORT is mapped in group G and its server is\n"
+	"ready, then print the real port. Ready: for TCP, a connection to the\n"
+	"real port on 127.0.0.1 or ::1 is accepted (and closed at once); for\n"
+	"UDP, a UDP socket is bound to the real port.\n"
+	"\n"
+	"  -g, --group G     the group (default: $PORTSHIM_GROUP, with the\n"
+	"                    suffixes of $PORTSHIM_GROUP_FROM applied)\n"
+	"  -t, --timeout S   give up after S seconds (decimals allowed;\n"
+	"                    default 30; 0 checks once)\n"
+	"  -u, --udp         wait for a bound UDP socket instead of a TCP\n"
+	"                    listener\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 ready (the real port is printed), 1 timed out or the\n"
+	"registry cannot be used, 2 bad usage.\n";
 
 #define WAIT_DEFAULT_S 30.0
-#define WAIT_MAX_S 31536000.0		/* a year: long enough */
-#define WAIT_BACKOFF_MIN_NS 10000000ull	/* 10 ms */
-#define WAIT_BACKOFF_MAX_NS 100000000ull	/* 100 ms */
+#define WAIT_MAX_S 31536000.0		 /* a year: long enough */
+#define WAIT_BACKOFF_MIN_NS 10000000ull	 /* 10 ms */
+#define WAIT_BACKOFF_MAX_NS 100000000ull /* 100 ms */
 #define WAIT_CONNECT_MAX_MS 1000
 
 static uint64_t wait_now_ns(void)
@@ -76,7 +76,8 @@ static int wait_parse_timeout(const char *text, double *out)
 	    strchr(text, 'X') != NULL)
 		return ps_cli_usage_error("invalid --timeout '%s': use a "
 					  "number of seconds such as 30 or "
-					  "0.5", text);
+					  "0.5",
+					  text);
 	*out = v;
 	return 0;
 }
@@ -94,8 +95,8 @@ static bool wait_connect(const struct sockaddr *addr, socklen_t len,
 	int fd, err = 0;
 	bool ok = false;
 
-	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, 0);
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    0);
 	if (fd < 0)
 		return false;
 	if (connect(fd, addr, len) == 0) {
@@ -193,8 +194,9 @@ int ps_cli_wait(int argc, char **argv)
 		ms = now < deadline ? (int)((deadline - now) / 1000000) : 0;
 		if (ms > WAIT_CONNECT_MAX_MS)
 			ms = WAIT_CONNECT_MAX_MS;
-		if (mapped && (proto == PS_UDP ? wait_udp_ready(real) :
-			       wait_tcp_ready(real, ms > 0 ? ms : 1))) {
+		if (mapped &&
+		    (proto == PS_UDP ? wait_udp_ready(real) :
+				       wait_tcp_ready(real, ms > 0 ? ms : 1))) {
 			printf("%u\n", real);
 			return PS_EXIT_OK;
 		}
@@ -212,12 +214,14 @@ int ps_cli_wait(int argc, char **argv)
 	}
 	if (!mapped)
 		ps_cli_error("timed out after %gs: %s port %u is not mapped "
-			     "in group %s", timeout,
-			     proto == PS_UDP ? "udp" : "tcp", vport, group);
+			     "in group %s",
+			     timeout, proto == PS_UDP ? "udp" : "tcp", vport,
+			     group);
 	else if (proto == PS_UDP)
 		ps_cli_error("timed out after %gs: udp port %u is mapped to "
 			     "%u in group %s, but no UDP socket is bound "
-			     "there", timeout, vport, real, group);
+			     "there",
+			     timeout, vport, real, group);
 	else
 		ps_cli_error("timed out after %gs: tcp port %u is mapped to "
 			     "%u in group %s, but nothing accepts "

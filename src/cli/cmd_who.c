@@ -22,24 +22,24 @@
 #include "registry.h"
 
 static const char who_help[] =
-"Usage: portshim who PORT [--udp] [--listening] [--json]\n"
-"Say who holds PORT on this host, in one line, then show every socket\n"
-"bound or connected to PORT, as a real port and, where PORT is a virtual\n"
-"port of a group, at the real port it maps to: protocol, state, local\n"
-"and remote address, the processes that hold it and their command, and\n"
-"the lease portshim made for it.\n"
-"\n"
-"  -u, --udp         UDP sockets instead of TCP ones\n"
-"  -l, --listening   only listening sockets (bound, for UDP), not the\n"
-"                    connections and TIME_WAIT leftovers\n"
-"  -j, --json        print one JSON document instead of a table (its\n"
-"                    schema: docs/who-json.md, \"version\": 1)\n"
-"  -h, --help        show this help\n"
-"\n"
-"Without root, the processes of other users cannot be looked into: their\n"
-"sockets are shown, and a note says that their process was not seen.\n"
-"\n"
-"Exit status: 0 something holds the port, 1 nothing does, 2 bad usage.\n";
+	"Usage: portshim who PORT [--udp] [--listening] [--json]\n"
+	"Say who holds PORT on this host, in one line, then show every socket\n"
+	"bound or connected to PORT, as a real port and, where PORT is a virtual\n"
+	"port of a group, at the real port it maps to: protocol, state, local\n"
+	"and remote address, the processes that hold it and their command, and\n"
+	"the lease portshim made for it.\n"
+	"\n"
+	"  -u, --udp         UDP sockets instead of TCP ones\n"
+	"  -l, --listening   only listening sockets (bound, for UDP), not the\n"
+	"                    connections and TIME_WAIT leftovers\n"
+	"  -j, --json        print one JSON document instead of a table (its\n"
+	"                    schema: docs/who-json.md, \"version\": 1)\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Without root, the processes of other users cannot be looked into: their\n"
+	"sockets are shown, and a note says that their process was not seen.\n"
+	"\n"
+	"Exit status: 0 something holds the port, 1 nothing does, 2 bad usage.\n";
 
 /* The version of `who --json`'s document (docs/who-json.md): raised
  * when a field changes meaning or goes; new fields keep it. */
@@ -47,10 +47,10 @@ static const char who_help[] =
 
 struct who_row {
 	struct ps_sock s;
-	bool remote;		/* matched on the remote port */
-	int lease;		/* index in who.leases, or -1 */
-	size_t nowners;		/* processes holding it */
-	size_t first;		/* its first entry in who.owners */
+	bool remote;	/* matched on the remote port */
+	int lease;	/* index in who.leases, or -1 */
+	size_t nowners; /* processes holding it */
+	size_t first;	/* its first entry in who.owners */
 };
 
 struct who_owner {
@@ -62,8 +62,8 @@ struct who_owner {
 struct who {
 	uint16_t port;
 	enum ps_proto proto;
-	bool listening;		/* --listening: listeners only */
-	uint8_t want[PS_REG_NPORTS / 8];	/* ports to look for */
+	bool listening;			 /* --listening: listeners only */
+	uint8_t want[PS_REG_NPORTS / 8]; /* ports to look for */
 	struct ps_cli_lease *leases;
 	size_t nleases;
 	struct who_row *rows;
@@ -71,7 +71,8 @@ struct who {
 	struct who_owner *owners;
 	size_t nowners, capowners;
 	struct ps_netstat_stats st;
-	char reg_error[PATH_MAX + 640];	/* why leases are not shown; "" if they are */
+	char reg_error[PATH_MAX +
+		       640]; /* why leases are not shown; "" if they are */
 	bool oom;
 };
 
@@ -126,7 +127,7 @@ static void who_leases(struct who *w)
 		return;
 	}
 	if (stat(path, &st) != 0 && errno == ENOENT)
-		return;		/* no registry: no leases */
+		return; /* no registry: no leases */
 	rc = ps_registry_open(&reg, path, &err);
 	if (rc < 0) {
 		snprintf(w->reg_error, sizeof(w->reg_error), "%s",
@@ -146,8 +147,8 @@ static void who_leases(struct who *w)
 		l = ps_registry_at(&reg, (uint16_t)port);
 		if (l == NULL)
 			continue;
-		if (port != w->port && !(l->kind == PS_KIND_GROUP &&
-					 l->vport == w->port))
+		if (port != w->port &&
+		    !(l->kind == PS_KIND_GROUP && l->vport == w->port))
 			continue;
 		if (who_grow((void **)&w->leases, &cap, w->nleases,
 			     sizeof(w->leases[0])) < 0) {
@@ -214,8 +215,7 @@ static int who_owner(void *arg, pid_t pid, uint64_t inode)
 	if (inode == 0 || w->nrows == 0)
 		return 0;
 	key.s.inode = inode;
-	r = bsearch(&key, w->rows, w->nrows, sizeof(w->rows[0]),
-		    who_inode_cmp);
+	r = bsearch(&key, w->rows, w->nrows, sizeof(w->rows[0]), who_inode_cmp);
 	if (r == NULL)
 		return 0;
 	if (who_grow((void **)&w->owners, &w->capowners, w->nowners,
@@ -306,7 +306,7 @@ static int who_collect(struct who *w)
 	}
 	/* Sort the rows for display, carrying the owners' row indexes. */
 	for (i = 0; i < w->nrows; i++)
-		w->rows[i].first = i;	/* the old index, for a moment */
+		w->rows[i].first = i; /* the old index, for a moment */
 	if (w->nrows > 1)
 		qsort(w->rows, w->nrows, sizeof(w->rows[0]), who_row_cmp);
 	map = calloc(w->nrows ? w->nrows : 1, sizeof(*map));
@@ -337,8 +337,7 @@ static int who_collect(struct who *w)
 }
 
 /* "g1 8080->24117 12s", "pick 24117 3s", with " dead" when it is. */
-static void who_lease_text(const struct ps_cli_lease *v, char *buf,
-			   size_t len)
+static void who_lease_text(const struct ps_cli_lease *v, char *buf, size_t len)
 {
 	const struct ps_lease *l = &v->lease;
 	char age[32], gtext[PS_CLI_GROUP_TEXT];
@@ -349,8 +348,8 @@ static void who_lease_text(const struct ps_cli_lease *v, char *buf,
 			 v->alive ? "" : " dead");
 	else
 		snprintf(buf, len, "%s %u->%u %s%s",
-			 ps_cli_group_text(l->group, gtext), l->vport,
-			 v->real, age, v->alive ? "" : " dead");
+			 ps_cli_group_text(l->group, gtext), l->vport, v->real,
+			 age, v->alive ? "" : " dead");
 }
 
 /* One line of the table, or (head) the header. */
@@ -433,12 +432,13 @@ static void who_holder_text(const struct who *w, const struct who_row *r,
 {
 	if (r->nowners > 0)
 		snprintf(buf, len, "pid %d (%s)%s",
-			 (int)w->owners[r->first].pid,
-			 w->owners[r->first].cmd,
+			 (int)w->owners[r->first].pid, w->owners[r->first].cmd,
 			 r->nowners > 1 ? " and others" : "");
 	else if (who_hidden(r))
-		snprintf(buf, len, "a process of uid %u that cannot be "
-			 "looked into", (unsigned)r->s.uid);
+		snprintf(buf, len,
+			 "a process of uid %u that cannot be "
+			 "looked into",
+			 (unsigned)r->s.uid);
 	else
 		snprintf(buf, len, "no process (a kernel socket)");
 }
@@ -453,8 +453,10 @@ static void who_lease_summary(const struct ps_cli_lease *v, char *buf,
 			 v->lease.holder.pid, v->real,
 			 v->alive ? "" : " (its holder is gone)");
 	else
-		snprintf(buf, len, "lease of group %s (virtual %u), real port "
-			 "%u%s", v->lease.group, v->lease.vport, v->real,
+		snprintf(buf, len,
+			 "lease of group %s (virtual %u), real port "
+			 "%u%s",
+			 v->lease.group, v->lease.vport, v->real,
 			 v->alive ? "" : " (its group is gone)");
 }
 
@@ -487,20 +489,23 @@ static void who_summary(const struct who *w, char *buf, size_t len)
 			snprintf(buf, len, "port %u: %s, listening: %s",
 				 w->port, what, holder);
 		} else {
-			snprintf(buf, len, "port %u: held by %s, not under "
-				 "portshim", w->port, holder);
+			snprintf(buf, len,
+				 "port %u: held by %s, not under "
+				 "portshim",
+				 w->port, holder);
 		}
 	} else if (w->nleases > 0) {
 		who_lease_summary(&w->leases[0], what, sizeof(what));
-		snprintf(buf, len, "port %u: %s, nothing listening",
-			 w->port, what);
+		snprintf(buf, len, "port %u: %s, nothing listening", w->port,
+			 what);
 		more = w->nleases - 1;
 	} else if (w->nrows > 0) {
 		for (i = 0; i < w->nrows; i++)
 			tw += w->rows[i].s.state == PS_SOCK_TIME_WAIT;
-		snprintf(buf, len, "port %u: nothing listens; %zu socket%s "
-			 "still use%s it (%zu in TIME_WAIT)", w->port,
-			 w->nrows, w->nrows == 1 ? "" : "s",
+		snprintf(buf, len,
+			 "port %u: nothing listens; %zu socket%s "
+			 "still use%s it (%zu in TIME_WAIT)",
+			 w->port, w->nrows, w->nrows == 1 ? "" : "s",
 			 w->nrows == 1 ? "s" : "", tw);
 		return;
 	} else {
@@ -515,10 +520,9 @@ static void who_summary(const struct who *w, char *buf, size_t len)
 
 static void who_print_table(const struct who *w)
 {
-	static const struct who_line head = {
-		{ "PROTO", "STATE", "LOCAL", "REMOTE", "PID", "LEASE" },
-		"COMMAND"
-	};
+	static const struct who_line head = { { "PROTO", "STATE", "LOCAL",
+						"REMOTE", "PID", "LEASE" },
+					      "COMMAND" };
 	int width[WHO_NCOLS], k;
 
 	for (k = 0; k < WHO_NCOLS; k++)
@@ -554,11 +558,10 @@ static void who_json_sock(const struct who *w, const struct who_row *r)
 	size_t j;
 
 	printf("{\"protocol\":\"%s\",\"family\":\"%s\",\"state\":\"%s\"",
-	       r->s.proto == PS_UDP ? "udp" : "tcp",
-	       r->s.v6 ? "ipv6" : "ipv4", ps_sock_state_name(&r->s));
+	       r->s.proto == PS_UDP ? "udp" : "tcp", r->s.v6 ? "ipv6" : "ipv4",
+	       ps_sock_state_name(&r->s));
 	ps_sock_addr(&r->s, false, addr, sizeof(addr));
-	printf(",\"local_address\":\"%s\",\"local_port\":%u", addr,
-	       r->s.lport);
+	printf(",\"local_address\":\"%s\",\"local_port\":%u", addr, r->s.lport);
 	ps_sock_addr(&r->s, true, addr, sizeof(addr));
 	printf(",\"remote_address\":\"%s\",\"remote_port\":%u", addr,
 	       r->s.rport);
@@ -589,8 +592,8 @@ static void who_print_json(const struct who *w, size_t hidden)
 
 	who_summary(w, summary, sizeof(summary));
 	printf("{\"version\":%d,\"port\":%u,\"protocol\":\"%s\","
-	       "\"listening_only\":%s,\"summary\":", PS_WHO_JSON_VERSION,
-	       w->port, w->proto == PS_UDP ? "udp" : "tcp",
+	       "\"listening_only\":%s,\"summary\":",
+	       PS_WHO_JSON_VERSION, w->port, w->proto == PS_UDP ? "udp" : "tcp",
 	       w->listening ? "true" : "false");
 	if (summary[0] != '\0')
 		ps_cli_json_string(summary);
@@ -607,8 +610,9 @@ static void who_print_json(const struct who *w, size_t hidden)
 		ps_cli_json_lease(&w->leases[i]);
 	}
 	printf("%s],\"hidden_sockets\":%zu,\"unreadable_processes\":%u,"
-	       "\"root\":%s,\"registry_error\":", w->nleases ? "\n" : "",
-	       hidden, w->st.unreadable, geteuid() == 0 ? "true" : "false");
+	       "\"root\":%s,\"registry_error\":",
+	       w->nleases ? "\n" : "", hidden, w->st.unreadable,
+	       geteuid() == 0 ? "true" : "false");
 	if (w->reg_error[0])
 		ps_cli_json_string(w->reg_error);
 	else
@@ -626,9 +630,9 @@ static void who_notes(const struct who *w, size_t hidden)
 	ps_cli_error("%zu socket%s at this port belong%s to processes that "
 		     "could not be looked into: the descriptors of %u "
 		     "process%s (of other users, or not dumpable) are not "
-		     "readable%s", hidden, hidden == 1 ? "" : "s",
-		     hidden == 1 ? "s" : "", w->st.unreadable,
-		     w->st.unreadable == 1 ? "" : "es",
+		     "readable%s",
+		     hidden, hidden == 1 ? "" : "s", hidden == 1 ? "s" : "",
+		     w->st.unreadable, w->st.unreadable == 1 ? "" : "es",
 		     geteuid() == 0 ? "" : "; run as root to see them");
 }
 

@@ -34,7 +34,7 @@
  * process, which costs more than everything else `run` does.
  */
 enum {
-	KEEPER_LINGER = 1,	/* value: `run`'s exit status */
+	KEEPER_LINGER = 1, /* value: `run`'s exit status */
 };
 
 struct keeper_msg {
@@ -74,8 +74,8 @@ static int keeper_socket(void)
 
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
 		r = (uint32_t)getpid() * 2654435761u;
-	snprintf(name, sizeof(name), "portshim-keeper-%ld-%08x",
-		 (long)getpid(), (unsigned)r);
+	snprintf(name, sizeof(name), "portshim-keeper-%ld-%08x", (long)getpid(),
+		 (unsigned)r);
 	n = strlen(name);
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -175,8 +175,7 @@ static void take_signals(int sfd, pid_t cmd, pid_t run)
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD || cmd <= 0)
 			continue;
-		if ((si.ssi_code == SI_KERNEL ||
-		     (pid_t)si.ssi_pid == run) &&
+		if ((si.ssi_code == SI_KERNEL || (pid_t)si.ssi_pid == run) &&
 		    ps_cli_passes_on(cmd, si.ssi_code))
 			kill(cmd, (int)si.ssi_signo);
 	}
@@ -220,8 +219,7 @@ static void keeper_main(struct ps_keeper_job *job, int to_run, pid_t run,
 	pfd[1] = (struct pollfd){ .fd = keeper_socket(), .events = POLLIN };
 	ps_keeper_hand_down(job->reg);
 
-	cmd = ps_cli_spawn(job->cmd, job->sv, cmd_mask, &err, why,
-			   sizeof(why));
+	cmd = ps_cli_spawn(job->cmd, job->sv, cmd_mask, &err, why, sizeof(why));
 	if (job->reg != NULL)
 		fcntl(job->reg->fd, F_SETFD, FD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
@@ -318,6 +316,7 @@ int ps_keeper_run(struct ps_keeper_job *job)
 	/* Killed (a harness's SIGKILL of our process group, say): run ends
 	 * as if CMD had, by that signal. */
 	ps_cli_error("the group's keeper (pid %ld) ended before the command"
-		     " did (signal %d)", (long)k, WTERMSIG(st));
+		     " did (signal %d)",
+		     (long)k, WTERMSIG(st));
 	return 128 + WTERMSIG(st);
 }

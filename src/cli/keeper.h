@@ -47,9 +47,9 @@ struct ps_supervisor;
 
 struct ps_keeper_job {
 	char **cmd;
-	struct ps_supervisor *sv;	/* NULL: not supervised */
-	struct ps_registry *reg;	/* NULL: running without a registry */
-	const char *owner;		/* a joined group's owner, or NULL */
+	struct ps_supervisor *sv; /* NULL: not supervised */
+	struct ps_registry *reg;  /* NULL: running without a registry */
+	const char *owner;	  /* a joined group's owner, or NULL */
 	/* Called in the keeper: publish the group's mapping files again
 	 * (after a member's nudge), and release the group at the end
 	 * (self: the keeper, the holder of the leases it made). */

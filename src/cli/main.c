@@ -16,63 +16,62 @@
 #include "registry.h"
 
 static const char main_help[] =
-"Usage: portshim COMMAND [OPTION]... [ARG]...\n"
-"Run unmodified programs that use fixed ports side by side: a preloaded\n"
-"library moves their tagged ports to coordinated free ports per group.\n"
-"\n"
-"Commands:\n"
-"  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--report]\n"
-"      [--supervise] [--per-job] [--no-keeper] [--] CMD...\n"
-"                    run CMD with the shim preloaded, in a new group;\n"
-"                    exit with CMD's status; the group is released when\n"
-"                    its last process ends (--no-keeper: when CMD ends);\n"
-"                    --supervise also sees static and Go programs;\n"
-"                    --per-job gives each job of a job runner a group\n"
-"  supervise [--] CMD...\n"
-"                    run CMD under the seccomp supervisor in the group\n"
-"                    of the environment (static and Go programs)\n"
-"  port [--group G] [--udp] VPORT\n"
-"                    print the real port of VPORT in the group\n"
-"  wait [--group G] [--timeout S] [--udp] VPORT\n"
-"                    wait until VPORT is mapped in the group and its\n"
-"                    server accepts connections; print the real port\n"
-"  env [--group G]   print the group's mapping as shell lines:\n"
-"                    export PORTSHIM_TCP_8080=20003\n"
-"  ls [--group G] [--json]\n"
-"                    list the leases of the registry\n"
-"  who PORT [--udp] [--listening] [--json]\n"
-"                    show the sockets and processes on real or virtual\n"
-"                    port PORT, and their leases\n"
-"  gc [--dry-run] [--reset]\n"
-"                    reclaim the leases of dead groups; --reset rebuilds\n"
-"                    a registry that is refused\n"
-"  doctor [CMD]      check whether portshim can see CMD, the registry's\n"
-"                    health and the port ranges\n"
-"  pick [--tcp|--udp] [--count N] [--group G] [--hold PID] [--for S]\n"
-"                    print free ports leased to a holder process (default:\n"
-"                    the parent) until it dies, --for ends, or release\n"
-"  release [--force] [--hold PID] PORT...\n"
-"                    end leases made by pick\n"
-"  portserver [--address ADDR]\n"
-"                    serve portpicker's portserver protocol from the\n"
-"                    registry (PORTSERVER_ADDRESS=@unittest-portserver)\n"
-"  help [COMMAND]    show this help, or COMMAND's\n"
-"\n"
-"Options:\n"
-"  -h, --help        show this help (or COMMAND --help for a command)\n"
-"  -V, --version     show the version\n"
-"\n"
-"Exit status: 0 success, 1 not found or failed, 2 bad usage;\n"
-"`run` exits with CMD's status (128+N if CMD was killed by signal N,\n"
-"125 if portshim failed, 126 if CMD cannot run, 127 if it was not found).\n"
-"\n"
-"Environment: PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_GROUP_FROM,\n"
-"PORTSHIM_MAP_FILE, PORTSHIM_RANGE, PORTSHIM_REGISTRY, PORTSHIM_UNMAPPED,\n"
-"PORTSHIM_ON_ERROR, PORTSHIM_LOG, PORTSHIM_LOG_FILE, PORTSHIM_BYPASS,\n"
-"PORTSHIM_KEEP_ENV; see portshim(1).\n"
-"\n"
-PS_CLI_BUGS_LINE
-"portshim is free software under the MIT licence; see --version.\n";
+	"Usage: portshim COMMAND [OPTION]... [ARG]...\n"
+	"Run unmodified programs that use fixed ports side by side: a preloaded\n"
+	"library moves their tagged ports to coordinated free ports per group.\n"
+	"\n"
+	"Commands:\n"
+	"  run [--ports SPEC] [--group G] [--map FILE] [--range LO-HI] [--report]\n"
+	"      [--supervise] [--per-job] [--no-keeper] [--] CMD...\n"
+	"                    run CMD with the shim preloaded, in a new group;\n"
+	"                    exit with CMD's status; the group is released when\n"
+	"                    its last process ends (--no-keeper: when CMD ends);\n"
+	"                    --supervise also sees static and Go programs;\n"
+	"                    --per-job gives each job of a job runner a group\n"
+	"  supervise [--] CMD...\n"
+	"                    run CMD under the seccomp supervisor in the group\n"
+	"                    of the environment (static and Go programs)\n"
+	"  port [--group G] [--udp] VPORT\n"
+	"                    print the real port of VPORT in the group\n"
+	"  wait [--group G] [--timeout S] [--udp] VPORT\n"
+	"                    wait until VPORT is mapped in the group and its\n"
+	"                    server accepts connections; print the real port\n"
+	"  env [--group G]   print the group's mapping as shell lines:\n"
+	"                    export PORTSHIM_TCP_8080=20003\n"
+	"  ls [--group G] [--json]\n"
+	"                    list the leases of the registry\n"
+	"  who PORT [--udp] [--listening] [--json]\n"
+	"                    show the sockets and processes on real or virtual\n"
+	"                    port PORT, and their leases\n"
+	"  gc [--dry-run] [--reset]\n"
+	"                    reclaim the leases of dead groups; --reset rebuilds\n"
+	"                    a registry that is refused\n"
+	"  doctor [CMD]      check whether portshim can see CMD, the registry's\n"
+	"                    health and the port ranges\n"
+	"  pick [--tcp|--udp] [--count N] [--group G] [--hold PID] [--for S]\n"
+	"                    print free ports leased to a holder process (default:\n"
+	"                    the parent) until it dies, --for ends, or release\n"
+	"  release [--force] [--hold PID] PORT...\n"
+	"                    end leases made by pick\n"
+	"  portserver [--address ADDR]\n"
+	"                    serve portpicker's portserver protocol from the\n"
+	"                    registry (PORTSERVER_ADDRESS=@unittest-portserver)\n"
+	"  help [COMMAND]    show this help, or COMMAND's\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help        show this help (or COMMAND --help for a command)\n"
+	"  -V, --version     show the version\n"
+	"\n"
+	"Exit status: 0 success, 1 not found or failed, 2 bad usage;\n"
+	"`run` exits with CMD's status (128+N if CMD was killed by signal N,\n"
+	"125 if portshim failed, 126 if CMD cannot run, 127 if it was not found).\n"
+	"\n"
+	"Environment: PORTSHIM_PORTS, PORTSHIM_GROUP, PORTSHIM_GROUP_FROM,\n"
+	"PORTSHIM_MAP_FILE, PORTSHIM_RANGE, PORTSHIM_REGISTRY, PORTSHIM_UNMAPPED,\n"
+	"PORTSHIM_ON_ERROR, PORTSHIM_LOG, PORTSHIM_LOG_FILE, PORTSHIM_BYPASS,\n"
+	"PORTSHIM_KEEP_ENV; see portshim(1).\n"
+	"\n" PS_CLI_BUGS_LINE
+	"portshim is free software under the MIT licence; see --version.\n";
 
 struct cli_command {
 	const char *name;
@@ -99,8 +98,8 @@ static const struct cli_command commands[] = {
  * first: when both reach one terminal or file, what was printed before
  * the error appears before it.
  */
-__attribute__((format(printf, 2, 0)))
-static void cli_report(const char *tail, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void
+cli_report(const char *tail, const char *fmt, va_list ap)
 {
 	char line[1024];
 
@@ -144,8 +143,8 @@ int ps_cli_bad_option(int ret, char **argv)
 		if (optopt != 0 && strncmp(arg, "--", 2) != 0)
 			return ps_cli_usage_error(
 				"option requires an argument -- '%c'", optopt);
-		return ps_cli_usage_error(
-			"option '%s' requires an argument", arg);
+		return ps_cli_usage_error("option '%s' requires an argument",
+					  arg);
 	}
 	if (optopt != 0)
 		return ps_cli_usage_error("invalid option -- '%c'", optopt);
@@ -157,7 +156,8 @@ int ps_cli_parse_group(const char *opt, const char *text, char *out)
 	if (!ps_group_valid(text))
 		return ps_cli_usage_error(
 			"invalid %s '%s': use 1-%d characters of "
-			"A-Z a-z 0-9 . _ -", opt, text, PS_GROUP_MAX);
+			"A-Z a-z 0-9 . _ -",
+			opt, text, PS_GROUP_MAX);
 	strcpy(out, text);
 	return 0;
 }
@@ -168,7 +168,8 @@ int ps_cli_parse_port(const char *what, const char *text, uint16_t *out)
 
 	if (ps_parse_uint(text, 1, 65535, &v) < 0)
 		return ps_cli_usage_error("invalid %s '%s': not a port "
-					  "(1-65535)", what, text);
+					  "(1-65535)",
+					  what, text);
 	*out = (uint16_t)v;
 	return 0;
 }
@@ -210,7 +211,8 @@ void ps_cli_range_warnings(unsigned lo, unsigned hi)
 	if (lo < 1024)
 		ps_cli_error("warning: the range %u-%u holds privileged ports "
 			     "(below 1024), which only root (or "
-			     "CAP_NET_BIND_SERVICE) can bind", lo, hi);
+			     "CAP_NET_BIND_SERVICE) can bind",
+			     lo, hi);
 	f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
 	if (f == NULL)
 		return;
@@ -218,8 +220,8 @@ void ps_cli_range_warnings(unsigned lo, unsigned hi)
 		ps_cli_error("warning: the range %u-%u overlaps the ephemeral "
 			     "ports %u-%u (ip_local_port_range): outgoing "
 			     "connections can take ports portshim would hand "
-			     "out; choose a range outside %u-%u", lo, hi, elo,
-			     ehi, elo, ehi);
+			     "out; choose a range outside %u-%u",
+			     lo, hi, elo, ehi, elo, ehi);
 	fclose(f);
 }
 
@@ -237,8 +239,8 @@ int ps_cli_open_registry(struct ps_registry *reg)
 
 	rc = ps_registry_open(reg, ps_cli_registry_path(), &err);
 	if (rc < 0)
-		ps_cli_error("%s", err.msg[0] != '\0' ? err.msg :
-			     strerror(-rc));
+		ps_cli_error("%s",
+			     err.msg[0] != '\0' ? err.msg : strerror(-rc));
 	return rc;
 }
 
@@ -248,9 +250,9 @@ int ps_cli_lock_registry(struct ps_registry *reg, struct ps_reg_guard *g)
 	char why[320];
 
 	if (rc < 0)
-		ps_cli_error("cannot lock the registry %s: %s", reg->path,
-			     ps_registry_strerror(reg, g, rc, why,
-						  sizeof(why)));
+		ps_cli_error(
+			"cannot lock the registry %s: %s", reg->path,
+			ps_registry_strerror(reg, g, rc, why, sizeof(why)));
 	return rc;
 }
 
@@ -273,8 +275,8 @@ int ps_cli_group_option(int c, char **argv, const char *help, char *group)
 	}
 }
 
-int ps_cli_vport_operand(const char *cmd, int argc, char **argv,
-			 char *group, uint16_t *vport)
+int ps_cli_vport_operand(const char *cmd, int argc, char **argv, char *group,
+			 uint16_t *vport)
 {
 	int rc;
 
@@ -319,7 +321,8 @@ static int cli_version(void)
 	       "This is free software: you are free to change and "
 	       "redistribute it.\n"
 	       "There is NO WARRANTY, to the extent permitted by law.\n"
-	       "\n" PS_CLI_BUGS_LINE, PS_CLI_PROG, PACKAGE_VERSION);
+	       "\n" PS_CLI_BUGS_LINE,
+	       PS_CLI_PROG, PACKAGE_VERSION);
 	return PS_EXIT_OK;
 }
 
@@ -348,11 +351,12 @@ static int cli_check_registry(int argc, char **argv)
 
 	if (p == NULL || p[0] == '\0' || p[0] == '/')
 		return 0;
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
-			 strcmp(argv[1], "-h") == 0))
+	if (argc > 1 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
 		return 0;
 	ps_cli_error("PORTSHIM_REGISTRY: '%s' is a relative path, expected "
-		     "an absolute one (starting with /)", p);
+		     "an absolute one (starting with /)",
+		     p);
 	return PS_EXIT_USAGE;
 }
 
@@ -390,7 +394,8 @@ int main(int argc, char **argv)
 			return cli_finish(ps_cli_help(main_help));
 		if (optind + 2 < argc)
 			return ps_cli_usage_error("help: unexpected argument "
-						  "'%s'", argv[optind + 2]);
+						  "'%s'",
+						  argv[optind + 2]);
 		name = argv[optind + 1];
 		for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 			if (strcmp(name, commands[i].name) != 0)

@@ -16,8 +16,8 @@
 #include "report.h"
 #include "statedir.h"
 
-int ps_cli_state_file(const char *registry, const char *group,
-		      const char *ext, char *path, size_t len, bool quiet)
+int ps_cli_state_file(const char *registry, const char *group, const char *ext,
+		      char *path, size_t len, bool quiet)
 {
 	char dir[PATH_MAX], why[512];
 	const char *base;
@@ -27,13 +27,16 @@ int ps_cli_state_file(const char *registry, const char *group,
 		/* Next to the registry, as the default mapping files. */
 		dfd = ps_open_parent(registry, &base);
 		if ((size_t)snprintf(dir, sizeof(dir), "%.*s",
-				     (int)(base - registry - 1), registry) >=
-		    sizeof(dir) && dfd >= 0) {
+				     (int)(base - registry - 1),
+				     registry) >= sizeof(dir) &&
+		    dfd >= 0) {
 			close(dfd);
 			dfd = -ENAMETOOLONG;
 		}
-		snprintf(why, sizeof(why), "cannot open the registry's "
-			 "folder: %s", strerror(dfd < 0 ? -dfd : 0));
+		snprintf(why, sizeof(why),
+			 "cannot open the registry's "
+			 "folder: %s",
+			 strerror(dfd < 0 ? -dfd : 0));
 	} else {
 		dfd = ps_statedir_open(ps_cli_getenv, dir, sizeof(dir), why,
 				       sizeof(why));
@@ -53,8 +56,8 @@ int ps_cli_state_file(const char *registry, const char *group,
 	 * group name (given with --group) must not add to this one. */
 	base = path + strlen(dir) + 1;
 	unlinkat(dfd, base, 0);
-	fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-		    O_NOFOLLOW, 0600);
+	fd = openat(dfd, base,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	close(dfd);
 	if (fd < 0) {
 		if (!quiet)
@@ -79,8 +82,8 @@ static char *report_slurp(const char *path, size_t *len)
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_uid != geteuid() || (buf = malloc((size_t)st.st_size + 1))
-	    == NULL) {
+	    st.st_uid != geteuid() ||
+	    (buf = malloc((size_t)st.st_size + 1)) == NULL) {
 		close(fd);
 		return NULL;
 	}
@@ -124,9 +127,10 @@ void ps_cli_report_print(const char *path, const char *group)
 	for (port = 1; port < 65536; port++)
 		for (p = 0; p < PS_NPROTO; p++)
 			count += flags[p][port] != 0;
-	fprintf(stderr, "portshim: report of group %s (with its workers and "
-		"jobs): %u tagged port%s bound or connected to\n", group,
-		count, count == 1 ? "" : "s");
+	fprintf(stderr,
+		"portshim: report of group %s (with its workers and "
+		"jobs): %u tagged port%s bound or connected to\n",
+		group, count, count == 1 ? "" : "s");
 	for (port = 1; port < 65536; port++) {
 		bound = 0;
 		for (p = 0; p < PS_NPROTO; p++) {
@@ -136,10 +140,12 @@ void ps_cli_report_print(const char *path, const char *group)
 				continue;
 			fprintf(stderr, "portshim:   %s %u %s\n",
 				proto_names[p], port,
-				f == (PS_REPORT_F_BOUND | PS_REPORT_F_CONNECTED) ?
-				"bound, connected to" :
-				f == PS_REPORT_F_BOUND ? "bound" :
-				"connected to, not bound in the group");
+				f == (PS_REPORT_F_BOUND |
+				      PS_REPORT_F_CONNECTED) ?
+					"bound, connected to" :
+				f == PS_REPORT_F_BOUND ?
+					"bound" :
+					"connected to, not bound in the group");
 			if (f & PS_REPORT_F_BOUND)
 				bound |= 1u << p;
 		}
@@ -155,6 +161,8 @@ void ps_cli_report_print(const char *path, const char *group)
 		suggest_add(ports, sizeof(ports), item);
 	}
 	if (ports[0] != '\0')
-		fprintf(stderr, "portshim: the bound ones, to tag only them: "
-			"--ports %s\n", ports);
+		fprintf(stderr,
+			"portshim: the bound ones, to tag only them: "
+			"--ports %s\n",
+			ports);
 }

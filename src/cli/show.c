@@ -147,7 +147,8 @@ void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns)
 
 	v->alive = !ps_lease_dead(l, ps_boot_ns());
 	v->age_s = now_ns > l->created_ns ?
-		   (now_ns - l->created_ns) / 1000000000u : 0;
+			   (now_ns - l->created_ns) / 1000000000u :
+			   0;
 	/* Only a process with the same start time is the one that made the
 	 * lease: a reused pid would show a stranger's command line. */
 	v->pid = (pid_t)l->maker.pid;
@@ -163,7 +164,9 @@ void ps_cli_lease_describe(struct ps_cli_lease *v, uint64_t now_ns)
 	 */
 	if (v->alive && l->kind == PS_KIND_GROUP && l->protos != 0 &&
 	    ps_netstat_holder(l->protos & PS_PROTO_BIT(PS_TCP) ? PS_TCP :
-			      PS_UDP, v->real, &h) == 0 && h.pid > 0) {
+								 PS_UDP,
+			      v->real, &h) == 0 &&
+	    h.pid > 0) {
 		v->pid = h.pid;
 		ps_proc_cmdline(h.pid, v->cmd, sizeof(v->cmd));
 	}
@@ -174,8 +177,7 @@ void ps_cli_format_age(uint64_t s, char *buf, size_t len)
 	if (s < 60)
 		snprintf(buf, len, "%llus", (unsigned long long)s);
 	else if (s < 3600)
-		snprintf(buf, len, "%llum%02llus",
-			 (unsigned long long)(s / 60),
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
 			 (unsigned long long)(s % 60));
 	else if (s < 86400)
 		snprintf(buf, len, "%lluh%02llum",
@@ -197,17 +199,16 @@ void ps_cli_json_lease(const struct ps_cli_lease *v)
 	printf("{\"group\":");
 	ps_cli_json_string(ps_cli_group_text(l->group, gtext));
 	printf(",\"kind\":\"%s\",\"protocols\":[%s%s%s]",
-	       l->kind == PS_KIND_PICK ? "pick" : "group",
-	       tcp ? "\"tcp\"" : "", tcp && udp ? "," : "",
-	       udp ? "\"udp\"" : "");
+	       l->kind == PS_KIND_PICK ? "pick" : "group", tcp ? "\"tcp\"" : "",
+	       tcp && udp ? "," : "", udp ? "\"udp\"" : "");
 	if (l->kind == PS_KIND_PICK || l->vport == 0)
 		printf(",\"virtual\":null");
 	else
 		printf(",\"virtual\":%u", l->vport);
 	printf(",\"real\":%u,\"pid\":%u,\"process\":%ld,"
 	       "\"holder_pid\":%u,\"alive\":%s,\"age_seconds\":%llu,"
-	       "\"command\":", v->real, l->maker.pid, (long)v->pid,
-	       l->holder.pid,
+	       "\"command\":",
+	       v->real, l->maker.pid, (long)v->pid, l->holder.pid,
 	       v->alive ? "true" : "false", (unsigned long long)v->age_s);
 	/* null: the process that made the lease is gone, and no process
 	 * is seen holding its socket. */

@@ -28,8 +28,8 @@ static int open_dir(void)
 	struct stat st;
 	int fd;
 
-	fd = open(PS_CLAIMS_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		  O_CLOEXEC);
+	fd = open(PS_CLAIMS_DIR,
+		  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0 || st.st_uid != 0 ||
@@ -83,8 +83,7 @@ static void claim_name(char *name, uint16_t port)
  * (CLAIM_MAX bytes, NUL-terminated); *uid is its owner. Returns its
  * length, or -1 (gone, or not a claim).
  */
-static ssize_t claim_read(int dirfd, const char *name, char *buf,
-			  uid_t *uid)
+static ssize_t claim_read(int dirfd, const char *name, char *buf, uid_t *uid)
 {
 	struct stat st;
 	ssize_t n;
@@ -155,7 +154,7 @@ int ps_claim_take(const struct ps_registry *reg, uint16_t port,
 	text[len] = '\0';
 	dirfd = open_dir();
 	if (dirfd < 0)
-		goto out;	/* no claims here: do without */
+		goto out; /* no claims here: do without */
 	claim_name(name, port);
 	for (int tries = 0; tries < 2; tries++) {
 		/*
@@ -167,10 +166,10 @@ int ps_claim_take(const struct ps_registry *reg, uint16_t port,
 		if (symlinkat(text, dirfd, name) == 0)
 			goto out;
 		if (errno != EEXIST)
-			goto out;	/* cannot claim: do without */
+			goto out; /* cannot claim: do without */
 		n = claim_read(dirfd, name, seen, &owner);
 		if (claim_of(seen, n, text, plen))
-			goto out;	/* ours already */
+			goto out; /* ours already */
 		if (owner == geteuid()) {
 			/*
 			 * This user's, from another registry: the user's
@@ -211,8 +210,7 @@ void ps_claim_drop(const struct ps_registry *reg, uint16_t port)
 	if (dirfd < 0)
 		return;
 	claim_name(name, port);
-	if (claim_of(seen, claim_read(dirfd, name, seen, &owner), prefix,
-		     plen))
+	if (claim_of(seen, claim_read(dirfd, name, seen, &owner), prefix, plen))
 		unlinkat(dirfd, name, 0);
 	close(dirfd);
 	errno = saved;
@@ -223,8 +221,8 @@ struct claim_file {
 	int dirfd;
 	const char *name;
 	uint16_t port;
-	const char *seen;	/* what claim_read read */
-	ssize_t n;		/* its result */
+	const char *seen; /* what claim_read read */
+	ssize_t n;	  /* its result */
 	uid_t owner;
 };
 
@@ -318,7 +316,8 @@ static int sweep_visit(void *ctx, const struct claim_file *f)
 	if (f->n < 0 || f->owner != geteuid())
 		return 0;
 	if (claim_of(f->seen, f->n, c->prefix, c->plen) ?
-	    c->leased(c->arg, f->port) : !claim_stale(f->seen))
+		    c->leased(c->arg, f->port) :
+		    !claim_stale(f->seen))
 		return 0;
 	if (c->fn != NULL)
 		c->fn(c->fn_arg, f->port);
@@ -328,12 +327,14 @@ static int sweep_visit(void *ctx, const struct claim_file *f)
 }
 
 int ps_claims_sweep(const struct ps_registry *reg,
-		   bool (*leased)(void *arg, uint16_t port), void *arg,
-		   bool dry_run, void (*fn)(void *arg, uint16_t port),
-		   void *fn_arg)
+		    bool (*leased)(void *arg, uint16_t port), void *arg,
+		    bool dry_run, void (*fn)(void *arg, uint16_t port),
+		    void *fn_arg)
 {
-	struct claims_ctx c = { .fn = fn, .fn_arg = fn_arg,
-				.leased = leased, .arg = arg,
+	struct claims_ctx c = { .fn = fn,
+				.fn_arg = fn_arg,
+				.leased = leased,
+				.arg = arg,
 				.dry_run = dry_run };
 
 	c.plen = claim_prefix(reg, c.prefix);

@@ -79,9 +79,9 @@ int ps_claims_each(const struct ps_registry *reg,
  * -errno (claims not usable here).
  */
 int ps_claims_sweep(const struct ps_registry *reg,
-		   bool (*leased)(void *arg, uint16_t port), void *arg,
-		   bool dry_run, void (*fn)(void *arg, uint16_t port),
-		   void *fn_arg);
+		    bool (*leased)(void *arg, uint16_t port), void *arg,
+		    bool dry_run, void (*fn)(void *arg, uint16_t port),
+		    void *fn_arg);
 
 /* True if PS_CLAIMS_DIR can hold claims (root's, sticky, open to all). */
 bool ps_claims_usable(void);

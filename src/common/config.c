@@ -35,11 +35,11 @@
 
 /* The errors collected by one ps_config_load. */
 struct errsink {
-	char *buf;	/* NULL: count only */
+	char *buf; /* NULL: count only */
 	size_t cap;
-	size_t len;	/* bytes used in buf, without the NUL */
+	size_t len; /* bytes used in buf, without the NUL */
 	int count;
-	bool start;	/* ps_config_load_start: check the ports only */
+	bool start; /* ps_config_load_start: check the ports only */
 };
 
 /* A keyword a variable accepts, and the enum value it stands for. */
@@ -169,7 +169,8 @@ static void load_ports(struct ps_config *cfg, const char *name,
 		/* The parser left the spec empty: the shim stays inert. */
 		report(es, name,
 		       "%s, expected a list like 8080,9000-9010,udp:5353 "
-		       "or all", perr);
+		       "or all",
+		       perr);
 		return;
 	}
 	cfg->enabled = true;
@@ -222,21 +223,22 @@ static void load_group_from(struct ps_config *cfg, const char *name,
 		if (len == 0) {
 			report(es, name,
 			       "empty name in %s, expected comma-separated "
-			       "variable names", quote(qv, value));
+			       "variable names",
+			       quote(qv, value));
 			return;
 		}
 		if (n == PS_GROUP_FROM_MAX) {
 			report(es, name,
 			       "%s names too many variables, "
-			       "expected at most %d", quote(qv, value),
-			       PS_GROUP_FROM_MAX);
+			       "expected at most %d",
+			       quote(qv, value), PS_GROUP_FROM_MAX);
 			return;
 		}
 		if (len > PS_ENV_NAME_MAX) {
 			report(es, name,
 			       "a name in %s is too long, expected names "
-			       "of at most %d characters", quote(qv, value),
-			       PS_ENV_NAME_MAX);
+			       "of at most %d characters",
+			       quote(qv, value), PS_ENV_NAME_MAX);
 			return;
 		}
 		memcpy(names[n], b, len);
@@ -292,8 +294,10 @@ static void load_registry(struct ps_config *cfg, const char *name,
 	char q[QUOTE_BUF];
 
 	if (value[0] != '/') {
-		report(es, name, "%s is a relative path, expected an "
-		       "absolute one (starting with /)", quote(q, value));
+		report(es, name,
+		       "%s is a relative path, expected an "
+		       "absolute one (starting with /)",
+		       quote(q, value));
 		return;
 	}
 	load_path(cfg->registry, name, value, es);
@@ -305,8 +309,10 @@ static void load_report(struct ps_config *cfg, const char *name,
 	char q[QUOTE_BUF];
 
 	if (value[0] != '/') {
-		report(es, name, "%s is not an absolute path, expected one "
-		       "starting with '/'", quote(q, value));
+		report(es, name,
+		       "%s is not an absolute path, expected one "
+		       "starting with '/'",
+		       quote(q, value));
 		return;
 	}
 	load_path(cfg->report_file, name, value, es);
@@ -353,7 +359,8 @@ static void load_range(struct ps_config *cfg, const char *name,
 bad:
 	report(es, name,
 	       "%s is not a port range, "
-	       "expected LO-HI with 1 <= LO <= HI <= 65535", quote(q, value));
+	       "expected LO-HI with 1 <= LO <= HI <= 65535",
+	       quote(q, value));
 }
 
 /*
@@ -373,9 +380,9 @@ static int load_keyword(const struct keyword *kw, size_t n,
 	return v;
 }
 
-#define LOAD_KEYWORD(kw, expected, name, value, es) \
-	load_keyword((kw), sizeof(kw) / sizeof((kw)[0]), (expected), \
-		     (name), (value), (es))
+#define LOAD_KEYWORD(kw, expected, name, value, es)                          \
+	load_keyword((kw), sizeof(kw) / sizeof((kw)[0]), (expected), (name), \
+		     (value), (es))
 
 static void load_unmapped(struct ps_config *cfg, const char *name,
 			  const char *value, struct errsink *es)
@@ -407,8 +414,8 @@ static void load_on_error(struct ps_config *cfg, const char *name,
  * PORTSHIM_LOG. "none" is accepted too, to silence even error lines;
  * since PS_LOG_NONE is negative, the table stores level + 1.
  */
-static void load_log(struct ps_config *cfg, const char *name,
-		     const char *value, struct errsink *es)
+static void load_log(struct ps_config *cfg, const char *name, const char *value,
+		     struct errsink *es)
 {
 	static const struct keyword kw[] = {
 		{ "none", PS_LOG_NONE + 1 },
@@ -416,8 +423,7 @@ static void load_log(struct ps_config *cfg, const char *name,
 		{ "info", PS_LOG_INFO + 1 },
 		{ "debug", PS_LOG_DEBUG + 1 },
 	};
-	int v = LOAD_KEYWORD(kw, "error, info, debug or none", name, value,
-			     es);
+	int v = LOAD_KEYWORD(kw, "error, info, debug or none", name, value, es);
 
 	if (v >= 0)
 		cfg->log_level = (enum ps_log_level)(v - 1);
@@ -432,8 +438,8 @@ static void load_bypass(struct ps_config *cfg, const char *name,
 		{ "ignore", PS_BYPASS_IGNORE },
 		{ "supervise", PS_BYPASS_SUPERVISE },
 	};
-	int v = LOAD_KEYWORD(kw, "warn, fail, ignore or supervise", name,
-			     value, es);
+	int v = LOAD_KEYWORD(kw, "warn, fail, ignore or supervise", name, value,
+			     es);
 
 	if (v >= 0)
 		cfg->bypass = (enum ps_bypass)v;
@@ -500,8 +506,10 @@ static void load_keeper(struct ps_config *cfg, const char *name,
 	    n >= sizeof(cfg->keeper) ||
 	    strspn(value + sizeof(prefix) - 1, "0123456789abcdef-") !=
 		    n - (sizeof(prefix) - 1)) {
-		report(es, name, "%s is not a keeper's name, expected "
-		       "portshim-keeper-PID-HEX", quote(q, value));
+		report(es, name,
+		       "%s is not a keeper's name, expected "
+		       "portshim-keeper-PID-HEX",
+		       quote(q, value));
 		return;
 	}
 	memcpy(cfg->keeper, value, n + 1);
@@ -510,9 +518,9 @@ static void load_keeper(struct ps_config *cfg, const char *name,
 /* Every variable, in the order of the documentation's table. */
 static const struct {
 	const char *name;
-	void (*load)(struct ps_config *cfg, const char *name,
-		     const char *value, struct errsink *es);
-	bool start;		/* read by ps_config_load_start too */
+	void (*load)(struct ps_config *cfg, const char *name, const char *value,
+		     struct errsink *es);
+	bool start; /* read by ps_config_load_start too */
 } variables[] = {
 	{ "PORTSHIM_PORTS", load_ports, true },
 	{ "PORTSHIM_GROUP", load_group, false },
@@ -584,8 +592,8 @@ void ps_config_each_error(const char *errs, ps_config_error_fn fn, void *arg)
  * line and leaves the default in place. Returns the number of invalid
  * variables.
  */
-int ps_config_load(struct ps_config *cfg, ps_getenv_fn get,
-		   char *err, size_t errlen)
+int ps_config_load(struct ps_config *cfg, ps_getenv_fn get, char *err,
+		   size_t errlen)
 {
 	struct errsink es = { .buf = err, .cap = errlen };
 	size_t i;
@@ -617,7 +625,8 @@ int ps_config_load(struct ps_config *cfg, ps_getenv_fn get,
 	 */
 	if (cfg->unmapped == PS_UNMAPPED_DEFAULT)
 		cfg->unmapped = cfg->enabled && cfg->ports.all ?
-				PS_UNMAPPED_PASS : PS_UNMAPPED_REFUSE;
+					PS_UNMAPPED_PASS :
+					PS_UNMAPPED_REFUSE;
 	return es.count;
 }
 

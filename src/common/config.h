@@ -26,15 +26,15 @@
 #include "portspec.h"
 #include "proc.h"
 
-#define PS_GROUP_MAX 63		/* characters, without the NUL */
-#define PS_GROUP_FROM_MAX 16	/* variables in PORTSHIM_GROUP_FROM */
+#define PS_GROUP_MAX 63	     /* characters, without the NUL */
+#define PS_GROUP_FROM_MAX 16 /* variables in PORTSHIM_GROUP_FROM */
 #define PS_ENV_NAME_MAX 63
 
 #define PS_RANGE_LO_DEFAULT 20000
 #define PS_RANGE_HI_DEFAULT 32767
 
 enum ps_unmapped {
-	PS_UNMAPPED_DEFAULT = 0,	/* refuse for lists, pass for "all" */
+	PS_UNMAPPED_DEFAULT = 0, /* refuse for lists, pass for "all" */
 	PS_UNMAPPED_REFUSE,
 	PS_UNMAPPED_PASS,
 };
@@ -52,18 +52,18 @@ enum ps_bypass {
 };
 
 struct ps_config {
-	bool enabled;			/* PORTSHIM_PORTS set and valid */
+	bool enabled; /* PORTSHIM_PORTS set and valid */
 	struct ps_portspec ports;
-	char group[PS_GROUP_MAX + 1];	/* "" = not set */
+	char group[PS_GROUP_MAX + 1]; /* "" = not set */
 	unsigned n_group_from;
 	char group_from[PS_GROUP_FROM_MAX][PS_ENV_NAME_MAX + 1];
-	char map_file[PATH_MAX];	/* "" = none */
+	char map_file[PATH_MAX]; /* "" = none */
 	uint16_t range_lo, range_hi;
-	char registry[PATH_MAX];	/* "" = default location */
-	enum ps_unmapped unmapped;	/* never PS_UNMAPPED_DEFAULT after load */
+	char registry[PATH_MAX];   /* "" = default location */
+	enum ps_unmapped unmapped; /* never PS_UNMAPPED_DEFAULT after load */
 	enum ps_on_error on_error;
 	enum ps_log_level log_level;
-	char log_file[PATH_MAX];	/* "" = stderr */
+	char log_file[PATH_MAX]; /* "" = stderr */
 	enum ps_bypass bypass;
 	bool keep_env;
 	/* PORTSHIM_GROUP_OWNER (set by `portshim run`): pid:start of the
@@ -96,8 +96,8 @@ void ps_config_each_error(const char *errs, ps_config_error_fn fn, void *arg);
  * "PORTSHIM_X: <what is wrong with 'text'>, <what is expected>\n" is
  * appended to err (NUL-terminated, truncated to errlen).
  */
-int ps_config_load(struct ps_config *cfg, ps_getenv_fn get,
-		   char *err, size_t errlen);
+int ps_config_load(struct ps_config *cfg, ps_getenv_fn get, char *err,
+		   size_t errlen);
 
 /*
  * What a process needs at its start, before any socket call: fills only

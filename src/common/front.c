@@ -33,9 +33,8 @@ int ps_front_socket_proto(int fd)
 	return ps_proto_of(proto);
 }
 
-bool ps_front_ours(const struct ps_config *cfg, enum ps_front_op op,
-		   int proto, const struct sockaddr *addr, uint16_t port,
-		   int flags)
+bool ps_front_ours(const struct ps_config *cfg, enum ps_front_op op, int proto,
+		   const struct sockaddr *addr, uint16_t port, int flags)
 {
 	if (proto != PS_TCP && proto != PS_UDP)
 		return false;
@@ -47,9 +46,8 @@ bool ps_front_ours(const struct ps_config *cfg, enum ps_front_op op,
 	return op == PS_FRONT_BIND || ps_sockaddr_is_host(addr);
 }
 
-bool ps_front_reported(const struct ps_config *cfg,
-		       const struct sockaddr *addr, socklen_t len, bool peer,
-		       uint16_t *port)
+bool ps_front_reported(const struct ps_config *cfg, const struct sockaddr *addr,
+		       socklen_t len, bool peer, uint16_t *port)
 {
 	/* Most peers are at an ephemeral port, outside the range: no
 	 * locality test for them. */
@@ -76,8 +74,8 @@ const char *ps_front_proto_name(int proto)
 	return proto == PS_UDP ? "udp" : "tcp";
 }
 
-void ps_front_describe(int proto, const struct sockaddr *addr,
-		       uint16_t port, char *buf, size_t len)
+void ps_front_describe(int proto, const struct sockaddr *addr, uint16_t port,
+		       char *buf, size_t len)
 {
 	if (len < 5) {
 		if (len > 0)
@@ -125,7 +123,7 @@ static int probe_one(int family, int type, uint16_t real,
 	else if (errno == EADDRINUSE)
 		rc = 0;
 	else if (family == AF_INET)
-		rc = 1;	/* only EADDRINUSE says "taken" */
+		rc = 1; /* only EADDRINUSE says "taken" */
 out:
 	close(fd);
 	return rc;
@@ -146,8 +144,7 @@ int ps_front_probe(uint16_t real, ps_front_bind_fn bind_fn, void *arg)
 	int rc = 0;
 
 	for (size_t t = 0; t < 2 && rc == 0; t++) {
-		int avail = probe_one(AF_INET6, types[t], real, bind_fn,
-				      arg);
+		int avail = probe_one(AF_INET6, types[t], real, bind_fn, arg);
 
 		if (avail < 0)
 			avail = probe_one(AF_INET, types[t], real, bind_fn,

@@ -42,7 +42,7 @@
 enum ps_front_op {
 	PS_FRONT_BIND,
 	PS_FRONT_CONNECT,
-	PS_FRONT_SEND,		/* sendto, sendmsg, sendmmsg */
+	PS_FRONT_SEND, /* sendto, sendmsg, sendmmsg */
 };
 
 /*
@@ -61,18 +61,16 @@ int ps_front_socket_proto(int fd);
  * or PS_UDP, or -1 for neither; flags: a send's flags) goes to the
  * policy.
  */
-bool ps_front_ours(const struct ps_config *cfg, enum ps_front_op op,
-		   int proto, const struct sockaddr *addr, uint16_t port,
-		   int flags);
+bool ps_front_ours(const struct ps_config *cfg, enum ps_front_op op, int proto,
+		   const struct sockaddr *addr, uint16_t port, int flags);
 
 /*
  * Whether a reported address (len bytes; peer: getpeername, accept,
  * recvfrom) names a port to turn back to its virtual port: non-zero, in
  * cfg's range and, for a peer, on this host. True with *port.
  */
-bool ps_front_reported(const struct ps_config *cfg,
-		       const struct sockaddr *addr, socklen_t len, bool peer,
-		       uint16_t *port);
+bool ps_front_reported(const struct ps_config *cfg, const struct sockaddr *addr,
+		       socklen_t len, bool peer, uint16_t *port);
 
 /*
  * A fresh group name for process pid, which was given none:
@@ -86,13 +84,13 @@ void ps_front_fresh_group(pid_t pid, char *out, size_t len);
 const char *ps_front_proto_name(int proto);
 
 /* "tcp ADDR:PORT" (the address's text with port), for log lines. */
-void ps_front_describe(int proto, const struct sockaddr *addr,
-		       uint16_t port, char *buf, size_t len);
+void ps_front_describe(int proto, const struct sockaddr *addr, uint16_t port,
+		       char *buf, size_t len);
 
 /* A bind that the probe may use: the real one, never an interposed one
  * (arg: the probe's). */
-typedef int (*ps_front_bind_fn)(void *arg, int fd,
-				const struct sockaddr *addr, socklen_t len);
+typedef int (*ps_front_bind_fn)(void *arg, int fd, const struct sockaddr *addr,
+				socklen_t len);
 
 /*
  * The default probe of a new lease's number (policy.h): real must be

@@ -35,8 +35,7 @@ int ps_handoff_parse(const char *text, struct ps_handoff *h)
 {
 	uint64_t fd, uid;
 
-	if (text == NULL ||
-	    field(&text, ':', INT32_MAX, &fd) < 0 ||
+	if (text == NULL || field(&text, ':', INT32_MAX, &fd) < 0 ||
 	    field(&text, ':', UINT64_MAX, &h->dev) < 0 ||
 	    field(&text, ':', UINT64_MAX, &h->ino) < 0 ||
 	    field(&text, '\0', UINT32_MAX - 1, &uid) < 0)

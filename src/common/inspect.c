@@ -64,7 +64,7 @@ _Static_assert(PHRASE_MAX <= PS_INSPECT_REASON_MAX, "a phrase fits a reason");
 #elif defined(__s390x__)
 #define NATIVE_MACHINE EM_S390
 #else
-#define NATIVE_MACHINE EM_NONE	/* unknown: the machine is not checked */
+#define NATIVE_MACHINE EM_NONE /* unknown: the machine is not checked */
 #endif
 
 /*
@@ -117,8 +117,8 @@ static int read_at(int fd, void *buf, size_t len, uint64_t off)
  * it covers the range: the program headers, the loader's path and the
  * notes of most executables are there.
  */
-static int read_head(int fd, const unsigned char *head, size_t hlen,
-		     void *buf, size_t len, uint64_t off)
+static int read_head(int fd, const unsigned char *head, size_t hlen, void *buf,
+		     size_t len, uint64_t off)
 {
 	if (off <= hlen && len <= hlen - off) {
 		memcpy(buf, head + off, len);
@@ -191,8 +191,8 @@ static bool filecaps_elevate(int fd, const struct ps_inspect_creds *cr)
 		if (n < (ssize_t)XATTR_CAPS_SZ_2)
 			return false;
 		permitted |= (uint64_t)le32toh(caps.data[1].permitted) << 32;
-		inheritable |=
-			(uint64_t)le32toh(caps.data[1].inheritable) << 32;
+		inheritable |= (uint64_t)le32toh(caps.data[1].inheritable)
+			       << 32;
 	} else if (rev != VFS_CAP_REVISION_1) {
 		return false;
 	}
@@ -237,8 +237,8 @@ static void check_privileges(int fd, const struct stat *st,
 	if ((st->st_mode & S_ISUID) && st->st_uid != cr->uid) {
 		out->flags |= PS_INSPECT_F_SETUID;
 		out->setid_owner = (uint32_t)st->st_uid;
-	} else if ((st->st_mode & (S_ISGID | S_IXGRP)) ==
-		   (S_ISGID | S_IXGRP) && st->st_gid != cr->gid) {
+	} else if ((st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) &&
+		   st->st_gid != cr->gid) {
 		out->flags |= PS_INSPECT_F_SETGID;
 		out->setid_owner = (uint32_t)st->st_gid;
 	}
@@ -281,7 +281,7 @@ static bool notes_have_go(const unsigned char *buf, size_t len, size_t align)
 
 /* Looks for a Go note in the first NOTE_BUF bytes of a PT_NOTE segment. */
 static bool segment_has_go(int fd, const unsigned char *head, size_t hlen,
-			   const ElfW(Phdr) *ph)
+			   const ElfW(Phdr) * ph)
 {
 	unsigned char buf[NOTE_BUF];
 	size_t len = ph->p_filesz < sizeof(buf) ? ph->p_filesz : sizeof(buf);
@@ -297,8 +297,7 @@ static bool segment_has_go(int fd, const unsigned char *head, size_t hlen,
 }
 
 /* Reads section header i of a file whose headers start at shoff. */
-static int read_shdr(int fd, const ElfW(Ehdr) *eh, uint64_t i,
-		     ElfW(Shdr) *sh)
+static int read_shdr(int fd, const ElfW(Ehdr) * eh, uint64_t i, ElfW(Shdr) * sh)
 {
 	return read_at(fd, sh, sizeof(*sh), eh->e_shoff + i * sizeof(*sh));
 }
@@ -309,7 +308,7 @@ static int read_shdr(int fd, const ElfW(Ehdr) *eh, uint64_t i,
  * executing a file, so their absence proves nothing (the notes are looked
  * at too).
  */
-static bool sections_have_go(int fd, const ElfW(Ehdr) *eh)
+static bool sections_have_go(int fd, const ElfW(Ehdr) * eh)
 {
 	char strbuf[SHSTR_BUF], name[NAME_MAX_READ + 1];
 	ElfW(Shdr) sh, strsh, shs[CHUNK];
@@ -331,14 +330,17 @@ static bool sections_have_go(int fd, const ElfW(Ehdr) *eh)
 	if (shnum > MAX_SHNUM || stridx >= shnum ||
 	    read_shdr(fd, eh, stridx, &strsh) < 0)
 		return false;
-	n = read_some(fd, strbuf, strsh.sh_size < sizeof(strbuf) ?
-		      strsh.sh_size : sizeof(strbuf), strsh.sh_offset);
+	n = read_some(fd, strbuf,
+		      strsh.sh_size < sizeof(strbuf) ? strsh.sh_size :
+						       sizeof(strbuf),
+		      strsh.sh_offset);
 	if (n > 0)
 		have = (size_t)n;
 	for (i = 1; i < shnum; i++) {
 		if (i == 1 || i % CHUNK == 0) {
 			uint64_t cnt = shnum - i < CHUNK - i % CHUNK ?
-				       shnum - i : CHUNK - i % CHUNK;
+					       shnum - i :
+					       CHUNK - i % CHUNK;
 
 			if (read_at(fd, &shs[i % CHUNK], cnt * sizeof(sh),
 				    eh->e_shoff + i * sizeof(sh)) < 0)
@@ -407,12 +409,12 @@ static void examine_elf(int fd, const unsigned char *head, size_t hlen,
 	for (i = 0; i < eh.e_phnum; i++) {
 		/* The headers come CHUNK at a time: one read for most. */
 		if (i % CHUNK == 0) {
-			unsigned n = eh.e_phnum - i < CHUNK ?
-				     eh.e_phnum - i : CHUNK;
+			unsigned n =
+				eh.e_phnum - i < CHUNK ? eh.e_phnum - i : CHUNK;
 
 			if (read_head(fd, head, hlen, phs, n * sizeof(ph),
-				      eh.e_phoff +
-				      (uint64_t)i * sizeof(ph)) < 0)
+				      eh.e_phoff + (uint64_t)i * sizeof(ph)) <
+			    0)
 				goto not_exec;
 		}
 		ph = phs[i % CHUNK];
@@ -420,8 +422,8 @@ static void examine_elf(int fd, const unsigned char *head, size_t hlen,
 			out->flags |= PS_INSPECT_F_DYNAMIC;
 			if (ph.p_filesz > 1 &&
 			    ph.p_filesz <= sizeof(out->loader) &&
-			    read_head(fd, head, hlen, out->loader,
-				      ph.p_filesz, ph.p_offset) == 0) {
+			    read_head(fd, head, hlen, out->loader, ph.p_filesz,
+				      ph.p_offset) == 0) {
 				out->loader[ph.p_filesz - 1] = '\0';
 				if (strstr(out->loader, "ld-musl") != NULL)
 					out->flags |= PS_INSPECT_F_MUSL;
@@ -496,39 +498,47 @@ void ps_inspect_phrase(const struct ps_inspect *in,
 {
 	switch (verdict) {
 	case PS_INSPECT_SETID:
-		snprintf(buf, len, "is %s (runs as %s %u), so the dynamic "
+		snprintf(buf, len,
+			 "is %s (runs as %s %u), so the dynamic "
 			 "loader ignores LD_PRELOAD",
-			 in->flags & PS_INSPECT_F_SETUID ? "setuid" :
-			 "setgid", in->flags & PS_INSPECT_F_SETUID ? "uid" :
-			 "gid", (unsigned)in->setid_owner);
+			 in->flags & PS_INSPECT_F_SETUID ? "setuid" : "setgid",
+			 in->flags & PS_INSPECT_F_SETUID ? "uid" : "gid",
+			 (unsigned)in->setid_owner);
 		break;
 	case PS_INSPECT_FILECAPS:
-		snprintf(buf, len, "has file capabilities "
+		snprintf(buf, len,
+			 "has file capabilities "
 			 "(security.capability), so the dynamic loader "
 			 "ignores LD_PRELOAD");
 		break;
 	case PS_INSPECT_FOREIGN:
 		if (in->elf_class != NATIVE_CLASS)
-			snprintf(buf, len, "is a %d-bit program, which the "
+			snprintf(buf, len,
+				 "is a %d-bit program, which the "
 				 "%d-bit preload library cannot load into",
 				 in->elf_class == ELFCLASS32 ? 32 : 64,
 				 NATIVE_CLASS == ELFCLASS32 ? 32 : 64);
 		else
-			snprintf(buf, len, "is built for another machine "
+			snprintf(buf, len,
+				 "is built for another machine "
 				 "(ELF machine %u), which the preload library "
 				 "cannot load into",
 				 (unsigned)in->elf_machine);
 		break;
 	case PS_INSPECT_MUSL:
-		snprintf(buf, len, "uses musl's loader %s, which cannot load "
-			 "the glibc preload library", in->loader);
+		snprintf(buf, len,
+			 "uses musl's loader %s, which cannot load "
+			 "the glibc preload library",
+			 in->loader);
 		break;
 	case PS_INSPECT_GO:
-		snprintf(buf, len, "is a Go program, which makes its network "
+		snprintf(buf, len,
+			 "is a Go program, which makes its network "
 			 "system calls itself instead of through libc");
 		break;
 	case PS_INSPECT_STATIC:
-		snprintf(buf, len, "is statically linked, so no dynamic "
+		snprintf(buf, len,
+			 "is statically linked, so no dynamic "
 			 "loader runs to preload the library");
 		break;
 	case PS_INSPECT_VISIBLE:
@@ -581,8 +591,8 @@ int ps_inspect_fd(int fd, const struct ps_inspect_creds *cr,
 			out->interp[0] = '\0';
 			goto out;
 		}
-		ifd = open(out->interp, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-			   O_NONBLOCK);
+		ifd = open(out->interp,
+			   O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 		if (ifd < 0)
 			goto out;
 		/* One level only: an interpreter that is a script is not
@@ -621,11 +631,12 @@ out:
  * kernel that the table does not name (dlopen, syscall).
  */
 static const char *const net_names[] = {
-	"socket", "bind", "connect", "__connect", "sendto", "sendmsg",
-	"sendmmsg", "execve", "execv", "execvp", "execvpe", "execl",
-	"execlp", "execle", "fexecve", "execveat", "posix_spawn",
-	"posix_spawnp", "system", "popen", "fork", "vfork", "_Fork", "clone",
-	"clone3", "dlopen", "dlmopen", "syscall",
+	"socket",   "bind",	   "connect",	   "__connect", "sendto",
+	"sendmsg",  "sendmmsg",	   "execve",	   "execv",	"execvp",
+	"execvpe",  "execl",	   "execlp",	   "execle",	"fexecve",
+	"execveat", "posix_spawn", "posix_spawnp", "system",	"popen",
+	"fork",	    "vfork",	   "_Fork",	   "clone",	"clone3",
+	"dlopen",   "dlmopen",	   "syscall",
 };
 
 /* The libraries that such a program may need: the C library, the loader. */
@@ -640,7 +651,7 @@ static bool token_risky(const char *tok, size_t len, bool cut)
 {
 	size_t i;
 
-	if (cut)	/* too long to compare: cannot tell */
+	if (cut) /* too long to compare: cannot tell */
 		return true;
 	if (len == 0)
 		return false;
@@ -660,7 +671,7 @@ static bool token_risky(const char *tok, size_t len, bool cut)
  * from the section headers (.dynsym's string table); false when they are
  * missing or unusual (cannot tell).
  */
-static bool elf_harmless(int fd, const ElfW(Ehdr) *eh)
+static bool elf_harmless(int fd, const ElfW(Ehdr) * eh)
 {
 	char buf[2048], tok[64];
 	ElfW(Shdr) sh, str;
@@ -719,8 +730,7 @@ bool ps_inspect_harmless(int dirfd, const char *path)
 	if (fd < 0)
 		return false;
 	n = read_some(fd, head, sizeof(head), 0);
-	if (n >= (ssize_t)sizeof(eh) &&
-	    memcmp(head, ELFMAG, SELFMAG) == 0 &&
+	if (n >= (ssize_t)sizeof(eh) && memcmp(head, ELFMAG, SELFMAG) == 0 &&
 	    head[EI_CLASS] == NATIVE_CLASS && head[EI_DATA] == NATIVE_DATA) {
 		memcpy(&eh, head, sizeof(eh));
 		ok = (eh.e_type == ET_EXEC || eh.e_type == ET_DYN) &&
@@ -833,16 +843,18 @@ size_t ps_inspect_message(const struct ps_inspect *in, const char *prog,
 	if (in->verdict == PS_INSPECT_VISIBLE || mode == PS_BYPASS_IGNORE)
 		return 0;
 	if (mode == PS_BYPASS_FAIL)
-		n = snprintf(buf, len, "refusing to run %s "
+		n = snprintf(buf, len,
+			     "refusing to run %s "
 			     "(PORTSHIM_BYPASS=fail): it %s, and portshim "
 			     "could not move its ports. %s "
-			     "(PORTSHIM_BYPASS=warn runs it anyway)", prog,
-			     in->reason, ps_inspect_advice(in->verdict));
+			     "(PORTSHIM_BYPASS=warn runs it anyway)",
+			     prog, in->reason, ps_inspect_advice(in->verdict));
 	else
-		n = snprintf(buf, len, "warning: %s %s: portshim cannot move "
+		n = snprintf(buf, len,
+			     "warning: %s %s: portshim cannot move "
 			     "its ports, it binds them as asked. %s "
-			     "(PORTSHIM_BYPASS=ignore silences this)", prog,
-			     in->reason, ps_inspect_advice(in->verdict));
+			     "(PORTSHIM_BYPASS=ignore silences this)",
+			     prog, in->reason, ps_inspect_advice(in->verdict));
 	if (n < 0) {
 		buf[0] = '\0';
 		return 0;

@@ -29,7 +29,7 @@
 
 /* Why a program escapes the shim; the first that applies, in this order. */
 enum ps_inspect_verdict {
-	PS_INSPECT_VISIBLE = 0,	/* seen (or not an ELF at all) */
+	PS_INSPECT_VISIBLE = 0, /* seen (or not an ELF at all) */
 	PS_INSPECT_SETID,	/* setuid/setgid changing the ids */
 	PS_INSPECT_FILECAPS,	/* file caps raising privileges */
 	PS_INSPECT_FOREIGN,	/* another ELF class or machine */
@@ -45,18 +45,18 @@ enum ps_inspect_verdict {
  * the capabilities raise its privileges; NOSUID: on a nosuid mount, where
  * both are ignored.
  */
-#define PS_INSPECT_F_ELF	0x001u	/* an ELF executable */
-#define PS_INSPECT_F_DYNAMIC	0x002u	/* has PT_INTERP */
-#define PS_INSPECT_F_GO		0x004u	/* Go section or note */
-#define PS_INSPECT_F_SETUID	0x008u
-#define PS_INSPECT_F_SETGID	0x010u
-#define PS_INSPECT_F_FILECAPS	0x020u
-#define PS_INSPECT_F_MUSL	0x040u	/* PT_INTERP is ld-musl */
-#define PS_INSPECT_F_FOREIGN	0x080u	/* not our class/machine */
-#define PS_INSPECT_F_SCRIPT	0x100u
-#define PS_INSPECT_F_NOSUID	0x200u
+#define PS_INSPECT_F_ELF 0x001u	    /* an ELF executable */
+#define PS_INSPECT_F_DYNAMIC 0x002u /* has PT_INTERP */
+#define PS_INSPECT_F_GO 0x004u	    /* Go section or note */
+#define PS_INSPECT_F_SETUID 0x008u
+#define PS_INSPECT_F_SETGID 0x010u
+#define PS_INSPECT_F_FILECAPS 0x020u
+#define PS_INSPECT_F_MUSL 0x040u    /* PT_INTERP is ld-musl */
+#define PS_INSPECT_F_FOREIGN 0x080u /* not our class/machine */
+#define PS_INSPECT_F_SCRIPT 0x100u
+#define PS_INSPECT_F_NOSUID 0x200u
 
-#define PS_INSPECT_PATH_MAX 256		/* interpreter paths kept */
+#define PS_INSPECT_PATH_MAX 256 /* interpreter paths kept */
 #define PS_INSPECT_REASON_MAX 320
 
 /*
@@ -64,18 +64,18 @@ enum ps_inspect_verdict {
  * kernel's "secureexec", which makes the loader ignore LD_PRELOAD).
  */
 struct ps_inspect_creds {
-	uid_t uid;		/* real uid */
-	gid_t gid;		/* real gid */
-	bool no_new_privs;	/* PR_GET_NO_NEW_PRIVS: set-id bits ignored */
-	uint64_t cap_inheritable;	/* the inheritable set */
+	uid_t uid;		  /* real uid */
+	gid_t gid;		  /* real gid */
+	bool no_new_privs;	  /* PR_GET_NO_NEW_PRIVS: set-id bits ignored */
+	uint64_t cap_inheritable; /* the inheritable set */
 };
 
 struct ps_inspect {
 	enum ps_inspect_verdict verdict;
-	unsigned flags;			/* PS_INSPECT_F_* */
-	uint32_t setid_owner;		/* uid (setuid) or gid (setgid) */
-	uint16_t elf_machine;		/* e_machine, when F_ELF */
-	uint8_t elf_class;		/* ELFCLASS32/64, when F_ELF */
+	unsigned flags;	      /* PS_INSPECT_F_* */
+	uint32_t setid_owner; /* uid (setuid) or gid (setgid) */
+	uint16_t elf_machine; /* e_machine, when F_ELF */
+	uint8_t elf_class;    /* ELFCLASS32/64, when F_ELF */
 	/* PT_INTERP of the examined ELF ("" if none or too long). */
 	char loader[PS_INSPECT_PATH_MAX];
 	/* The "#!" interpreter, when F_SCRIPT ("" otherwise). */

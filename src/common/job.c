@@ -56,8 +56,7 @@ bool ps_job_runner_argv(int argc, char *const argv[])
 
 int ps_job_group(const char *base, uint32_t r, char *out)
 {
-	int n = snprintf(out, PS_GROUP_MAX + 1, "%s.j%08x", base,
-			 (unsigned)r);
+	int n = snprintf(out, PS_GROUP_MAX + 1, "%s.j%08x", base, (unsigned)r);
 
 	return n < 0 || n > PS_GROUP_MAX ? -ENAMETOOLONG : 0;
 }
@@ -111,8 +110,10 @@ int ps_job_release(const char *registry, const char *group,
 	/* Mapped once and never unmapped (a holder that unmaps and dies
 	 * would leave waiters hanging). */
 	if (!opened) {
-		rc = ps_registry_open(&reg, registry != NULL &&
-				      registry[0] != '\0' ? registry : NULL,
+		rc = ps_registry_open(&reg,
+				      registry != NULL && registry[0] != '\0' ?
+					      registry :
+					      NULL,
 				      &err);
 		if (rc < 0)
 			return rc;
@@ -125,7 +126,8 @@ int ps_job_release(const char *registry, const char *group,
 		if (strncmp(l->group, group, sizeof(l->group)) != 0)
 			continue;
 		if ((l->holder.pid == self->pid &&
-		     l->holder.start == self->start) || ps_lease_dead(l, now)) {
+		     l->holder.start == self->start) ||
+		    ps_lease_dead(l, now)) {
 			ps_registry_free(&reg, l);
 			freed++;
 		} else {

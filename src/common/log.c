@@ -91,8 +91,10 @@ static void write_line(const char *buf, size_t len)
 		 * to a stderr the user chose to keep our lines out of.
 		 */
 		do {
-			fd = open(log_file, O_WRONLY | O_APPEND | O_CREAT |
-				  O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+			fd = open(log_file,
+				  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+					  O_NOFOLLOW | O_NOCTTY,
+				  0600);
 		} while (fd < 0 && errno == EINTR);
 		if (fd < 0)
 			return;
@@ -104,8 +106,8 @@ static void write_line(const char *buf, size_t len)
 		close(fd);
 }
 
-void ps_log_vwrite(enum ps_log_level level, const char *func,
-		   const char *fmt, va_list ap)
+void ps_log_vwrite(enum ps_log_level level, const char *func, const char *fmt,
+		   va_list ap)
 {
 	/* One byte more than a line, for vsnprintf's terminating NUL. */
 	char buf[PS_LOG_LINE_MAX + 1];
@@ -167,8 +169,8 @@ out:
 	errno = saved_errno;
 }
 
-void ps_log_write(enum ps_log_level level, const char *func,
-		  const char *fmt, ...)
+void ps_log_write(enum ps_log_level level, const char *func, const char *fmt,
+		  ...)
 {
 	int saved_errno = errno;
 	va_list ap;

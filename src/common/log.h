@@ -37,15 +37,14 @@ enum ps_log_level ps_log_level(void);
  * Writes "portshim[PID]: <message>\n" when level <= the configured level.
  * At PS_LOG_DEBUG, " (func)" is appended. Never fails visibly.
  */
-void ps_log_write(enum ps_log_level level, const char *func,
-		  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void ps_log_vwrite(enum ps_log_level level, const char *func,
-		   const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+void ps_log_write(enum ps_log_level level, const char *func, const char *fmt,
+		  ...) __attribute__((format(printf, 3, 4)));
+void ps_log_vwrite(enum ps_log_level level, const char *func, const char *fmt,
+		   va_list ap) __attribute__((format(printf, 3, 0)));
 
-#define PS_LOG(level, ...) \
-	do { \
-		if ((level) <= ps_log_level()) \
+#define PS_LOG(level, ...)                                            \
+	do {                                                          \
+		if ((level) <= ps_log_level())                        \
 			ps_log_write((level), __func__, __VA_ARGS__); \
 	} while (0)
 

@@ -13,7 +13,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>	/* renameat only; no stdio streams here */
+#include <stdio.h> /* renameat only; no stdio streams here */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -121,8 +121,8 @@ static int write_text(int fd, const char *group,
 				return rc;
 			off = 0;
 		}
-		off += put_str(buf + off, ents[i].proto == PS_TCP ? "tcp " :
-								    "udp ");
+		off += put_str(buf + off,
+			       ents[i].proto == PS_TCP ? "tcp " : "udp ");
 		off += put_u32(buf + off, ents[i].vport);
 		buf[off++] = ' ';
 		off += put_u32(buf + off, ents[i].real);
@@ -168,8 +168,10 @@ int ps_mapfile_write(const char *path, const char *group,
 		 * 0644 (less the umask): other tools of the same user read
 		 * the file, and the directory decides who else can.
 		 */
-		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
-			    O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+		fd = openat(dirfd, tmp,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				    O_CLOEXEC | O_NOCTTY,
+			    0644);
 		if (fd >= 0)
 			break;
 		if (errno != EEXIST && errno != EINTR) {
@@ -294,8 +296,8 @@ static int parse_line(struct map_parse *mp, char *line, size_t len)
 	return 0;
 }
 
-int ps_mapfile_read(const char *path, char *group,
-		    struct ps_map_entry *ents, size_t max, size_t *n)
+int ps_mapfile_read(const char *path, char *group, struct ps_map_entry *ents,
+		    size_t max, size_t *n)
 {
 	struct map_parse mp = { .ents = ents, .max = ents ? max : 0 };
 	char chunk[4096], line[MAP_LINE_MAX + 1];
@@ -393,8 +395,10 @@ int ps_mapfile_claim(const char *path, const char *group, uid_t *owner)
 		rc = -EACCES;
 		goto out;
 	}
-	fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC | O_NOCTTY, 0644);
+	fd = openat(dirfd, base,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
+			    O_NOCTTY,
+		    0644);
 	if (fd >= 0) {
 		/* One short write: a reader sees the header or nothing. */
 		len = put_str(buf, MAP_HEADER);
@@ -421,7 +425,9 @@ int ps_mapfile_claim(const char *path, const char *group, uid_t *owner)
 	}
 	*owner = st.st_uid;
 	rc = st.st_uid == geteuid() &&
-	     (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) ? 0 : -EPERM;
+			     (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) ?
+		     0 :
+		     -EPERM;
 out:
 	close(dirfd);
 	return rc;

@@ -45,8 +45,8 @@ int ps_mapfile_write(const char *path, const char *group,
  * errors, -EPERM for a file ps_mapfile_trusted refuses, or -EBADMSG for
  * a malformed file.
  */
-int ps_mapfile_read(const char *path, char *group,
-		    struct ps_map_entry *ents, size_t max, size_t *n);
+int ps_mapfile_read(const char *path, char *group, struct ps_map_entry *ents,
+		    size_t max, size_t *n);
 
 /*
  * Makes sure the mapping file at path is ours before a run starts, so

@@ -12,7 +12,7 @@
 #define MEMO_SLOTS 8u
 
 struct memo_entry {
-	uint32_t version;	/* odd while written */
+	uint32_t version; /* odd while written */
 	uint8_t kind;
 	uint16_t port;
 	struct ps_memo_scope scope;

@@ -24,15 +24,15 @@
 #include "registry.h"
 
 enum ps_memo_kind {
-	PS_MEMO_BIND = 1,	/* port: vport; answer: the lease, maker too */
-	PS_MEMO_CONNECT,	/* port: vport; answer: real (0: no lease) */
-	PS_MEMO_REVERSE,	/* port: real; answer: vport (0: none) */
+	PS_MEMO_BIND = 1, /* port: vport; answer: the lease, maker too */
+	PS_MEMO_CONNECT,  /* port: vport; answer: real (0: no lease) */
+	PS_MEMO_REVERSE,  /* port: real; answer: vport (0: none) */
 };
 
 /* Which table and which group an answer is about. */
 struct ps_memo_scope {
-	uint32_t serial;	/* ps_registry.serial: one open of one file */
-	uint32_t ghash;		/* ps_group_hash of the group */
+	uint32_t serial; /* ps_registry.serial: one open of one file */
+	uint32_t ghash;	 /* ps_group_hash of the group */
 };
 
 /* What is remembered: a glance (registry.h) under a key. */

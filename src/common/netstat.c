@@ -170,8 +170,7 @@ int ps_netstat_parse(const char *line, enum ps_proto proto, bool v6,
  * each socket. Returns 0, fn's non-zero value, or -errno.
  */
 static int scan_table(const char *path, enum ps_proto proto, bool v6,
-		      int (*fn)(void *arg, const struct ps_sock *s),
-		      void *arg)
+		      int (*fn)(void *arg, const struct ps_sock *s), void *arg)
 {
 	char buf[TABLE_BUF];
 	struct ps_sock s;
@@ -253,7 +252,7 @@ int ps_netstat_scan(unsigned protos,
 		if (rc == 0)
 			any = true;
 		else if (rc != -ENOENT || !tables[i].v6)
-			err = rc;	/* no tcp6/udp6: a host without IPv6 */
+			err = rc; /* no tcp6/udp6: a host without IPv6 */
 	}
 	if (any)
 		err = 0;
@@ -276,7 +275,7 @@ static int tw_only_fn(void *arg, const struct ps_sock *s)
 	if (s->lport != t->port)
 		return 0;
 	if (s->state != PS_SOCK_TIME_WAIT)
-		return 1;	/* something lives there */
+		return 1; /* something lives there */
 	t->timewait = true;
 	return 0;
 }
@@ -285,8 +284,7 @@ bool ps_netstat_timewait_only(uint16_t port)
 {
 	struct tw_only t = { port, false };
 
-	return ps_netstat_scan(1u << PS_TCP, tw_only_fn, &t) == 0 &&
-	       t.timewait;
+	return ps_netstat_scan(1u << PS_TCP, tw_only_fn, &t) == 0 && t.timewait;
 }
 
 /* ---------------------------------------------------------- processes */
@@ -294,7 +292,7 @@ bool ps_netstat_timewait_only(uint16_t port)
 struct walk {
 	int (*fn)(void *arg, pid_t pid, uint64_t inode);
 	void *arg;
-	size_t budget;		/* descriptors left; SIZE_MAX = no bound */
+	size_t budget; /* descriptors left; SIZE_MAX = no bound */
 	struct ps_netstat_stats *st;
 };
 
@@ -315,8 +313,7 @@ static uint64_t socket_inode(const char *link, ssize_t len)
  * Reads the descriptors of one process (procfd/name/fd). Returns 0 to go
  * on (st->truncated tells that the budget ran out), or fn's value.
  */
-static int walk_process(int procfd, const char *name, pid_t pid,
-			struct walk *w)
+static int walk_process(int procfd, const char *name, pid_t pid, struct walk *w)
 {
 	char path[32], link[LINK_BUF];
 	char buf[DENTS_BUF] __attribute__((aligned(8)));
@@ -395,8 +392,8 @@ int ps_netstat_owners(int (*fn)(void *arg, pid_t pid, uint64_t inode),
 		for (off = 0; off < (size_t)n; off += d->d_reclen) {
 			d = (struct dirent64 *)(void *)(buf + off);
 			p = d->d_name;
-			if (parse_dec(&p, &pid) < 0 || *p != '\0' ||
-			    pid == 0 || pid > INT32_MAX)
+			if (parse_dec(&p, &pid) < 0 || *p != '\0' || pid == 0 ||
+			    pid > INT32_MAX)
 				continue;
 			rc = walk_process(procfd, d->d_name, (pid_t)pid, &w);
 			if (rc != 0 || w.st->truncated)
@@ -518,15 +515,14 @@ const char *ps_sock_state_name(const struct ps_sock *s)
 	return "UNKNOWN";
 }
 
-void ps_sock_addr(const struct ps_sock *s, bool remote, char *buf,
-		  size_t len)
+void ps_sock_addr(const struct ps_sock *s, bool remote, char *buf, size_t len)
 {
 	const uint8_t *a = remote ? s->raddr : s->laddr;
 
 	if (len == 0)
 		return;
-	if (inet_ntop(s->v6 ? AF_INET6 : AF_INET, a, buf,
-		      (socklen_t)len) == NULL)
+	if (inet_ntop(s->v6 ? AF_INET6 : AF_INET, a, buf, (socklen_t)len) ==
+	    NULL)
 		snprintf(buf, len, "?");
 }
 
@@ -553,7 +549,8 @@ void ps_netstat_describe(const struct ps_netstat_holder *h, char *buf,
 	if (len == 0)
 		return;
 	if (!h->found) {
-		snprintf(buf, len, "no holder is visible (a socket in another"
+		snprintf(buf, len,
+			 "no holder is visible (a socket in another"
 			 " network namespace, or a TCP socket bound but not"
 			 " listening)");
 		return;
@@ -561,16 +558,20 @@ void ps_netstat_describe(const struct ps_netstat_holder *h, char *buf,
 	state = ps_sock_state_name(&h->sock);
 	ps_sock_endpoint(&h->sock, false, ep, sizeof(ep));
 	if (h->sock.inode == 0) {
-		snprintf(buf, len, "held by a %s socket at %s that no process"
+		snprintf(buf, len,
+			 "held by a %s socket at %s that no process"
 			 " holds (it ends by itself; SO_REUSEADDR binds over"
-			 " TIME_WAIT)", state, ep);
+			 " TIME_WAIT)",
+			 state, ep);
 		return;
 	}
 	if (h->pid == 0) {
-		snprintf(buf, len, "held by a %s socket at %s of uid %u whose"
-			 " process %s", state, ep, (unsigned)h->sock.uid,
+		snprintf(buf, len,
+			 "held by a %s socket at %s of uid %u whose"
+			 " process %s",
+			 state, ep, (unsigned)h->sock.uid,
 			 h->st.truncated ? "was not found in time" :
-			 "could not be seen (not root?)");
+					   "could not be seen (not root?)");
 		return;
 	}
 	ps_proc_cmdline(h->pid, cmd, sizeof(cmd));

@@ -34,7 +34,7 @@ enum ps_sock_state {
 	PS_SOCK_FIN_WAIT1 = 4,
 	PS_SOCK_FIN_WAIT2 = 5,
 	PS_SOCK_TIME_WAIT = 6,
-	PS_SOCK_CLOSE = 7,	/* an unconnected UDP socket */
+	PS_SOCK_CLOSE = 7, /* an unconnected UDP socket */
 	PS_SOCK_CLOSE_WAIT = 8,
 	PS_SOCK_LAST_ACK = 9,
 	PS_SOCK_LISTEN = 10,
@@ -44,25 +44,25 @@ enum ps_sock_state {
 
 /* One line of a socket table. */
 struct ps_sock {
-	uint8_t proto;		/* PS_TCP or PS_UDP */
-	uint8_t v6;		/* from tcp6/udp6 (addresses are IPv6) */
-	uint8_t state;		/* enum ps_sock_state */
+	uint8_t proto; /* PS_TCP or PS_UDP */
+	uint8_t v6;    /* from tcp6/udp6 (addresses are IPv6) */
+	uint8_t state; /* enum ps_sock_state */
 	uint8_t pad;
-	uint16_t lport;		/* local port */
-	uint16_t rport;		/* remote port; 0 if none */
-	uint32_t uid;		/* the socket's owner */
+	uint16_t lport; /* local port */
+	uint16_t rport; /* remote port; 0 if none */
+	uint32_t uid;	/* the socket's owner */
 	uint32_t pad2;
-	uint64_t inode;		/* 0 for sockets no process holds (TIME_WAIT) */
-	uint8_t laddr[16];	/* network byte order; IPv4 uses 4 bytes */
+	uint64_t inode;	   /* 0 for sockets no process holds (TIME_WAIT) */
+	uint8_t laddr[16]; /* network byte order; IPv4 uses 4 bytes */
 	uint8_t raddr[16];
 };
 
 /* What a scan of /proc/PID/fd could and could not see. */
 struct ps_netstat_stats {
-	unsigned procs;		/* processes whose descriptors were read */
-	unsigned unreadable;	/* processes whose descriptors were not */
+	unsigned procs;		 /* processes whose descriptors were read */
+	unsigned unreadable;	 /* processes whose descriptors were not */
 	uint32_t unreadable_uid; /* the uid of one of those (for messages) */
-	bool truncated;		/* the descriptor budget ran out */
+	bool truncated;		 /* the descriptor budget ran out */
 };
 
 /*
@@ -106,9 +106,9 @@ bool ps_netstat_timewait_only(uint16_t port);
 
 /* Who has a port: the most likely cause of an EADDRINUSE. */
 struct ps_netstat_holder {
-	bool found;		/* a socket at the port was found */
-	struct ps_sock sock;	/* that socket */
-	pid_t pid;		/* a process holding it; 0 if none seen */
+	bool found;	     /* a socket at the port was found */
+	struct ps_sock sock; /* that socket */
+	pid_t pid;	     /* a process holding it; 0 if none seen */
 	struct ps_netstat_stats st;
 };
 
@@ -150,8 +150,7 @@ const char *ps_sock_state_name(const struct ps_sock *s);
  * the port, as inet_ntop does ("127.0.0.1", "::1", "::ffff:127.0.0.1").
  * No allocation.
  */
-void ps_sock_addr(const struct ps_sock *s, bool remote, char *buf,
-		  size_t len);
+void ps_sock_addr(const struct ps_sock *s, bool remote, char *buf, size_t len);
 
 /*
  * Formats "ADDR:PORT", or "[ADDR]:PORT" for IPv6, with "*" for port 0.

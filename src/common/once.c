@@ -52,8 +52,7 @@ int ps_once_claim(const char *path, const char *key)
 
 	if (klen == 0 || memchr(key, '\n', klen) != NULL)
 		return 1;
-	fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW |
-		  O_NOCTTY);
+	fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;

@@ -161,8 +161,7 @@ int ps_pick_probe(uint16_t port, unsigned protos)
 	for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
 		if (!(protos & PS_PROTO_BIT(probes[i].proto)))
 			continue;
-		rc = probe_one(probes[i].family, probes[i].type, port,
-			       &fds[i]);
+		rc = probe_one(probes[i].family, probes[i].type, port, &fds[i]);
 		/* No IPv6 on this host: IPv4 is all there is to check. */
 		if (probes[i].family == AF_INET6 &&
 		    (rc == -EAFNOSUPPORT || rc == -EPROTONOSUPPORT ||

@@ -55,16 +55,15 @@ int ps_policy_setup(struct ps_policy *pol, const struct ps_config *cfg,
 
 	if (ps_config_group_resolve(cfg, get, base, group) != 0) {
 		PS_ERROR("PORTSHIM_GROUP_FROM: group '%s' plus worker suffix"
-			 " is longer than %d characters; using '%s'", base,
-			 PS_GROUP_MAX, base);
+			 " is longer than %d characters; using '%s'",
+			 base, PS_GROUP_MAX, base);
 		snprintf(group, sizeof(group), "%s", base);
 	}
 	if (cfg->map_file[0]) {
 		if (strcmp(group, base) == 0)
 			map_file = cfg->map_file;
-		else if (ps_policy_map_path(cfg->map_file,
-					    group + strlen(base), map,
-					    sizeof(map)) == 0)
+		else if (ps_policy_map_path(cfg->map_file, group + strlen(base),
+					    map, sizeof(map)) == 0)
 			map_file = map;
 	}
 	if (ps_policy_init(pol, cfg, group, map_file) != 0) {
@@ -121,7 +120,7 @@ static int ensure_registry(struct ps_policy *pol)
 		PS_ERROR("registry unusable: %s (PORTSHIM_ON_ERROR=%s)",
 			 err.msg,
 			 pol->cfg->on_error == PS_ON_ERROR_PASS ? "pass" :
-			 "fail");
+								  "fail");
 		return rc;
 	}
 	ps_reserved_ports_load(pol->reserved);
@@ -244,9 +243,9 @@ static int nudge_keeper(const struct ps_config *cfg)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	sent = sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa,
-		      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-				  n));
+	sent = sendto(
+		fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&sa,
+		(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n));
 	close(fd);
 	return sent < 0 ? -ENOENT : 0;
 }
@@ -369,8 +368,7 @@ static bool ours_for(const struct ps_reg_glance *gl,
 /* Which table and group the memo's answers are about (memo.h). */
 static struct ps_memo_scope scope_of(const struct ps_policy *pol)
 {
-	struct ps_memo_scope s = { pol->reg.serial,
-				   ps_group_hash(pol->group) };
+	struct ps_memo_scope s = { pol->reg.serial, ps_group_hash(pol->group) };
 
 	return s;
 }
@@ -395,9 +393,8 @@ static int memo_answer(const struct ps_policy *pol,
 }
 
 /* Remembers what a peek answered: gl->real (rc 0) or none (-ENOENT). */
-static void memo_keep(const struct ps_memo_scope *scope,
-		      enum ps_memo_kind kind, uint16_t port, int rc,
-		      struct ps_reg_glance *gl)
+static void memo_keep(const struct ps_memo_scope *scope, enum ps_memo_kind kind,
+		      uint16_t port, int rc, struct ps_reg_glance *gl)
 {
 	if (rc == -ENOENT)
 		gl->real = 0;
@@ -479,7 +476,8 @@ static int bind_settle(struct ps_policy *pol, const struct ps_ident *self,
 	holder_of(pol, self, &tmpl.holder);
 	tmpl.protos = (uint8_t)PS_PROTO_BIT(proto);
 	if (ps_registry_alloc(&pol->reg, &tmpl, bound, bound, NULL,
-			      already_bound, NULL, &got) != 0 || got != bound)
+			      already_bound, NULL, &got) != 0 ||
+	    got != bound)
 		return -EADDRINUSE;
 	*changed = true;
 	return 0;
@@ -511,14 +509,15 @@ static void clash_in_group(struct ps_policy *pol, enum ps_proto proto,
 		 "pid %d (%s) of the same group; to give parallel jobs or "
 		 "workers a group each, use 'portshim run --per-job' (make "
 		 "-j, ctest -j, xargs -P) or name the runner's worker "
-		 "variable in PORTSHIM_GROUP_FROM", sockdesc, (unsigned)vport,
-		 pol->group, (unsigned)real, (int)pid, cmd);
+		 "variable in PORTSHIM_GROUP_FROM",
+		 sockdesc, (unsigned)vport, pol->group, (unsigned)real,
+		 (int)pid, cmd);
 	errno = saved;
 }
 
-int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
-		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
-		   uint16_t *real, const char *sockdesc)
+int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto, uint16_t vport,
+		   ps_try_bind_fn try_bind, void *arg, uint16_t *real,
+		   const char *sockdesc)
 {
 	struct ps_ident self;
 	int rc;
@@ -526,8 +525,8 @@ int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
 	rc = ps_proc_self(&self);
 	if (rc)
 		return registry_failure(pol, rc);
-	return ps_policy_bind_as(pol, &self, proto, vport, try_bind, arg,
-				 real, sockdesc);
+	return ps_policy_bind_as(pol, &self, proto, vport, try_bind, arg, real,
+				 sockdesc);
 }
 
 int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
@@ -542,14 +541,13 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 	struct ps_lease *l;
 	bool changed = false;
 	bool moved = false;
-	struct ps_ident inside;		/* live maker of a clash */
+	struct ps_ident inside; /* live maker of a clash */
 	uint16_t busy = 0, bound;
 	int rc;
 
 	memset(&inside, 0, sizeof(inside));
 	ps_report_note(cfg, PS_REPORT_BIND, proto, vport);
-	rc = bind_repeat(pol, &self, proto, vport, try_bind, arg, real,
-			 &bound);
+	rc = bind_repeat(pol, &self, proto, vport, try_bind, arg, real, &bound);
 	if (rc == 0) {
 		PS_INFO("bind %s -> %u group=%s", sockdesc, (unsigned)*real,
 			pol->group);
@@ -565,11 +563,12 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
 		if (rc == 0)
 			*real = bound;
 		else
-			PS_ERROR("bind %s: the group's lease of port %u changed "
-				 "while the socket was bound to real port %u, "
-				 "which is not the group's any more; close the "
-				 "socket and bind again", sockdesc,
-				 (unsigned)vport, (unsigned)bound);
+			PS_ERROR(
+				"bind %s: the group's lease of port %u changed "
+				"while the socket was bound to real port %u, "
+				"which is not the group's any more; close the "
+				"socket and bind again",
+				sockdesc, (unsigned)vport, (unsigned)bound);
 		goto out;
 	}
 	l = ps_registry_find(&pol->reg, pol->group, vport);
@@ -622,9 +621,9 @@ out:
 	} else if (rc == -EADDRNOTAVAIL) {
 		PS_ERROR("bind %s failed: no free port left in"
 			 " PORTSHIM_RANGE %u-%u for group=%s; widen the range"
-			 " or run 'portshim gc'", sockdesc,
-			 (unsigned)cfg->range_lo, (unsigned)cfg->range_hi,
-			 pol->group);
+			 " or run 'portshim gc'",
+			 sockdesc, (unsigned)cfg->range_lo,
+			 (unsigned)cfg->range_hi, pol->group);
 	} else if (rc == -EADDRINUSE) {
 		if (inside.pid != 0 && inside.pid != self.pid)
 			clash_in_group(pol, proto, vport, busy, &inside,
@@ -637,8 +636,8 @@ out:
 	return rc;
 }
 
-void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
-		     uint16_t port, const char *sockdesc)
+void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto, uint16_t port,
+		     const char *sockdesc)
 {
 	struct ps_netstat_holder h;
 	struct ps_reg_guard g;
@@ -664,17 +663,17 @@ void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
 		l = ps_registry_at(&pol->reg, port);
 		if (l != NULL && l->kind == PS_KIND_GROUP)
 			snprintf(lease, sizeof(lease), " group=%s lease %u->%u",
-				 l->group, (unsigned)l->vport,
-				 (unsigned)port);
+				 l->group, (unsigned)l->vport, (unsigned)port);
 		else if (l != NULL)
-			snprintf(lease, sizeof(lease), " pick lease %u of"
-				 " pid %u", (unsigned)port,
-				 (unsigned)l->holder.pid);
+			snprintf(lease, sizeof(lease),
+				 " pick lease %u of"
+				 " pid %u",
+				 (unsigned)port, (unsigned)l->holder.pid);
 		ps_registry_unlock(&pol->reg, &g);
 	}
 	/* strerror could allocate (translations): the text is spelled out. */
-	PS_INFO("bind %s failed: Address already in use; %s%s", sockdesc,
-		who, lease);
+	PS_INFO("bind %s failed: Address already in use; %s%s", sockdesc, who,
+		lease);
 	errno = saved;
 }
 
@@ -684,8 +683,7 @@ void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
  * ps_registry_peek through the memo: an answer (a lease, or none) whose
  * sequence word is still the table's costs one read of that word.
  */
-static int connect_peek(struct ps_policy *pol, uint16_t vport,
-			uint16_t *real)
+static int connect_peek(struct ps_policy *pol, uint16_t vport, uint16_t *real)
 {
 	struct ps_memo_scope scope = scope_of(pol);
 	struct ps_reg_glance gl;
@@ -734,8 +732,8 @@ int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 	}
 
 	if (rc == 0) {
-		PS_INFO("connect %s -> %u group=%s", sockdesc,
-			(unsigned)*real, pol->group);
+		PS_INFO("connect %s -> %u group=%s", sockdesc, (unsigned)*real,
+			pol->group);
 		return 0;
 	}
 	if (pol->cfg->unmapped == PS_UNMAPPED_PASS) {
@@ -744,16 +742,15 @@ int ps_policy_connect(struct ps_policy *pol, enum ps_proto proto,
 		return PS_PASS;
 	}
 	PS_INFO("connect %s refused: port %u is not mapped in group=%s"
-		" (PORTSHIM_UNMAPPED=refuse)", sockdesc, (unsigned)vport,
-		pol->group);
+		" (PORTSHIM_UNMAPPED=refuse)",
+		sockdesc, (unsigned)vport, pol->group);
 	return -ECONNREFUSED;
 }
 
 /* ---------------------------------------------------------- reverse */
 
 /* ps_registry_peek_at through the memo, as connect_peek. */
-static int reverse_peek(struct ps_policy *pol, uint16_t real,
-			uint16_t *vport)
+static int reverse_peek(struct ps_policy *pol, uint16_t real, uint16_t *vport)
 {
 	struct ps_memo_scope scope = scope_of(pol);
 	struct ps_reg_glance gl;

@@ -31,13 +31,13 @@ typedef int (*ps_probe_fn)(void *arg, uint16_t real);
 
 struct ps_policy {
 	const struct ps_config *cfg;
-	char group[PS_GROUP_MAX + 1];	/* resolved group name */
-	char map_file[PATH_MAX];	/* "" = none */
-	struct ps_ident holder;		/* whose life keeps our leases */
-	bool reg_ready;			/* registry opened */
-	int reg_errno;			/* open failed with this; 0 = not tried */
+	char group[PS_GROUP_MAX + 1]; /* resolved group name */
+	char map_file[PATH_MAX];      /* "" = none */
+	struct ps_ident holder;	      /* whose life keeps our leases */
+	bool reg_ready;		      /* registry opened */
+	int reg_errno;		      /* open failed with this; 0 = not tried */
 	struct ps_registry reg;
-	uint8_t reserved[65536 / 8];	/* ip_local_reserved_ports */
+	uint8_t reserved[65536 / 8]; /* ip_local_reserved_ports */
 	/*
 	 * NULL, or checked before a real port is tried for a new lease:
 	 * the caller's own socket may have SO_REUSEADDR or SO_REUSEPORT,
@@ -47,7 +47,7 @@ struct ps_policy {
 	 * be taken: a new lease must start on a number nobody holds.
 	 */
 	ps_probe_fn probe;
-	void *probe_arg;	/* probe's first argument */
+	void *probe_arg; /* probe's first argument */
 };
 
 /*
@@ -87,9 +87,9 @@ int ps_policy_open(struct ps_policy *pol);
  * when the group's mapping changed. sockdesc (e.g. "tcp 0.0.0.0:8080")
  * is only used for log lines.
  */
-int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto,
-		   uint16_t vport, ps_try_bind_fn try_bind, void *arg,
-		   uint16_t *real, const char *sockdesc);
+int ps_policy_bind(struct ps_policy *pol, enum ps_proto proto, uint16_t vport,
+		   ps_try_bind_fn try_bind, void *arg, uint16_t *real,
+		   const char *sockdesc);
 
 /*
  * ps_policy_bind on behalf of another process: maker (pid and start
@@ -112,8 +112,8 @@ int ps_policy_bind_as(struct ps_policy *pol, const struct ps_ident *maker,
  * For tagged binds ps_policy_bind calls it; a front end calls it for the
  * binds it passes through. No allocation; errno preserved.
  */
-void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto,
-		     uint16_t port, const char *sockdesc);
+void ps_policy_clash(struct ps_policy *pol, enum ps_proto proto, uint16_t port,
+		     const char *sockdesc);
 
 /*
  * A connect (or sendto) to a local address and a tagged vport: stores the

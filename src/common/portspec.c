@@ -181,8 +181,8 @@ bad_port:
 	quote(qpart, bad, nbad);
 	if (nbad == n)
 		return fail(err, errlen, "%s is not a port (1-65535)", qpart);
-	return fail(err, errlen, "%s in %s is not a port (1-65535)",
-		    qpart, qitem);
+	return fail(err, errlen, "%s in %s is not a port (1-65535)", qpart,
+		    qitem);
 }
 
 /*
@@ -190,8 +190,8 @@ bad_port:
  * tagged), so that a caller that ignores the error gets an inert spec
  * rather than half a list.
  */
-int ps_portspec_parse(struct ps_portspec *spec, const char *text,
-		      char *err, size_t errlen)
+int ps_portspec_parse(struct ps_portspec *spec, const char *text, char *err,
+		      size_t errlen)
 {
 	char qtext[QUOTE_BUF];
 	const char *p, *end, *b, *e;
@@ -260,7 +260,8 @@ int ps_portspec_parse(struct ps_portspec *spec, const char *text,
 		if (ie - b == 3 && memcmp(b, "all", 3) == 0) {
 			rc = fail(err, errlen,
 				  "'all' in %s cannot be combined with "
-				  "other ports", qtext);
+				  "other ports",
+				  qtext);
 			goto out;
 		}
 		rc = parse_item(spec, b, (size_t)(ie - b), err, errlen);
@@ -270,8 +271,8 @@ int ps_portspec_parse(struct ps_portspec *spec, const char *text,
 
 	if (spec != NULL) {
 		for (i = 0; i < sizeof(spec->either); i++)
-			spec->either[i] = spec->bits[PS_TCP][i] |
-					  spec->bits[PS_UDP][i];
+			spec->either[i] =
+				spec->bits[PS_TCP][i] | spec->bits[PS_UDP][i];
 		spec->any = true;
 	}
 	rc = 0;

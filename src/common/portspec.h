@@ -32,10 +32,10 @@ enum ps_proto {
 static inline int ps_proto_of(int ipproto)
 {
 	switch (ipproto) {
-	case 6:		/* IPPROTO_TCP */
-	case 262:	/* IPPROTO_MPTCP */
+	case 6:	  /* IPPROTO_TCP */
+	case 262: /* IPPROTO_MPTCP */
 		return PS_TCP;
-	case 17:	/* IPPROTO_UDP */
+	case 17: /* IPPROTO_UDP */
 		return PS_UDP;
 	default:
 		return -1;
@@ -43,10 +43,10 @@ static inline int ps_proto_of(int ipproto)
 }
 
 struct ps_portspec {
-	bool all;	/* "all": every non-zero port, both protocols */
-	bool any;	/* at least one port is tagged */
+	bool all; /* "all": every non-zero port, both protocols */
+	bool any; /* at least one port is tagged */
 	uint8_t bits[PS_NPROTO][65536 / 8];
-	uint8_t either[65536 / 8];	/* tagged for TCP or UDP */
+	uint8_t either[65536 / 8]; /* tagged for TCP or UDP */
 };
 
 /*
@@ -55,8 +55,8 @@ struct ps_portspec {
  * trailing newline) that quotes the offending item, e.g. "'70000' is not
  * a port (1-65535)".
  */
-int ps_portspec_parse(struct ps_portspec *spec, const char *text,
-		      char *err, size_t errlen);
+int ps_portspec_parse(struct ps_portspec *spec, const char *text, char *err,
+		      size_t errlen);
 
 /* True if port is tagged for proto. Port 0 is never tagged. */
 static inline bool ps_portspec_has(const struct ps_portspec *spec,

@@ -120,8 +120,7 @@ static bool parse_u64(const char **p, const char *end, uint64_t *out)
  * from the LAST ')' in the line, after which the kernel prints only
  * numbers and the one-letter state.
  */
-static int parse_stat(const char *buf, size_t len, char *state,
-		      uint64_t *start)
+static int parse_stat(const char *buf, size_t len, char *state, uint64_t *start)
 {
 	const char *p, *end = buf + len;
 	int field;
@@ -130,7 +129,7 @@ static int parse_stat(const char *buf, size_t len, char *state,
 	if (p == NULL || end - p < 3 || p[1] != ' ')
 		return -EIO;
 	p += 2;
-	*state = *p++;	/* field 3 */
+	*state = *p++; /* field 3 */
 	for (field = 3; field < 22; field++) {
 		/* Skip the rest of this field and the separating space. */
 		while (p < end && *p != ' ')
@@ -139,7 +138,7 @@ static int parse_stat(const char *buf, size_t len, char *state,
 			return -EIO;
 		p++;
 	}
-	if (!parse_u64(&p, end, start))	/* field 22: starttime */
+	if (!parse_u64(&p, end, start)) /* field 22: starttime */
 		return -EIO;
 	return 0;
 }
@@ -196,8 +195,8 @@ struct self_cache {
 };
 
 static struct self_cache self_plain;
-static struct self_cache *self_wiped;	/* NULL: not tried yet */
-static struct self_cache self_none;	/* self_wiped when unavailable */
+static struct self_cache *self_wiped; /* NULL: not tried yet */
+static struct self_cache self_none;   /* self_wiped when unavailable */
 
 /* The wipe-on-fork page, or NULL where the kernel has none. */
 static struct self_cache *wiped_cache(void)
@@ -262,8 +261,8 @@ pid_t ps_proc_pid(void)
 {
 	struct self_cache *c = wiped_cache();
 	struct ps_ident id;
-	uint32_t pid = c != NULL ? __atomic_load_n(&c->pid, __ATOMIC_ACQUIRE)
-				 : 0;
+	uint32_t pid =
+		c != NULL ? __atomic_load_n(&c->pid, __ATOMIC_ACQUIRE) : 0;
 
 	if (pid != 0)
 		return (pid_t)pid;

@@ -13,7 +13,7 @@
 struct ps_ident {
 	uint32_t pid;
 	uint32_t pad;
-	uint64_t start;	/* field 22 of /proc/PID/stat, clock ticks since boot */
+	uint64_t start; /* field 22 of /proc/PID/stat, clock ticks since boot */
 };
 
 /*

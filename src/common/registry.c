@@ -46,8 +46,7 @@ _Static_assert(offsetof(struct ps_lease, maker) == 24, "ps_lease.maker");
 _Static_assert(offsetof(struct ps_lease, group) == 72, "ps_lease.group");
 _Static_assert(offsetof(struct ps_reg_header, boot_id) == 80, "hdr.boot_id");
 _Static_assert(offsetof(struct ps_reg_header, undo) == 152, "hdr.undo");
-_Static_assert(offsetof(struct ps_reg_header, lock_gen) == 288,
-	       "hdr.lock_gen");
+_Static_assert(offsetof(struct ps_reg_header, lock_gen) == 288, "hdr.lock_gen");
 _Static_assert(offsetof(struct ps_reg_header, lock) == 1024, "hdr.lock");
 _Static_assert(sizeof(pthread_mutex_t) <= 128, "mutex fits its slot");
 _Static_assert(sizeof(struct ps_reg_header) <= PS_REG_HEADER_SIZE,
@@ -58,8 +57,8 @@ _Static_assert((PS_REG_GBUCKETS & (PS_REG_GBUCKETS - 1)) == 0, "pow2");
 #define HBUCKETS_OFF ((uint64_t)PS_REG_HEADER_SIZE)
 #define GBUCKETS_OFF (HBUCKETS_OFF + PS_REG_HBUCKETS * sizeof(uint32_t))
 #define LEASES_OFF (GBUCKETS_OFF + PS_REG_GBUCKETS * sizeof(uint32_t))
-#define FILE_SIZE (LEASES_OFF + (uint64_t)PS_REG_NPORTS * \
-		   sizeof(struct ps_lease))
+#define FILE_SIZE \
+	(LEASES_OFF + (uint64_t)PS_REG_NPORTS * sizeof(struct ps_lease))
 
 /* Creation attempts before giving up on a registry that keeps changing. */
 #define OPEN_TRIES 8
@@ -132,7 +131,8 @@ static void boot_id(char out[40])
 	char buf[64];
 
 	memset(out, 0, 40);
-	if (ps_reg_read_small("/proc/sys/kernel/random/boot_id", buf, sizeof(buf)))
+	if (ps_reg_read_small("/proc/sys/kernel/random/boot_id", buf,
+			      sizeof(buf)))
 		return;
 	buf[strcspn(buf, "\n")] = '\0';
 	/* A boot id is 36 characters; anything longer is cut, consistently. */
@@ -150,15 +150,16 @@ static uint64_t pidns_inode(void)
 
 /* -------------------------------------------------- header validation */
 
-int ps_registry_check_header(const void *image, size_t len,
-			     uint64_t file_size, const char *bootid,
-			     uint64_t pidns, struct ps_reg_error *err)
+int ps_registry_check_header(const void *image, size_t len, uint64_t file_size,
+			     const char *bootid, uint64_t pidns,
+			     struct ps_reg_error *err)
 {
 	struct ps_reg_header h;
 
 	if (len < sizeof(h)) {
-		ps_reg_seterr(err, "is %zu bytes, shorter than a registry header",
-		       len);
+		ps_reg_seterr(err,
+			      "is %zu bytes, shorter than a registry header",
+			      len);
 		return -EUCLEAN;
 	}
 	memcpy(&h, image, sizeof(h));
@@ -167,16 +168,19 @@ int ps_registry_check_header(const void *image, size_t len,
 		return -EUCLEAN;
 	}
 	if (h.version != PS_REG_VERSION) {
-		ps_reg_seterr(err, "has layout version %u, this portshim uses %u",
-		       h.version, PS_REG_VERSION);
+		ps_reg_seterr(err,
+			      "has layout version %u, this portshim uses %u",
+			      h.version, PS_REG_VERSION);
 		return -EPROTO;
 	}
 	if (h.abi_word != sizeof(long) ||
 	    h.abi_mutex != sizeof(pthread_mutex_t)) {
-		ps_reg_seterr(err, "was made by a %u-bit program (mutex of %u bytes);"
-		       " this one is %zu-bit (mutex of %zu bytes)",
-		       h.abi_word * 8, h.abi_mutex, sizeof(long) * 8,
-		       sizeof(pthread_mutex_t));
+		ps_reg_seterr(
+			err,
+			"was made by a %u-bit program (mutex of %u bytes);"
+			" this one is %zu-bit (mutex of %zu bytes)",
+			h.abi_word * 8, h.abi_mutex, sizeof(long) * 8,
+			sizeof(pthread_mutex_t));
 		return -EPROTO;
 	}
 	if (h.header_size != PS_REG_HEADER_SIZE ||
@@ -189,8 +193,8 @@ int ps_registry_check_header(const void *image, size_t len,
 	}
 	if (file_size != FILE_SIZE) {
 		ps_reg_seterr(err, "is %llu bytes, expected %llu",
-		       (unsigned long long)file_size,
-		       (unsigned long long)FILE_SIZE);
+			      (unsigned long long)file_size,
+			      (unsigned long long)FILE_SIZE);
 		return -EUCLEAN;
 	}
 	/*
@@ -204,15 +208,17 @@ int ps_registry_check_header(const void *image, size_t len,
 		return -EUCLEAN;
 	}
 	if (bootid != NULL && strcmp(h.boot_id, bootid) != 0) {
-		ps_reg_seterr(err, "was made before the last reboot (boot id %.36s)",
-		       h.boot_id);
+		ps_reg_seterr(err,
+			      "was made before the last reboot (boot id %.36s)",
+			      h.boot_id);
 		return -ESTALE;
 	}
 	if (pidns != 0 && h.pidns != pidns) {
-		ps_reg_seterr(err, "belongs to another PID namespace (%llu, this is"
-		       " %llu): processes there cannot share its lock",
-		       (unsigned long long)h.pidns,
-		       (unsigned long long)pidns);
+		ps_reg_seterr(err,
+			      "belongs to another PID namespace (%llu, this is"
+			      " %llu): processes there cannot share its lock",
+			      (unsigned long long)h.pidns,
+			      (unsigned long long)pidns);
 		return -EXDEV;
 	}
 	/* Garbage in the mutex must never reach pthread (reglock.h). */
@@ -235,9 +241,8 @@ int ps_registry_check_header(const void *image, size_t len,
  * process's file became the registry (mapped into reg), -EEXIST when
  * another process won the race, or -errno.
  */
-static int create_registry(struct ps_registry *reg, int dirfd,
-			   const char *base, const char *shown,
-			   struct ps_reg_error *err)
+static int create_registry(struct ps_registry *reg, int dirfd, const char *base,
+			   const char *shown, struct ps_reg_error *err)
 {
 	static atomic_uint counter;
 	char tmp[256];
@@ -247,8 +252,8 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	int rc;
 
 	for (int i = 0; i < OPEN_TRIES; i++) {
-		snprintf(tmp, sizeof(tmp), ".%s.tmp.%d.%u", base,
-			 (int)getpid(), atomic_fetch_add(&counter, 1));
+		snprintf(tmp, sizeof(tmp), ".%s.tmp.%d.%u", base, (int)getpid(),
+			 atomic_fetch_add(&counter, 1));
 		fd = openat(dirfd, tmp,
 			    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 			    0600);
@@ -257,8 +262,8 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	}
 	if (fd < 0) {
 		rc = -errno;
-		ps_reg_seterr(err, "cannot create a registry next to %s: %s", shown,
-		       strerror(-rc));
+		ps_reg_seterr(err, "cannot create a registry next to %s: %s",
+			      shown, strerror(-rc));
 		return rc;
 	}
 	/*
@@ -270,7 +275,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	if (fchmod(fd, 0600) != 0) {
 		rc = -errno;
 		ps_reg_seterr(err, "cannot chmod 600 a registry next to %s: %s",
-		       shown, strerror(-rc));
+			      shown, strerror(-rc));
 		goto fail;
 	}
 	/*
@@ -280,7 +285,8 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	rc = -posix_fallocate(fd, 0, (off_t)FILE_SIZE);
 	if (rc) {
 		ps_reg_seterr(err, "cannot allocate %llu bytes for %s: %s",
-		       (unsigned long long)FILE_SIZE, shown, strerror(-rc));
+			      (unsigned long long)FILE_SIZE, shown,
+			      strerror(-rc));
 		goto fail;
 	}
 	map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -307,9 +313,10 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	h->created_ns = ps_now_ns();
 	rc = ps_reglock_init(&h->lock.mutex);
 	if (rc) {
-		ps_reg_seterr(err, "cannot initialise a robust process-shared mutex"
-		       " in %s: %s (robust futexes unavailable here?)", shown,
-		       strerror(-rc));
+		ps_reg_seterr(err,
+			      "cannot initialise a robust process-shared mutex"
+			      " in %s: %s (robust futexes unavailable here?)",
+			      shown, strerror(-rc));
 		goto fail;
 	}
 	/* The magic goes last: a file with it is complete. */
@@ -324,7 +331,7 @@ static int create_registry(struct ps_registry *reg, int dirfd,
 	if (rc) {
 		if (rc != -EEXIST)
 			ps_reg_seterr(err, "cannot publish %s: %s", shown,
-			       strerror(-rc));
+				      strerror(-rc));
 		unlinkat(dirfd, tmp, 0);
 		/* Never locked by anyone: unmapping it is safe. */
 		munmap(map, FILE_SIZE);
@@ -373,36 +380,42 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rc = -EINVAL;
-		ps_reg_seterr(err, "%s is not a regular file (remove it)", shown);
+		ps_reg_seterr(err, "%s is not a regular file (remove it)",
+			      shown);
 		goto fail;
 	}
 	if (st.st_uid != uid) {
 		rc = -EPERM;
-		ps_reg_seterr(err, "%s belongs to uid %u, not to you (uid %u); remove"
-		       " it or set PORTSHIM_REGISTRY", shown,
-		       (unsigned)st.st_uid, (unsigned)uid);
+		ps_reg_seterr(
+			err,
+			"%s belongs to uid %u, not to you (uid %u); remove"
+			" it or set PORTSHIM_REGISTRY",
+			shown, (unsigned)st.st_uid, (unsigned)uid);
 		goto fail;
 	}
 	if (st.st_mode & 077) {
 		rc = -EPERM;
-		ps_reg_seterr(err, "%s is accessible to others (mode %04o), so they"
-		       " could redirect your connections; run"
-		       " 'portshim gc --reset'", shown,
-		       (unsigned)(st.st_mode & 07777));
+		ps_reg_seterr(err,
+			      "%s is accessible to others (mode %04o), so they"
+			      " could redirect your connections; run"
+			      " 'portshim gc --reset'",
+			      shown, (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	if (st.st_nlink != 1) {
 		rc = -EPERM;
-		ps_reg_seterr(err, "%s has %lu hard links; run 'portshim gc --reset'",
-		       shown, (unsigned long)st.st_nlink);
+		ps_reg_seterr(
+			err, "%s has %lu hard links; run 'portshim gc --reset'",
+			shown, (unsigned long)st.st_nlink);
 		goto fail;
 	}
 	if ((uint64_t)st.st_size != FILE_SIZE) {
 		rc = -EUCLEAN;
-		ps_reg_seterr(err, "%s is %lld bytes, a registry is %llu (truncated"
-		       " or not a registry); run 'portshim gc --reset'",
-		       shown, (long long)st.st_size,
-		       (unsigned long long)FILE_SIZE);
+		ps_reg_seterr(err,
+			      "%s is %lld bytes, a registry is %llu (truncated"
+			      " or not a registry); run 'portshim gc --reset'",
+			      shown, (long long)st.st_size,
+			      (unsigned long long)FILE_SIZE);
 		goto fail;
 	}
 	/* Map no more than the file holds: checked just above. */
@@ -414,8 +427,8 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 	}
 	boot_id(bootid);
 	rc = ps_registry_check_header(map, FILE_SIZE, (uint64_t)st.st_size,
-				      bootid[0] ? bootid : NULL,
-				      pidns_inode(), err);
+				      bootid[0] ? bootid : NULL, pidns_inode(),
+				      err);
 	if (rc) {
 		struct ps_reg_error why = { "" };
 
@@ -423,7 +436,7 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 		if (err != NULL)
 			why = *err;
 		ps_reg_seterr(err, "%s %s; run 'portshim gc --reset'", shown,
-		       why.msg);
+			      why.msg);
 		/* Not locked, never will be: unmapping is safe. */
 		munmap(map, FILE_SIZE);
 		goto fail;
@@ -450,21 +463,27 @@ static int open_existing(struct ps_registry *reg, int dirfd, const char *base,
 	int fd;
 	int rc;
 
-	fd = openat(dirfd, base, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-		    O_NONBLOCK);
+	fd = openat(dirfd, base,
+		    O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
 		if (rc == -ENOENT)
 			return rc;
 		if (rc == -ELOOP)
-			ps_reg_seterr(err, "%s is a symbolic link; refusing to follow"
-			       " it (remove it)", shown);
+			ps_reg_seterr(
+				err,
+				"%s is a symbolic link; refusing to follow"
+				" it (remove it)",
+				shown);
 		else if (rc == -EISDIR)
-			ps_reg_seterr(err, "%s is a directory, not a registry (remove"
-			       " it)", shown);
+			ps_reg_seterr(
+				err,
+				"%s is a directory, not a registry (remove"
+				" it)",
+				shown);
 		else
 			ps_reg_seterr(err, "cannot open %s: %s", shown,
-			       strerror(-rc));
+				      strerror(-rc));
 		return rc;
 	}
 	return adopt_fd(reg, fd, geteuid(), shown, err);
@@ -499,21 +518,26 @@ static int open_handed(struct ps_registry *reg, struct ps_reg_error *err)
 		return -ENOENT;
 	rc = ps_handoff_check(&h);
 	if (rc < 0) {
-		ps_reg_seterr(err, "pid %ld runs as uid %u, but its group's registry"
-		       " belongs to uid %u and was not handed to it: %s (keep"
-		       " descriptor %d open in the program, or let it switch"
-		       " user after it started)", (long)getpid(),
-		       (unsigned)geteuid(), (unsigned)h.uid,
-		       rc == -EBADF ? "the descriptor was closed" :
-		       "the descriptor names another file", h.fd);
+		ps_reg_seterr(
+			err,
+			"pid %ld runs as uid %u, but its group's registry"
+			" belongs to uid %u and was not handed to it: %s (keep"
+			" descriptor %d open in the program, or let it switch"
+			" user after it started)",
+			(long)getpid(), (unsigned)geteuid(), (unsigned)h.uid,
+			rc == -EBADF ? "the descriptor was closed" :
+				       "the descriptor names another file",
+			h.fd);
 		return -EACCES;
 	}
 	/* A copy of our own, so that the program may close its number. */
 	fd = fcntl(h.fd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0) {
 		rc = -errno;
-		ps_reg_seterr(err, "cannot use the group's registry (descriptor %d):"
-		       " %s", h.fd, strerror(-rc));
+		ps_reg_seterr(err,
+			      "cannot use the group's registry (descriptor %d):"
+			      " %s",
+			      h.fd, strerror(-rc));
 		return rc;
 	}
 	snprintf(shown, sizeof(shown), "the group's registry (descriptor %d)",
@@ -567,8 +591,8 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 		snprintf(reg->path, sizeof(reg->path), "%s", path);
 		dirfd = ps_open_parent(reg->path, &base);
 		if (dirfd < 0) {
-			ps_reg_seterr(err, "cannot open the folder of %s: %s", path,
-			       strerror(-dirfd));
+			ps_reg_seterr(err, "cannot open the folder of %s: %s",
+				      path, strerror(-dirfd));
 			return dirfd;
 		}
 	}
@@ -578,12 +602,12 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
 			break;
 		rc = create_registry(reg, dirfd, base, reg->path, err);
 		if (rc == -EEXIST)
-			rc = -ENOENT;	/* someone else won: open theirs */
+			rc = -ENOENT; /* someone else won: open theirs */
 	}
 	close(dirfd);
 	if (rc == -ENOENT)
 		ps_reg_seterr(err, "%s keeps disappearing while being opened",
-		       reg->path);
+			      reg->path);
 	if (rc)
 		return rc;
 	set_tables(reg);
@@ -621,8 +645,8 @@ static void tx_end(struct ps_registry *reg)
 unsigned long ps_registry_unlink_steps;
 
 /* Removes port from the chain starting at *head (linked through off). */
-static void chain_unlink(struct ps_registry *reg, uint32_t *head,
-			 size_t off, uint32_t port)
+static void chain_unlink(struct ps_registry *reg, uint32_t *head, size_t off,
+			 uint32_t port)
 {
 	uint32_t *link = head;
 
@@ -632,7 +656,7 @@ static void chain_unlink(struct ps_registry *reg, uint32_t *head,
 		ps_registry_unlink_steps++;
 
 		if (p >= PS_REG_NPORTS)
-			break;	/* corrupt: repair will rebuild */
+			break; /* corrupt: repair will rebuild */
 		uint32_t *next = (uint32_t *)((char *)&reg->leases[p] + off);
 
 		if (p == port) {
@@ -649,7 +673,8 @@ static void link_lease(struct ps_registry *reg, uint32_t port)
 	struct ps_lease *l = &reg->leases[port];
 
 	if (l->kind == PS_KIND_GROUP) {
-		uint32_t *hb = &reg->hbuckets[ps_reg_hbucket(l->ghash, l->vport)];
+		uint32_t *hb =
+			&reg->hbuckets[ps_reg_hbucket(l->ghash, l->vport)];
 
 		l->hnext = *hb;
 		*hb = port;
@@ -667,7 +692,8 @@ static void unlink_lease(struct ps_registry *reg, uint32_t port)
 	struct ps_lease *l = &reg->leases[port];
 
 	if (l->kind == PS_KIND_GROUP)
-		chain_unlink(reg, &reg->hbuckets[ps_reg_hbucket(l->ghash, l->vport)],
+		chain_unlink(reg,
+			     &reg->hbuckets[ps_reg_hbucket(l->ghash, l->vport)],
 			     offsetof(struct ps_lease, hnext), port);
 	chain_unlink(reg, &reg->gbuckets[ps_reg_gbucket(l->ghash)],
 		     offsetof(struct ps_lease, gnext), port);
@@ -714,8 +740,7 @@ int ps_registry_update(struct ps_registry *reg, struct ps_lease *l,
 	uint32_t port = ps_registry_port(reg, l);
 	uint32_t ghash = ps_group_hash(nl->group);
 	bool relink = ghash != l->ghash || nl->vport != l->vport ||
-		      nl->kind != l->kind ||
-		      strcmp(nl->group, l->group) != 0;
+		      nl->kind != l->kind || strcmp(nl->group, l->group) != 0;
 
 	tx_begin(reg, port);
 	if (relink)
@@ -820,7 +845,7 @@ static void repair(struct ps_registry *reg)
 	h->undo_port = 0;
 	rebuild(reg);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	h->seq++;	/* even again: the table is consistent */
+	h->seq++; /* even again: the table is consistent */
 	h->recoveries++;
 }
 
@@ -836,7 +861,7 @@ static void repair(struct ps_registry *reg)
  * (ps_registry_next) can go on past it.
  */
 void ps_reg_bulk_free_one(struct ps_registry *reg, struct ps_reg_bulk *b,
-		      struct ps_lease *l)
+			  struct ps_lease *l)
 {
 	if (l->state != PS_LEASE_USED)
 		return;
@@ -920,8 +945,8 @@ int ps_reg_copy_in2(void *d1, const void *s1, size_t n1, void *d2,
  */
 static int reopen(struct ps_registry *reg, int lost, struct stat *st)
 {
-	int fd = open(reg->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-		      O_NONBLOCK);
+	int fd = open(reg->path,
+		      O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 
 	if (fd < 0)
 		return errno == ENOENT ? -ESTALE : -errno;
@@ -1023,9 +1048,10 @@ int ps_registry_lock(struct ps_registry *reg, struct ps_reg_guard *g)
 	if (rc)
 		goto fail;
 	rc = ps_reglock_acquire(m, &reg->hdr->lock_gen, &g->oldmask,
-				reg->lock_timeout_ms ? reg->lock_timeout_ms :
-				PS_LOCK_TIMEOUT_DEFAULT_MS, reg->dev, reg->ino,
-				wait_ok, reg, &g->holder);
+				reg->lock_timeout_ms ?
+					reg->lock_timeout_ms :
+					PS_LOCK_TIMEOUT_DEFAULT_MS,
+				reg->dev, reg->ino, wait_ok, reg, &g->holder);
 	if (rc == -ETIMEDOUT)
 		reg->last_holder = g->holder;
 	if (rc < 0)
@@ -1071,33 +1097,39 @@ const char *ps_registry_strerror(const struct ps_registry *reg,
 
 	switch (rc) {
 	case -ETIMEDOUT:
-		ps_reglock_describe(g != NULL ? &g->holder :
-				    &reg->last_holder, who, sizeof(who));
-		snprintf(buf, len, "its lock is held by %s; gave up after "
+		ps_reglock_describe(g != NULL ? &g->holder : &reg->last_holder,
+				    who, sizeof(who));
+		snprintf(buf, len,
+			 "its lock is held by %s; gave up after "
 			 "%u.%03u s without progress (PORTSHIM_LOCK_TIMEOUT)",
 			 who, reg->lock_timeout_ms / 1000,
 			 reg->lock_timeout_ms % 1000);
 		break;
 	case -ENOLCK:
-		snprintf(buf, len, "this process cannot take its lock: it "
+		snprintf(buf, len,
+			 "this process cannot take its lock: it "
 			 "was made by vfork() or a raw clone() and has no "
 			 "robust-futex list, so its death would leave the "
 			 "lock held");
 		break;
 	case -EIO:
-		snprintf(buf, len, "the file was truncated under this "
+		snprintf(buf, len,
+			 "the file was truncated under this "
 			 "process; run 'portshim gc --reset'");
 		break;
 	case -ESTALE:
-		snprintf(buf, len, "the file was removed or replaced after "
+		snprintf(buf, len,
+			 "the file was removed or replaced after "
 			 "this process opened it");
 		break;
 	case -EUCLEAN:
-		snprintf(buf, len, "the file is corrupt (its lock or its "
+		snprintf(buf, len,
+			 "the file is corrupt (its lock or its "
 			 "header); run 'portshim gc --reset'");
 		break;
 	case -ENOTRECOVERABLE:
-		snprintf(buf, len, "its lock is not recoverable; run "
+		snprintf(buf, len,
+			 "its lock is not recoverable; run "
 			 "'portshim gc --reset'");
 		break;
 	default:

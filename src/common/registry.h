@@ -40,7 +40,7 @@
 #include "proc.h"
 #include "reglock.h"
 
-#define PS_REG_MAGIC 0x3167657274687370ULL	/* "pshtreg1" little-endian */
+#define PS_REG_MAGIC 0x3167657274687370ULL /* "pshtreg1" little-endian */
 #define PS_REG_VERSION 1u
 #define PS_REG_HEADER_SIZE 4096u
 #define PS_REG_HBUCKETS 16384u
@@ -49,26 +49,26 @@
 
 /* Lease states (the whole word, so that garbage is detectable). */
 #define PS_LEASE_FREE 0u
-#define PS_LEASE_USED 0x4c534531u	/* "LSE1" */
+#define PS_LEASE_USED 0x4c534531u /* "LSE1" */
 
 /* Lease kinds. */
-#define PS_KIND_GROUP 1u	/* (group, vport) -> real, made by a bind */
-#define PS_KIND_PICK 2u		/* a port handed out by pick/API/portserver */
+#define PS_KIND_GROUP 1u /* (group, vport) -> real, made by a bind */
+#define PS_KIND_PICK 2u	 /* a port handed out by pick/API/portserver */
 
 /* Protocol bits: which protocols have bound the real port. */
 #define PS_PROTO_BIT(p) (1u << (p))
 
 struct ps_lease {
-	uint32_t state;		/* PS_LEASE_FREE or PS_LEASE_USED */
-	uint16_t vport;		/* virtual port; 0 for pick leases */
-	uint8_t kind;		/* PS_KIND_* */
-	uint8_t protos;		/* PS_PROTO_BIT set of protocols bound */
-	uint32_t hnext;		/* next real port in the (group,vport) chain */
-	uint32_t gnext;		/* next real port in the group chain */
-	uint32_t ghash;		/* hash of group, to skip strcmp */
+	uint32_t state; /* PS_LEASE_FREE or PS_LEASE_USED */
+	uint16_t vport; /* virtual port; 0 for pick leases */
+	uint8_t kind;	/* PS_KIND_* */
+	uint8_t protos; /* PS_PROTO_BIT set of protocols bound */
+	uint32_t hnext; /* next real port in the (group,vport) chain */
+	uint32_t gnext; /* next real port in the group chain */
+	uint32_t ghash; /* hash of group, to skip strcmp */
 	uint32_t pad0;
 	struct ps_ident maker;	/* the process that made or last bound it */
-	struct ps_ident holder;	/* the process whose life keeps it */
+	struct ps_ident holder; /* the process whose life keeps it */
 	uint64_t created_ns;	/* CLOCK_REALTIME */
 	uint64_t expires_ns;	/* CLOCK_BOOTTIME; 0 = never (see
 				 * ps_lease_dead for older files) */
@@ -76,13 +76,13 @@ struct ps_lease {
 };
 
 struct ps_reg_header {
-	uint64_t magic;		/* written last at creation */
+	uint64_t magic; /* written last at creation */
 	uint32_t version;
 	uint32_t header_size;
 	uint64_t file_size;
-	uint32_t abi_word;	/* sizeof(long) */
-	uint32_t abi_mutex;	/* sizeof(pthread_mutex_t) */
-	uint64_t pidns;		/* inode of /proc/self/ns/pid */
+	uint32_t abi_word;  /* sizeof(long) */
+	uint32_t abi_mutex; /* sizeof(pthread_mutex_t) */
+	uint64_t pidns;	    /* inode of /proc/self/ns/pid */
 	uint32_t uid;
 	uint32_t hbuckets;
 	uint32_t gbuckets;
@@ -90,21 +90,21 @@ struct ps_reg_header {
 	uint64_t hbuckets_off;
 	uint64_t gbuckets_off;
 	uint64_t leases_off;
-	char boot_id[40];	/* /proc/sys/kernel/random/boot_id */
+	char boot_id[40]; /* /proc/sys/kernel/random/boot_id */
 	uint64_t created_ns;
-	uint64_t seq;		/* bumped by every change; odd while changing */
-	uint32_t undo_port;	/* real port + 1 of the lease being changed */
-	uint32_t next_hint;	/* where the next allocation starts looking */
+	uint64_t seq;	    /* bumped by every change; odd while changing */
+	uint32_t undo_port; /* real port + 1 of the lease being changed */
+	uint32_t next_hint; /* where the next allocation starts looking */
 	uint32_t nleases;
-	uint32_t recoveries;	/* how many times EOWNERDEAD was repaired */
-	struct ps_lease undo;	/* the lease as it was before the change */
-	uint64_t lock_gen;	/* bumped by every taker of the lock: a
+	uint32_t recoveries;  /* how many times EOWNERDEAD was repaired */
+	struct ps_lease undo; /* the lease as it was before the change */
+	uint64_t lock_gen;    /* bumped by every taker of the lock: a
 				 * waiter sees progress (reglock.h) */
 	uint8_t reserved0[1024 - 296];
 	union {
 		pthread_mutex_t mutex;
 		uint8_t bytes[128];
-	} lock;			/* at offset 1024 */
+	} lock; /* at offset 1024 */
 };
 
 struct ps_registry {
@@ -113,13 +113,13 @@ struct ps_registry {
 	uint32_t *gbuckets;
 	struct ps_lease *leases;
 	size_t size;
-	int fd;			/* for fstat only; reopened if lost */
-	dev_t dev;		/* the mapped file, to know it again */
+	int fd;	   /* for fstat only; reopened if lost */
+	dev_t dev; /* the mapped file, to know it again */
 	ino_t ino;
-	uint32_t lock_timeout_ms;	/* PORTSHIM_LOCK_TIMEOUT */
-	struct ps_lock_holder last_holder;	/* of the last -ETIMEDOUT */
-	bool created;		/* this process initialised the file */
-	uint32_t serial;	/* this mapping's number in this process */
+	uint32_t lock_timeout_ms;	   /* PORTSHIM_LOCK_TIMEOUT */
+	struct ps_lock_holder last_holder; /* of the last -ETIMEDOUT */
+	bool created;	 /* this process initialised the file */
+	uint32_t serial; /* this mapping's number in this process */
 	char path[4096];
 };
 
@@ -145,14 +145,14 @@ int ps_registry_open(struct ps_registry *reg, const char *path,
  * as arguments). Returns 0 or -errno with a reason. Used by the opener,
  * `portshim gc --reset` and the fuzz target.
  */
-int ps_registry_check_header(const void *image, size_t len,
-			     uint64_t file_size, const char *boot_id,
-			     uint64_t pidns, struct ps_reg_error *err);
+int ps_registry_check_header(const void *image, size_t len, uint64_t file_size,
+			     const char *boot_id, uint64_t pidns,
+			     struct ps_reg_error *err);
 
 /* Saved state between lock and unlock (signal mask of the thread). */
 struct ps_reg_guard {
 	sigset_t oldmask;
-	struct ps_lock_holder holder;	/* who held it, on -ETIMEDOUT */
+	struct ps_lock_holder holder; /* who held it, on -ETIMEDOUT */
 };
 
 /*
@@ -193,15 +193,15 @@ void ps_registry_unlock(struct ps_registry *reg, struct ps_reg_guard *g);
  * then takes the lock, which repairs it), or -EIO/-ESTALE as the lock.
  * Blocks no signal and is safe in a signal handler.
  */
-int ps_registry_peek(struct ps_registry *reg, const char *group,
-		     uint16_t vport, uint16_t *real);
+int ps_registry_peek(struct ps_registry *reg, const char *group, uint16_t vport,
+		     uint16_t *real);
 
 /* What ps_registry_peek_lease saw of a lease, and when. */
 struct ps_reg_glance {
-	uint16_t real;		/* the lease's real port */
-	uint8_t protos;		/* its PS_PROTO_BIT set */
-	struct ps_ident maker;	/* the process that made or last bound it */
-	uint64_t seq;		/* the table's sequence word at the read */
+	uint16_t real;	       /* the lease's real port */
+	uint8_t protos;	       /* its PS_PROTO_BIT set */
+	struct ps_ident maker; /* the process that made or last bound it */
+	uint64_t seq;	       /* the table's sequence word at the read */
 };
 
 /*
@@ -287,9 +287,9 @@ void ps_registry_free(struct ps_registry *reg, struct ps_lease *l);
 
 /* Where ps_registry_next is; start from { 0 }. */
 struct ps_reg_cursor {
-	uint32_t bucket;	/* next group chain to start */
-	uint32_t port;		/* next lease on the current chain */
-	uint32_t steps;		/* on the current chain (cycle guard) */
+	uint32_t bucket; /* next group chain to start */
+	uint32_t port;	 /* next lease on the current chain */
+	uint32_t steps;	 /* on the current chain (cycle guard) */
 };
 
 /*

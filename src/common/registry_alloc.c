@@ -60,8 +60,7 @@ static bool holder_dead(struct holder_cache *c, const struct ps_ident *h)
 {
 	uint32_t k = (h->pid * 2654435761u) % HOLDER_CACHE;
 
-	if (c->id[k].pid == h->pid && c->id[k].start == h->start &&
-	    h->pid != 0)
+	if (c->id[k].pid == h->pid && c->id[k].start == h->start && h->pid != 0)
 		return c->dead[k];
 	c->id[k] = *h;
 	c->dead[k] = !ps_proc_alive(h);
@@ -89,7 +88,8 @@ size_t ps_registry_gc(struct ps_registry *reg, bool dry_run,
 
 		if (l->state != PS_LEASE_USED)
 			continue;
-		if (!ps_lease_expired(l, now) && !holder_dead(&cache, &l->holder))
+		if (!ps_lease_expired(l, now) &&
+		    !holder_dead(&cache, &l->holder))
 			continue;
 		if (fn)
 			fn(arg, l, (uint16_t)p);
@@ -139,7 +139,7 @@ int ps_registry_alloc(struct ps_registry *reg, const struct ps_lease *tmpl,
 			if (rc < 0)
 				ps_claim_drop(reg, (uint16_t)p);
 			if (rc == -EADDRINUSE)
-				continue;	/* a foreign process has it */
+				continue; /* a foreign process has it */
 			if (rc < 0)
 				return rc;
 			ps_reg_insert_lease(reg, p, tmpl);
@@ -154,7 +154,6 @@ int ps_registry_alloc(struct ps_registry *reg, const struct ps_lease *tmpl,
 	return -EADDRNOTAVAIL;
 }
 
-
 /* ------------------------------------------------- reserved ports */
 
 int ps_reserved_ports_load(uint8_t *map)
@@ -164,8 +163,8 @@ int ps_reserved_ports_load(uint8_t *map)
 	int rc;
 
 	memset(map, 0, PS_REG_NPORTS / 8);
-	rc = ps_reg_read_small("/proc/sys/net/ipv4/ip_local_reserved_ports", buf,
-			sizeof(buf));
+	rc = ps_reg_read_small("/proc/sys/net/ipv4/ip_local_reserved_ports",
+			       buf, sizeof(buf));
 	if (rc)
 		return rc;
 	s = buf;

@@ -31,11 +31,12 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 
 	if (h->undo_port != 0) {
 		ps_reg_seterr(err, "an undo record is pending for port %u",
-		       h->undo_port - 1);
+			      h->undo_port - 1);
 		return -EUCLEAN;
 	}
 	if (h->seq & 1) {
-		ps_reg_seterr(err, "the sequence word is odd (a change is open)");
+		ps_reg_seterr(err,
+			      "the sequence word is odd (a change is open)");
 		return -EUCLEAN;
 	}
 	for (uint32_t p = 0; p < PS_REG_NPORTS; p++) {
@@ -48,14 +49,15 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 			return -EUCLEAN;
 		}
 		if (l->ghash != ps_group_hash(l->group)) {
-			ps_reg_seterr(err, "lease at port %u has a stale hash", p);
+			ps_reg_seterr(err, "lease at port %u has a stale hash",
+				      p);
 			return -EUCLEAN;
 		}
 		used++;
 	}
 	if (used != h->nleases) {
-		ps_reg_seterr(err, "%u leases in use but the header says %u", used,
-		       h->nleases);
+		ps_reg_seterr(err, "%u leases in use but the header says %u",
+			      used, h->nleases);
 		return -EUCLEAN;
 	}
 	for (uint32_t b = 0; b < PS_REG_HBUCKETS; b++) {
@@ -66,8 +68,9 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 			    l->state != PS_LEASE_USED ||
 			    l->kind != PS_KIND_GROUP ||
 			    ps_reg_hbucket(l->ghash, l->vport) != b) {
-				ps_reg_seterr(err, "vport chain %u is corrupt at %u",
-				       b, p);
+				ps_reg_seterr(err,
+					      "vport chain %u is corrupt at %u",
+					      b, p);
 				return -EUCLEAN;
 			}
 			hlinked++;
@@ -81,8 +84,9 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 			if (p >= PS_REG_NPORTS || n > used ||
 			    l->state != PS_LEASE_USED ||
 			    ps_reg_gbucket(l->ghash) != b) {
-				ps_reg_seterr(err, "group chain %u is corrupt at %u",
-				       b, p);
+				ps_reg_seterr(err,
+					      "group chain %u is corrupt at %u",
+					      b, p);
 				return -EUCLEAN;
 			}
 			glinked++;
@@ -90,7 +94,8 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 		}
 	}
 	if (glinked != used) {
-		ps_reg_seterr(err, "%u leases but %u on group chains", used, glinked);
+		ps_reg_seterr(err, "%u leases but %u on group chains", used,
+			      glinked);
 		return -EUCLEAN;
 	}
 	uint32_t groups = 0;
@@ -100,8 +105,8 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 		    reg->leases[p].kind == PS_KIND_GROUP)
 			groups++;
 	if (hlinked != groups) {
-		ps_reg_seterr(err, "%u group leases but %u on vport chains", groups,
-		       hlinked);
+		ps_reg_seterr(err, "%u group leases but %u on vport chains",
+			      groups, hlinked);
 		return -EUCLEAN;
 	}
 	/* (group, vport) is unique. */
@@ -112,8 +117,9 @@ int ps_registry_check(struct ps_registry *reg, struct ps_reg_error *err)
 			continue;
 		if (ps_registry_port(reg, ps_registry_find(reg, l->group,
 							   l->vport)) != p) {
-			ps_reg_seterr(err, "group %s has two leases for port %u",
-			       l->group, l->vport);
+			ps_reg_seterr(err,
+				      "group %s has two leases for port %u",
+				      l->group, l->vport);
 			return -EUCLEAN;
 		}
 	}

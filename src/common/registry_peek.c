@@ -50,8 +50,8 @@ static int rd(void *dst, const void *src, size_t len)
 	return rc;
 }
 
-static int rd2(void *d1, const void *s1, size_t n1, void *d2,
-	       const void *s2, size_t n2)
+static int rd2(void *d1, const void *s1, size_t n1, void *d2, const void *s2,
+	       size_t n2)
 {
 	int rc = ps_reg_copy_in2(d1, s1, n1, d2, s2, n2);
 
@@ -71,9 +71,9 @@ static int rd2(void *d1, const void *s1, size_t n1, void *d2,
  * table. Returns 0 with *port (0: not found) and the lease in *out, or
  * -EIO.
  */
-static int peek_chain(struct ps_registry *reg, const char *group,
-		      uint32_t gh, uint16_t vport, uint32_t p,
-		      uint32_t *port, struct ps_lease *out)
+static int peek_chain(struct ps_registry *reg, const char *group, uint32_t gh,
+		      uint16_t vport, uint32_t p, uint32_t *port,
+		      struct ps_lease *out)
 {
 	*port = 0;
 	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
@@ -82,9 +82,8 @@ static int peek_chain(struct ps_registry *reg, const char *group,
 
 		if (rc)
 			return rc;
-		if (out->state == PS_LEASE_USED &&
-		    out->kind == PS_KIND_GROUP && out->vport == vport &&
-		    out->ghash == gh &&
+		if (out->state == PS_LEASE_USED && out->kind == PS_KIND_GROUP &&
+		    out->vport == vport && out->ghash == gh &&
 		    strncmp(out->group, group, sizeof(out->group)) == 0) {
 			*port = p;
 			return 0;
@@ -119,7 +118,8 @@ int ps_registry_peek_lease(struct ps_registry *reg, const char *group,
 		uint32_t head, p;
 
 		rc = rd2(&s1, &h->seq, sizeof(s1), &head,
-			 &reg->hbuckets[ps_reg_hbucket(gh, vport)], sizeof(head));
+			 &reg->hbuckets[ps_reg_hbucket(gh, vport)],
+			 sizeof(head));
 		if (rc)
 			return rc;
 		if (s1 & 1)
@@ -192,8 +192,8 @@ int ps_registry_peek_vport(struct ps_registry *reg, const char *group,
 	return -EAGAIN;
 }
 
-int ps_registry_peek(struct ps_registry *reg, const char *group,
-		     uint16_t vport, uint16_t *real)
+int ps_registry_peek(struct ps_registry *reg, const char *group, uint16_t vport,
+		     uint16_t *real)
 {
 	struct ps_reg_glance gl;
 	int rc = ps_registry_peek_lease(reg, group, vport, &gl);

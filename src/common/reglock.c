@@ -122,9 +122,10 @@ int ps_reglock_validate(const pthread_mutex_t *m, char *why, size_t len)
 
 	if (ref >= 0 && kind != ref) {
 		if (why != NULL)
-			snprintf(why, len, "its lock is corrupt (mutex kind "
-				 "%#x, expected %#x)", (unsigned)kind,
-				 (unsigned)ref);
+			snprintf(why, len,
+				 "its lock is corrupt (mutex kind "
+				 "%#x, expected %#x)",
+				 (unsigned)kind, (unsigned)ref);
 		return -EUCLEAN;
 	}
 	if (owner == OWNER_NOTRECOVERABLE) {
@@ -132,8 +133,8 @@ int ps_reglock_validate(const pthread_mutex_t *m, char *why, size_t len)
 			snprintf(why, len, "its lock is not recoverable");
 		return -ENOTRECOVERABLE;
 	}
-	if (owner < 0 || (owner > (int)FUTEX_TID_MASK &&
-			  owner != OWNER_INCONSISTENT)) {
+	if (owner < 0 ||
+	    (owner > (int)FUTEX_TID_MASK && owner != OWNER_INCONSISTENT)) {
 		if (why != NULL)
 			snprintf(why, len, "its lock is corrupt (owner %d)",
 				 owner);
@@ -164,8 +165,7 @@ bool ps_reglock_context_ok(void)
 	if (tid == checked_tid)
 		return true;
 	/* The kernel's robust list: NULL in vfork and raw clone children. */
-	if (syscall(SYS_get_robust_list, 0, &head, &hlen) != 0 ||
-	    head == NULL)
+	if (syscall(SYS_get_robust_list, 0, &head, &hlen) != 0 || head == NULL)
 		return false;
 #ifdef HAVE_GLIBC_MUTEX_LAYOUT
 	{
@@ -231,8 +231,8 @@ static int read_status(pid_t tid, struct ps_lock_holder *h)
 
 			for (const char *c = line + 6;
 			     *c && k < sizeof(h->comm) - 1; c++)
-				h->comm[k++] = (*c >= 0x20 && *c < 0x7f) ?
-					       *c : '?';
+				h->comm[k++] =
+					(*c >= 0x20 && *c < 0x7f) ? *c : '?';
 			h->comm[k] = '\0';
 		} else if (strncmp(line, "State:\t", 7) == 0) {
 			h->state = line[7];
@@ -270,7 +270,7 @@ static bool maps_file(pid_t tid, dev_t dev, ino_t ino)
 
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n < 0) {
-			found = true;	/* cannot tell */
+			found = true; /* cannot tell */
 			break;
 		}
 		have += (size_t)n;
@@ -332,8 +332,7 @@ void ps_reglock_holder(const pthread_mutex_t *m, dev_t dev, ino_t ino,
 		h->kind = PS_HOLDER_STOPPED;
 }
 
-int ps_reglock_release_dead(pthread_mutex_t *m,
-			    const struct ps_lock_holder *h)
+int ps_reglock_release_dead(pthread_mutex_t *m, const struct ps_lock_holder *h)
 {
 	uint32_t expect = h->word;
 	uint32_t dead = (h->word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
@@ -349,8 +348,7 @@ int ps_reglock_release_dead(pthread_mutex_t *m,
 	if (h->kind == PS_HOLDER_NONE && h->word != 0 &&
 	    (h->word & (FUTEX_TID_MASK | FUTEX_OWNER_DIED)) == 0)
 		dead = h->word | FUTEX_OWNER_DIED;
-	else if ((h->kind != PS_HOLDER_GONE &&
-		  h->kind != PS_HOLDER_STRANGER) ||
+	else if ((h->kind != PS_HOLDER_GONE && h->kind != PS_HOLDER_STRANGER) ||
 		 h->tid == 0 || (h->word & FUTEX_OWNER_DIED))
 		return -EAGAIN;
 	if (!__atomic_compare_exchange_n(lock_word(m), &expect, dead, false,
@@ -361,8 +359,7 @@ int ps_reglock_release_dead(pthread_mutex_t *m,
 	return 0;
 }
 
-void ps_reglock_describe(const struct ps_lock_holder *h, char *buf,
-			 size_t len)
+void ps_reglock_describe(const struct ps_lock_holder *h, char *buf, size_t len)
 {
 	char who[96];
 	const char *state;
@@ -371,8 +368,7 @@ void ps_reglock_describe(const struct ps_lock_holder *h, char *buf,
 		snprintf(who, sizeof(who), "thread %d of pid %d (%s)",
 			 (int)h->tid, (int)h->pid, h->comm);
 	else if (h->comm[0] != '\0')
-		snprintf(who, sizeof(who), "pid %d (%s)", (int)h->tid,
-			 h->comm);
+		snprintf(who, sizeof(who), "pid %d (%s)", (int)h->tid, h->comm);
 	else
 		snprintf(who, sizeof(who), "pid %d", (int)h->tid);
 	switch (h->kind) {
@@ -409,8 +405,8 @@ static uint64_t mono_ms(void)
 }
 
 int ps_reglock_acquire(pthread_mutex_t *m, const uint64_t *gen,
-		       const sigset_t *oldmask, uint32_t timeout_ms,
-		       dev_t dev, ino_t ino, int (*ok)(void *), void *arg,
+		       const sigset_t *oldmask, uint32_t timeout_ms, dev_t dev,
+		       ino_t ino, int (*ok)(void *), void *arg,
 		       struct ps_lock_holder *h)
 {
 	uint64_t g0 = __atomic_load_n(gen, __ATOMIC_RELAXED);
@@ -481,7 +477,7 @@ int ps_reglock_timeout_parse(const char *text, uint32_t *ms)
 			return -EINVAL;
 		for (; *p >= '0' && *p <= '9'; p++) {
 			if (scale == 0)
-				return -EINVAL;	/* below a millisecond */
+				return -EINVAL; /* below a millisecond */
 			frac += (unsigned long)(*p - '0') * scale;
 			scale /= 10;
 		}

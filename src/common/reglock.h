@@ -30,20 +30,20 @@
 
 /* What the lock word says about who holds the lock. */
 enum ps_holder_kind {
-	PS_HOLDER_NONE = 0,	/* nobody (or it changed while looking) */
-	PS_HOLDER_RUNNING,	/* a live thread that maps the registry */
-	PS_HOLDER_STOPPED,	/* the same, stopped (SIGSTOP, debugger) */
-	PS_HOLDER_GONE,		/* no such thread, or a zombie */
-	PS_HOLDER_STRANGER,	/* a live thread that does not map it */
+	PS_HOLDER_NONE = 0, /* nobody (or it changed while looking) */
+	PS_HOLDER_RUNNING,  /* a live thread that maps the registry */
+	PS_HOLDER_STOPPED,  /* the same, stopped (SIGSTOP, debugger) */
+	PS_HOLDER_GONE,	    /* no such thread, or a zombie */
+	PS_HOLDER_STRANGER, /* a live thread that does not map it */
 };
 
 struct ps_lock_holder {
 	enum ps_holder_kind kind;
-	uint32_t word;		/* the lock word as it was read */
-	pid_t tid;		/* the thread the lock word names */
-	pid_t pid;		/* its process (0: unknown) */
-	char state;		/* /proc state letter, 0 if unknown */
-	char comm[17];		/* its command name (16 chars max) */
+	uint32_t word; /* the lock word as it was read */
+	pid_t tid;     /* the thread the lock word names */
+	pid_t pid;     /* its process (0: unknown) */
+	char state;    /* /proc state letter, 0 if unknown */
+	char comm[17]; /* its command name (16 chars max) */
 };
 
 /*
@@ -83,8 +83,8 @@ bool ps_reglock_context_ok(void);
  * repairs), or -errno; on -ETIMEDOUT, *h names the holder.
  */
 int ps_reglock_acquire(pthread_mutex_t *m, const uint64_t *gen,
-		       const sigset_t *oldmask, uint32_t timeout_ms,
-		       dev_t dev, ino_t ino, int (*ok)(void *), void *arg,
+		       const sigset_t *oldmask, uint32_t timeout_ms, dev_t dev,
+		       ino_t ino, int (*ok)(void *), void *arg,
 		       struct ps_lock_holder *h);
 
 /*
@@ -100,12 +100,10 @@ void ps_reglock_holder(const pthread_mutex_t *m, dev_t dev, ino_t ino,
  * STRANGER. The next taker then gets EOWNERDEAD and repairs. Returns 0
  * or -EAGAIN (the word changed, or the holder is not one to release).
  */
-int ps_reglock_release_dead(pthread_mutex_t *m,
-			    const struct ps_lock_holder *h);
+int ps_reglock_release_dead(pthread_mutex_t *m, const struct ps_lock_holder *h);
 
 /* "pid 123 (sleep), stopped" and the like, for messages. */
-void ps_reglock_describe(const struct ps_lock_holder *h, char *buf,
-			 size_t len);
+void ps_reglock_describe(const struct ps_lock_holder *h, char *buf, size_t len);
 
 /*
  * Parses a PORTSHIM_LOCK_TIMEOUT value: seconds, with up to three

@@ -41,8 +41,8 @@ void ps_report_note(const struct ps_config *cfg, enum ps_report_kind kind,
 	/* O_NOFOLLOW: the file is ours, in our state directory. Never
 	 * created here: run made it, and a process that outlives the run
 	 * must not leave a new one behind. */
-	fd = open(cfg->report_file, O_WRONLY | O_APPEND | O_CLOEXEC |
-		  O_NOFOLLOW | O_NOCTTY);
+	fd = open(cfg->report_file,
+		  O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd >= 0) {
 		if (write(fd, line, (size_t)n) != n) {
 			/* Nothing to do: the report misses a line. */
@@ -64,7 +64,7 @@ size_t ps_report_parse(const char *text, size_t len,
 	for (; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL)
-			break;	/* a line without its end: cut short */
+			break; /* a line without its end: cut short */
 		n = (size_t)(nl - p);
 		if (n >= sizeof(line))
 			continue;
@@ -72,7 +72,8 @@ size_t ps_report_parse(const char *text, size_t len,
 		line[n] = '\0';
 		got = 0;
 		if (sscanf(line, "%15s %7s %lu%n", kind, proto, &port, &got) !=
-			    3 || got != (int)n || port == 0 || port > 65535)
+			    3 ||
+		    got != (int)n || port == 0 || port > 65535)
 			continue;
 		if (strcmp(kind, "bind") == 0)
 			k = PS_REPORT_F_BOUND;

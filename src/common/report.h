@@ -40,8 +40,8 @@ void ps_report_note(const struct ps_config *cfg, enum ps_report_kind kind,
 		    enum ps_proto proto, uint16_t vport);
 
 /* What a report says about one (protocol, port). */
-#define PS_REPORT_F_BOUND	0x1u
-#define PS_REPORT_F_CONNECTED	0x2u
+#define PS_REPORT_F_BOUND 0x1u
+#define PS_REPORT_F_CONNECTED 0x2u
 
 /*
  * Parses a report's text (len bytes) into flags[proto][vport]

@@ -15,8 +15,7 @@
 
 #include "sockaddr.h"
 
-bool ps_sockaddr_port(const struct sockaddr *sa, socklen_t len,
-		      uint16_t *port)
+bool ps_sockaddr_port(const struct sockaddr *sa, socklen_t len, uint16_t *port)
 {
 	if (sa == NULL || len < (socklen_t)sizeof(sa_family_t))
 		return false;
@@ -202,24 +201,24 @@ void ps_sockaddr_format(const struct sockaddr *sa, uint16_t port, char *buf,
  * they never come back into it. Not syscall(): the shim interposes that.
  */
 struct host_addr {
-	uint8_t family;		/* AF_INET or AF_INET6 */
-	uint8_t bytes[16];	/* 4 or 16 bytes of address */
+	uint8_t family;	   /* AF_INET or AF_INET6 */
+	uint8_t bytes[16]; /* 4 or 16 bytes of address */
 };
 
 struct host_table {
-	uint32_t seq;		/* odd while the table is being written */
+	uint32_t seq; /* odd while the table is being written */
 	uint32_t n;
 	struct host_addr addr[PS_SOCKADDR_HOST_MAX];
 };
 
-#define HOST_REFRESH_NS 1000000000LL	/* at most one refresh a second */
+#define HOST_REFRESH_NS 1000000000LL /* at most one refresh a second */
 #define HOST_READ_TRIES 4
-#define HOST_MAX_REPLIES 4096		/* bound on netlink datagrams */
+#define HOST_MAX_REPLIES 4096 /* bound on netlink datagrams */
 
 static struct host_table host_tables[2];
 static uint32_t host_current;
-static int64_t host_loaded_ns;		/* CLOCK_MONOTONIC; 0 = never */
-static int32_t host_reader;		/* pid of the refresher, 0 = none */
+static int64_t host_loaded_ns; /* CLOCK_MONOTONIC; 0 = never */
+static int32_t host_reader;    /* pid of the refresher, 0 = none */
 /* Netlink replies; only the elected refresher touches it. */
 static char host_buf[8192] __attribute__((aligned(8)));
 

@@ -24,8 +24,7 @@ union ps_sockaddr {
  * its port (host order) and returns true. Short lengths, NULL, AF_UNSPEC,
  * AF_UNIX and every other family return false: the call passes through.
  */
-bool ps_sockaddr_port(const struct sockaddr *sa, socklen_t len,
-		      uint16_t *port);
+bool ps_sockaddr_port(const struct sockaddr *sa, socklen_t len, uint16_t *port);
 
 /*
  * Copies an AF_INET/AF_INET6 address of length len (checked by

@@ -59,8 +59,7 @@ static void say(char *why, size_t whylen, const char *fmt, ...)
 	va_end(ap);
 }
 
-int ps_statedir_verify(int dirfd, const char *path, char *why,
-		       size_t whylen)
+int ps_statedir_verify(int dirfd, const char *path, char *why, size_t whylen)
 {
 	struct stat st;
 	uid_t euid = geteuid();
@@ -80,15 +79,15 @@ int ps_statedir_verify(int dirfd, const char *path, char *why,
 		say(why, whylen,
 		    "%s is owned by uid %u, not by you (uid %u); have it "
 		    "removed (rm -r %s) or set PORTSHIM_REGISTRY to a file "
-		    "in a directory you own", path, (unsigned)st.st_uid,
-		    (unsigned)euid, path);
+		    "in a directory you own",
+		    path, (unsigned)st.st_uid, (unsigned)euid, path);
 		return -EPERM;
 	}
 	if ((st.st_mode & 077) != 0) {
 		say(why, whylen,
 		    "%s is group/world accessible (mode %04o); fix with: "
-		    "chmod 700 %s", path, (unsigned)(st.st_mode & 07777),
-		    path);
+		    "chmod 700 %s",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		return -EPERM;
 	}
 	return 0;
@@ -116,14 +115,18 @@ static int open_verified(const char *path, char *why, size_t whylen)
 		 * O_DIRECTORY|O_NOFOLLOW gives ENOTDIR for a symlink as well
 		 * as for a file; lstat tells the user which one it is.
 		 */
-		if ((rc == -ENOTDIR || rc == -ELOOP) &&
-		    lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-			say(why, whylen, "%s is a symbolic link, not a "
-			    "directory; remove it: rm %s", path, path);
+		if ((rc == -ENOTDIR || rc == -ELOOP) && lstat(path, &st) == 0 &&
+		    S_ISLNK(st.st_mode)) {
+			say(why, whylen,
+			    "%s is a symbolic link, not a "
+			    "directory; remove it: rm %s",
+			    path, path);
 			rc = -ELOOP;
 		} else if (rc == -ENOTDIR || rc == -ELOOP) {
-			say(why, whylen, "%s is not a directory; remove it: "
-			    "rm %s", path, path);
+			say(why, whylen,
+			    "%s is not a directory; remove it: "
+			    "rm %s",
+			    path, path);
 			rc = -ENOTDIR;
 		} else {
 			say(why, whylen, "cannot open %s: %s", path,
@@ -153,8 +156,7 @@ out:
  * refusal, never a reason to go elsewhere. Returns the descriptor or
  * -errno with a reason in why.
  */
-static int try_dir(const char *path, bool *unusable, char *why,
-		   size_t whylen)
+static int try_dir(const char *path, bool *unusable, char *why, size_t whylen)
 {
 	*unusable = false;
 	if (mkdir(path, 0700) == 0) {
@@ -219,10 +221,12 @@ int ps_statedir_open(const char *(*getenv_fn)(const char *), char *path,
 	if (runtime == NULL || runtime[0] != '/') {
 		/* A squatted name: why already says what is there. */
 		if (unusable)
-			say(why, whylen, "cannot create %s: %s, and "
+			say(why, whylen,
+			    "cannot create %s: %s, and "
 			    "XDG_RUNTIME_DIR is not set to a directory; set "
 			    "it, or set PORTSHIM_REGISTRY to a file in a "
-			    "private directory", shm, errtext(shm_err));
+			    "private directory",
+			    shm, errtext(shm_err));
 		goto out;
 	}
 	n = snprintf(xdg, sizeof(xdg), "%s" XDG_LEAF, runtime);
@@ -239,9 +243,10 @@ int ps_statedir_open(const char *(*getenv_fn)(const char *), char *path,
 		    was_squatted ? "another user's" : errtext(shm_err), xdg,
 		    errtext(-fd));
 	else if (fd >= 0 && was_squatted)
-		say(why, whylen, "%s belongs to uid %u, not to you (uid %u): "
-		    "using %s instead", shm, (unsigned)squatter,
-		    (unsigned)geteuid(), xdg);
+		say(why, whylen,
+		    "%s belongs to uid %u, not to you (uid %u): "
+		    "using %s instead",
+		    shm, (unsigned)squatter, (unsigned)geteuid(), xdg);
 out:
 	if (fd >= 0 && path != NULL) {
 		if (strlen(chosen) >= len) {

@@ -32,8 +32,7 @@ int ps_statedir_open(const char *(*getenv_fn)(const char *), char *path,
  * geteuid(), mode without group/other bits. Returns 0 or -EPERM/-ENOTDIR
  * with a reason in why (naming path).
  */
-int ps_statedir_verify(int dirfd, const char *path, char *why,
-		       size_t whylen);
+int ps_statedir_verify(int dirfd, const char *path, char *why, size_t whylen);
 
 /*
  * Splits path into its directory and base name and opens the directory

@@ -165,8 +165,8 @@ int ps_supcall_sendmmsg(uint64_t cookie, int fd, struct mmsghdr *vec,
 				cookie);
 }
 
-ssize_t ps_supcall_sendto(uint64_t cookie, int fd, const void *buf,
-			  size_t len, int flags, const struct sockaddr *addr,
+ssize_t ps_supcall_sendto(uint64_t cookie, int fd, const void *buf, size_t len,
+			  int flags, const struct sockaddr *addr,
 			  socklen_t addrlen)
 {
 	struct iovec iov = { (void *)buf, len };

@@ -90,8 +90,8 @@ int ps_supcall_sendmmsg(uint64_t cookie, int fd, struct mmsghdr *vec,
  * msg_name), which has a free register for the cookie. A NULL addr gives
  * a sendmsg without a name, exactly like sendto's.
  */
-ssize_t ps_supcall_sendto(uint64_t cookie, int fd, const void *buf,
-			  size_t len, int flags, const struct sockaddr *addr,
+ssize_t ps_supcall_sendto(uint64_t cookie, int fd, const void *buf, size_t len,
+			  int flags, const struct sockaddr *addr,
 			  socklen_t addrlen);
 
 #endif

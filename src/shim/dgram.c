@@ -237,9 +237,9 @@ static ssize_t ps_shim_recvfrom(int fd, void *buf, size_t n, int flags,
 	return rc;
 }
 
-static ssize_t ps_shim_recvfrom_chk(int fd, void *buf, size_t n,
-				    size_t buflen, int flags,
-				    struct sockaddr *addr, socklen_t *len)
+static ssize_t ps_shim_recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+				    int flags, struct sockaddr *addr,
+				    socklen_t *len)
 {
 	socklen_t bufsize = addr != NULL && len != NULL ? *len : 0;
 	ssize_t rc;
@@ -303,9 +303,10 @@ static int ps_shim_recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen,
 		struct msghdr *h = &vec[i].msg_hdr;
 		bool v6 = (holds6[i / 8] >> (i % 8)) & 1;
 		bool v4 = (holds4[i / 8] >> (i % 8)) & 1;
-		socklen_t bufsize = v6 ? (socklen_t)sizeof(struct sockaddr_in6) :
-				    v4 ? (socklen_t)sizeof(struct sockaddr_in) :
-					 0;
+		socklen_t bufsize =
+			v6 ? (socklen_t)sizeof(struct sockaddr_in6) :
+			v4 ? (socklen_t)sizeof(struct sockaddr_in) :
+			     0;
 
 		if (h->msg_name != NULL && bufsize != 0)
 			ps_shim_reverse_peer(h->msg_name, bufsize,

@@ -92,12 +92,12 @@
 
 /* Variables kept from the start of the process (those the shim reads). */
 static const char *const kept_names[] = {
-	"PORTSHIM_PORTS", "PORTSHIM_GROUP", "PORTSHIM_GROUP_FROM",
-	"PORTSHIM_MAP_FILE", "PORTSHIM_RANGE", "PORTSHIM_REGISTRY",
-	"PORTSHIM_UNMAPPED", "PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
-	"PORTSHIM_LOG_FILE", "PORTSHIM_BYPASS", "PORTSHIM_KEEP_ENV",
-	"PORTSHIM_GROUP_OWNER", "PORTSHIM_REPORT", "PORTSHIM_KEEPER",
-	"PORTSHIM_REGISTRY_FD", "PORTSHIM_PER_JOB", "PORTSHIM_JOB",
+	"PORTSHIM_PORTS",	"PORTSHIM_GROUP",    "PORTSHIM_GROUP_FROM",
+	"PORTSHIM_MAP_FILE",	"PORTSHIM_RANGE",    "PORTSHIM_REGISTRY",
+	"PORTSHIM_UNMAPPED",	"PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
+	"PORTSHIM_LOG_FILE",	"PORTSHIM_BYPASS",   "PORTSHIM_KEEP_ENV",
+	"PORTSHIM_GROUP_OWNER", "PORTSHIM_REPORT",   "PORTSHIM_KEEPER",
+	"PORTSHIM_REGISTRY_FD", "PORTSHIM_PER_JOB",  "PORTSHIM_JOB",
 	PS_SUPCALL_ENV,
 };
 #define NKEPT (sizeof(kept_names) / sizeof(kept_names[0]))
@@ -136,29 +136,29 @@ static struct {
 	spawn_fn posix_spawnp;
 } real_exec;
 
-static bool exec_enabled;		/* PORTSHIM_PORTS was valid at start */
+static bool exec_enabled; /* PORTSHIM_PORTS was valid at start */
 static enum ps_bypass exec_bypass;
-static bool exec_supervised;	/* a seccomp supervisor sees our children */
+static bool exec_supervised; /* a seccomp supervisor sees our children */
 
 static bool exec_keep_env;
 static char snap_buf[SNAP_BUF];
-static char *snap_vars[NKEPT];		/* "NAME=value", or NULL */
-static char *snap_preload;		/* "LD_PRELOAD=...", or NULL */
-static char self_entry[PATH_MAX];	/* our LD_PRELOAD entry, or "" */
-static const char *self_base;		/* its last component */
-static char sup_prog[PATH_MAX];		/* portshim's program, or "" */
-static char exec_warned[PATH_MAX];	/* PORTSHIM_WARNED, or "" */
+static char *snap_vars[NKEPT];	   /* "NAME=value", or NULL */
+static char *snap_preload;	   /* "LD_PRELOAD=...", or NULL */
+static char self_entry[PATH_MAX];  /* our LD_PRELOAD entry, or "" */
+static const char *self_base;	   /* its last component */
+static char sup_prog[PATH_MAX];	   /* portshim's program, or "" */
+static char exec_warned[PATH_MAX]; /* PORTSHIM_WARNED, or "" */
 
 /* --per-job (src/common/job.h), also written once by the constructor. */
-static char job_base[PS_GROUP_MAX + 1];	/* PORTSHIM_PER_JOB, or "" */
-static char job_base_map[PATH_MAX];	/* the base group's mapping file */
-static bool job_runner;			/* exec*() here starts a job */
-static pid_t job_init_pid;		/* our pid when this image started */
-static bool job_leader;			/* we own our job's group */
-static struct ps_ident job_self;	/* the leader: us */
-static char job_group[PS_GROUP_MAX + 1];	/* our job's group */
-static char job_map[PATH_MAX];		/* and its mapping file */
-static char job_registry[PATH_MAX];	/* PORTSHIM_REGISTRY, or "" */
+static char job_base[PS_GROUP_MAX + 1];	 /* PORTSHIM_PER_JOB, or "" */
+static char job_base_map[PATH_MAX];	 /* the base group's mapping file */
+static bool job_runner;			 /* exec*() here starts a job */
+static pid_t job_init_pid;		 /* our pid when this image started */
+static bool job_leader;			 /* we own our job's group */
+static struct ps_ident job_self;	 /* the leader: us */
+static char job_group[PS_GROUP_MAX + 1]; /* our job's group */
+static char job_map[PATH_MAX];		 /* and its mapping file */
+static char job_registry[PATH_MAX];	 /* PORTSHIM_REGISTRY, or "" */
 
 /* ------------------------------------------------- real functions */
 
@@ -173,8 +173,7 @@ static void sys_exit(int status)
 		syscall(SYS_exit_group, status);
 }
 
-static int sys_execve(const char *path, char *const argv[],
-		      char *const envp[])
+static int sys_execve(const char *path, char *const argv[], char *const envp[])
 {
 	return (int)syscall(SYS_execve, path, argv, envp);
 }
@@ -185,8 +184,7 @@ static int sys_execveat(int dirfd, const char *path, char *const argv[],
 	return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
 }
 
-static int no_execvpe(const char *file, char *const argv[],
-		      char *const envp[])
+static int no_execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	errno = ENOSYS;
 	return -1;
@@ -219,8 +217,8 @@ static void exec_resolve(void)
 		"execvpe", (void *)execvpe, (void *)no_execvpe);
 	real_exec.fexecve = (fexecve_fn)ps_real_lookup(
 		"fexecve", (void *)fexecve, (void *)no_fexecve);
-	real_exec.execveat = (execveat_fn)ps_real_lookup(
-		"execveat", NULL, (void *)sys_execveat);
+	real_exec.execveat = (execveat_fn)ps_real_lookup("execveat", NULL,
+							 (void *)sys_execveat);
 	real_exec.posix_spawn = (spawn_fn)ps_real_lookup(
 		"posix_spawn", (void *)posix_spawn, (void *)no_spawn);
 	real_exec.posix_spawnp = (spawn_fn)ps_real_lookup(
@@ -228,9 +226,10 @@ static void exec_resolve(void)
 	real__exit = (exit_fn)ps_real_lookup("_exit", (void *)_exit,
 					     (void *)sys_exit);
 	/* execve last: it tells the others are there. */
-	__atomic_store_n(&real_exec.execve, (execve_fn)ps_real_lookup(
-		"execve", (void *)execve, (void *)sys_execve),
-		__ATOMIC_RELEASE);
+	__atomic_store_n(&real_exec.execve,
+			 (execve_fn)ps_real_lookup("execve", (void *)execve,
+						   (void *)sys_execve),
+			 __ATOMIC_RELEASE);
 }
 
 /* ----------------------------------------------------------- snapshot */
@@ -346,11 +345,12 @@ static void find_supervisor(void)
 		base = base_name(me);
 		dir = (size_t)(base - me);
 		if (dir >= sizeof(tree) - 1 &&
-		    memcmp(base - (sizeof(tree) - 1), tree,
-			   sizeof(tree) - 1) == 0 &&
-		    snprintf(sup_prog, sizeof(sup_prog), "%.*s/src/cli/portshim",
-			     (int)(dir - (sizeof(tree) - 1)), me) <
-			    (int)sizeof(sup_prog) &&
+		    memcmp(base - (sizeof(tree) - 1), tree, sizeof(tree) - 1) ==
+			    0 &&
+		    snprintf(sup_prog, sizeof(sup_prog),
+			     "%.*s/src/cli/portshim",
+			     (int)(dir - (sizeof(tree) - 1)),
+			     me) < (int)sizeof(sup_prog) &&
 		    access(sup_prog, X_OK) == 0)
 			return;
 	}
@@ -376,8 +376,8 @@ static void job_setup(int argc, char **argv, const char *per)
 	char text[64];
 	bool in_job;
 
-	if (!ps_group_valid(per) || strlen(per) + PS_JOB_SUFFIX_LEN >
-	    PS_GROUP_MAX)
+	if (!ps_group_valid(per) ||
+	    strlen(per) + PS_JOB_SUFFIX_LEN > PS_GROUP_MAX)
 		return;
 	memcpy(job_base, per, strlen(per) + 1);
 	job_init_pid = getpid();
@@ -394,9 +394,9 @@ static void job_setup(int argc, char **argv, const char *per)
 		ps_ident_format(&job_self, text, sizeof(text));
 		if (setenv("PORTSHIM_GROUP_OWNER", text, 1) < 0)
 			return;
-	} else if (ps_ident_parse(owner, &id) < 0 ||
-		   id.pid != job_self.pid || id.start != job_self.start) {
-		return;		/* a process of the job, not its leader */
+	} else if (ps_ident_parse(owner, &id) < 0 || id.pid != job_self.pid ||
+		   id.start != job_self.start) {
+		return; /* a process of the job, not its leader */
 	}
 	/* The leader (also after it ran another program in its place). */
 	job_leader = true;
@@ -490,11 +490,11 @@ __attribute__((constructor)) static void exec_init(int argc, char **argv)
 
 /* What a new environment lacks, compared with the snapshot. */
 struct env_scan {
-	size_t count;		/* entries in envp */
+	size_t count; /* entries in envp */
 	bool missing[NKEPT];
 	size_t nmissing;
-	bool preload_missing;	/* our entry is not in LD_PRELOAD */
-	char *const *preload;	/* envp's LD_PRELOAD slot, or NULL */
+	bool preload_missing; /* our entry is not in LD_PRELOAD */
+	char *const *preload; /* envp's LD_PRELOAD slot, or NULL */
 };
 
 /* True if the LD_PRELOAD list (after '=') has our entry; another copy
@@ -558,8 +558,9 @@ static void env_names(const struct env_scan *sc, char *buf)
 
 	buf[0] = '\0';
 	if (sc->preload_missing)
-		names_add(buf, sc->preload == NULL ? "LD_PRELOAD" :
-			  "the portshim entry of LD_PRELOAD");
+		names_add(buf, sc->preload == NULL ?
+				       "LD_PRELOAD" :
+				       "the portshim entry of LD_PRELOAD");
 	for (i = 0; i < NKEPT; i++)
 		if (sc->missing[i])
 			names_add(buf, kept_names[i]);
@@ -567,17 +568,17 @@ static void env_names(const struct env_scan *sc, char *buf)
 
 /* Where a rebuilt environment lives (see the top of the file). */
 struct exec_env {
-	char *const *envp;		/* the environment to pass on */
-	void *map;			/* mmap'd storage, or NULL */
+	char *const *envp; /* the environment to pass on */
+	void *map;	   /* mmap'd storage, or NULL */
 	size_t maplen;
-	bool supervise;			/* run it as `portshim supervise --` */
-	char prog[PATH_MAX];		/* the program, for that command */
+	bool supervise;	     /* run it as `portshim supervise --` */
+	char prog[PATH_MAX]; /* the program, for that command */
 	union {
 		char *ptrs[ENV_AREA / sizeof(char *)];
 		char bytes[ENV_AREA];
 	} area;
 	/* A job's environment (--per-job): its pointers and new entries. */
-	void *job_map;			/* mmap'd pointers, or NULL */
+	void *job_map; /* mmap'd pointers, or NULL */
 	size_t job_maplen;
 	char *job_ptrs[JOB_PTRS];
 	char job_group_var[sizeof("PORTSHIM_GROUP=") + PS_GROUP_MAX];
@@ -635,7 +636,8 @@ static int env_restore(char *const envp[], const struct env_scan *sc,
 	}
 	for (i = 0; i < sc->count; i++)
 		ptrs[o++] = &envp[i] == sc->preload && preload != NULL ?
-			    preload : envp[i];
+				    preload :
+				    envp[i];
 	if (sc->preload_missing && sc->preload == NULL)
 		ptrs[o++] = snap_preload;
 	for (i = 0; i < NKEPT; i++)
@@ -718,18 +720,22 @@ static int env_check(const char *prog, int dirfd, const char *path,
 		PS_ERROR("refusing to run %s (PORTSHIM_BYPASS=fail): its "
 			 "environment drops %s, so %s. Set PORTSHIM_KEEP_ENV=1 "
 			 "to put them back (PORTSHIM_BYPASS=warn runs it "
-			 "anyway)", prog, names, escapes ?
-			 "portshim would not be active in it" :
-			 "it would run outside this group's settings");
+			 "anyway)",
+			 prog, names,
+			 escapes ?
+				 "portshim would not be active in it" :
+				 "it would run outside this group's settings");
 		return -EPERM;
 	}
 	if (!say_once("env", prog))
 		return 0;
 	PS_ERROR("warning: %s is started with an environment that drops %s: "
 		 "%s. Set PORTSHIM_KEEP_ENV=1 to put them back "
-		 "(PORTSHIM_BYPASS=ignore silences this)", prog, names,
+		 "(PORTSHIM_BYPASS=ignore silences this)",
+		 prog, names,
 		 escapes ? "portshim is not active in it, it binds its ports "
-		 "as asked" : "it runs outside this group's settings");
+			   "as asked" :
+			   "it runs outside this group's settings");
 	return 0;
 }
 
@@ -762,14 +768,13 @@ static int sup_prepare(const struct ps_inspect *in, const char *prog,
 	}
 	xe->supervise = true;
 	PS_INFO("%s %s: running it as '%s supervise -- %s' "
-		"(PORTSHIM_BYPASS=supervise)", prog, in->reason, sup_prog,
-		xe->prog);
+		"(PORTSHIM_BYPASS=supervise)",
+		prog, in->reason, sup_prog, xe->prog);
 	return 0;
 }
 
 /* Whether PORTSHIM_BYPASS=supervise runs this program supervised. */
-static bool sup_wanted(const struct ps_inspect *in, int dirfd,
-		       const char *path)
+static bool sup_wanted(const struct ps_inspect *in, int dirfd, const char *path)
 {
 	if (exec_bypass != PS_BYPASS_SUPERVISE || sup_prog[0] == '\0' ||
 	    path == NULL || (dirfd != AT_FDCWD && path[0] != '/'))
@@ -816,8 +821,8 @@ static int exec_check(const char *prog, int dirfd, const char *path, int fd,
 				goto out;
 			if (exec_bypass == PS_BYPASS_FAIL ||
 			    say_once("bin", prog)) {
-				ps_inspect_message(&in, prog, exec_bypass,
-						   msg, sizeof(msg));
+				ps_inspect_message(&in, prog, exec_bypass, msg,
+						   sizeof(msg));
 				PS_ERROR("%s", msg);
 			}
 			/* Its environment does not matter: the shim cannot
@@ -1001,8 +1006,7 @@ static void job_apply(struct exec_env *xe, const char *prog, bool spawn)
 	if (!job_runner || (!spawn && getpid() == job_init_pid))
 		return;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (uint32_t)getpid() * 2654435761u ^
-		    (uint32_t)(uintptr_t)&r;
+		r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)(uintptr_t)&r;
 	if (ps_job_group(job_base, r, group) < 0)
 		return;
 	map[0] = '\0';
@@ -1111,13 +1115,12 @@ static int ps_exec_execveat(int dirfd, const char *path, char *const argv[],
 			    char *const envp[], int flags)
 {
 	struct exec_env xe;
-	bool self = (flags & AT_EMPTY_PATH) && path != NULL &&
-		    path[0] == '\0';
+	bool self = (flags & AT_EMPTY_PATH) && path != NULL && path[0] == '\0';
 	int rc;
 
 	exec_resolve();
-	rc = exec_check(self ? "(descriptor)" : path, dirfd,
-			self ? NULL : path, dirfd, envp, &xe);
+	rc = exec_check(self ? "(descriptor)" : path, dirfd, self ? NULL : path,
+			dirfd, envp, &xe);
 	if (rc < 0) {
 		errno = -rc;
 		return -1;
@@ -1158,9 +1161,8 @@ static int ps_exec_spawn(bool search, pid_t *pid, const char *file,
 			rc = -rc;
 		}
 	} else {
-		rc = (search ? real_exec.posix_spawnp :
-		      real_exec.posix_spawn)(pid, file, fa, attr, argv,
-					     xe.envp);
+		rc = (search ? real_exec.posix_spawnp : real_exec.posix_spawn)(
+			pid, file, fa, attr, argv, xe.envp);
 	}
 	exec_env_done(&xe);
 	return rc;
@@ -1199,8 +1201,7 @@ PS_EXPORT int execv(const char *path, char *const argv[])
 	return ps_exec_execve(path, argv, environ);
 }
 
-PS_EXPORT int execvpe(const char *file, char *const argv[],
-		      char *const envp[])
+PS_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
 	return ps_exec_execvpe(file, argv, envp);
 }
@@ -1280,8 +1281,8 @@ PS_EXPORT void _Exit(int status)
 
 PS_EXPORT int posix_spawnp(pid_t *pid, const char *file,
 			   const posix_spawn_file_actions_t *fa,
-			   const posix_spawnattr_t *attr,
-			   char *const argv[], char *const envp[])
+			   const posix_spawnattr_t *attr, char *const argv[],
+			   char *const envp[])
 {
 	return ps_exec_spawn(true, pid, file, fa, attr, argv, envp);
 }

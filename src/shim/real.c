@@ -96,29 +96,28 @@ static void resolve_once(void)
 {
 	struct ps_real r;
 
-	r.connect = ps_real_lookup("connect", (void *)connect, (void *)sys_connect);
+	r.connect =
+		ps_real_lookup("connect", (void *)connect, (void *)sys_connect);
 	r.getsockname = ps_real_lookup("getsockname", (void *)getsockname,
-			       (void *)sys_getsockname);
+				       (void *)sys_getsockname);
 	r.getpeername = ps_real_lookup("getpeername", (void *)getpeername,
-			       (void *)sys_getpeername);
-	r.accept = ps_real_lookup("accept", (void *)accept,
-				  (void *)sys_accept);
-	r.accept4 = ps_real_lookup("accept4", (void *)accept4,
-				   (void *)sys_accept4);
-	r.sendto = ps_real_lookup("sendto", (void *)sendto,
-				  (void *)sys_sendto);
-	r.sendmsg = ps_real_lookup("sendmsg", (void *)sendmsg,
-				   (void *)sys_sendmsg);
+				       (void *)sys_getpeername);
+	r.accept = ps_real_lookup("accept", (void *)accept, (void *)sys_accept);
+	r.accept4 =
+		ps_real_lookup("accept4", (void *)accept4, (void *)sys_accept4);
+	r.sendto = ps_real_lookup("sendto", (void *)sendto, (void *)sys_sendto);
+	r.sendmsg =
+		ps_real_lookup("sendmsg", (void *)sendmsg, (void *)sys_sendmsg);
 	r.sendmmsg = ps_real_lookup("sendmmsg", (void *)sendmmsg,
 				    (void *)sys_sendmmsg);
 	r.recvfrom = ps_real_lookup("recvfrom", (void *)recvfrom,
 				    (void *)sys_recvfrom);
-	r.recvmsg = ps_real_lookup("recvmsg", (void *)recvmsg,
-				   (void *)sys_recvmsg);
+	r.recvmsg =
+		ps_real_lookup("recvmsg", (void *)recvmsg, (void *)sys_recvmsg);
 	r.recvmmsg = ps_real_lookup("recvmmsg", (void *)recvmmsg,
 				    (void *)sys_recvmmsg);
-	r.recvfrom_chk = ps_real_lookup("__recvfrom_chk",
-					(void *)__recvfrom_chk, NULL);
+	r.recvfrom_chk =
+		ps_real_lookup("__recvfrom_chk", (void *)__recvfrom_chk, NULL);
 	r.bind = ps_real_lookup("bind", (void *)bind, (void *)sys_bind);
 	/* Under --supervise, our own calls carry the supervisor's cookie. */
 	ps_real_supervised(&r);

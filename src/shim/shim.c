@@ -46,9 +46,9 @@ __thread int ps_shim_depth __attribute__((tls_model("initial-exec")));
 #define pol ps_shim_pol
 #define in_shim ps_shim_depth
 
-static bool active;		/* configuration says there is work to do */
-static bool configured;		/* load_config has run */
-static bool ready;		/* policy initialised for our group */
+static bool active;	/* configuration says there is work to do */
+static bool configured; /* load_config has run */
+static bool ready;	/* policy initialised for our group */
 static pthread_once_t config_once = PTHREAD_ONCE_INIT;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
@@ -121,16 +121,17 @@ int ps_shim_io_uring(void)
 		goto out;
 	fail = cfg.bypass == PS_BYPASS_FAIL;
 	if (__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED) == 0)
-		PS_ERROR("warning: this program sets up an io_uring "
-			 "(io_uring_setup): the binds and connects it makes "
-			 "through it do not reach portshim, which cannot "
-			 "move their ports. %s",
-			 fail ? "PORTSHIM_BYPASS=fail: io_uring_setup fails "
-				"with ENOSYS, so that the program uses plain "
-				"system calls" :
-				"Run it under 'portshim run --supervise' (which "
-				"refuses io_uring) or give it free ports yourself "
-				"(PORTSHIM_BYPASS=ignore silences this)");
+		PS_ERROR(
+			"warning: this program sets up an io_uring "
+			"(io_uring_setup): the binds and connects it makes "
+			"through it do not reach portshim, which cannot "
+			"move their ports. %s",
+			fail ? "PORTSHIM_BYPASS=fail: io_uring_setup fails "
+			       "with ENOSYS, so that the program uses plain "
+			       "system calls" :
+			       "Run it under 'portshim run --supervise' (which "
+			       "refuses io_uring) or give it free ports yourself "
+			       "(PORTSHIM_BYPASS=ignore silences this)");
 	if (fail) {
 		errno = saved;
 		return -ENOSYS;
@@ -170,8 +171,7 @@ int ps_shim_socket_proto(int fd)
 	return ps_front_socket_proto(fd);
 }
 
-bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,
-		   uint16_t *vport)
+bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len, uint16_t *vport)
 {
 	return !in_shim && ps_shim_active() &&
 	       ps_front_candidate(&cfg, addr, len, vport);
@@ -396,7 +396,7 @@ static void reverse(struct sockaddr *addr, socklen_t bufsize,
 }
 
 void ps_shim_reverse(struct sockaddr *addr, socklen_t bufsize,
-		    socklen_t reported)
+		     socklen_t reported)
 {
 	reverse(addr, bufsize, reported, false);
 }
@@ -407,8 +407,7 @@ void ps_shim_reverse_peer(struct sockaddr *addr, socklen_t bufsize,
 	reverse(addr, bufsize, reported, true);
 }
 
-static int ps_shim_getsockname(int fd, struct sockaddr *addr,
-			       socklen_t *len)
+static int ps_shim_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	socklen_t bufsize = len ? *len : 0;
 	int rc = ps_real()->getsockname(fd, addr, len);
@@ -418,8 +417,7 @@ static int ps_shim_getsockname(int fd, struct sockaddr *addr,
 	return rc;
 }
 
-static int ps_shim_getpeername(int fd, struct sockaddr *addr,
-			       socklen_t *len)
+static int ps_shim_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	socklen_t bufsize = len ? *len : 0;
 	int rc = ps_real()->getpeername(fd, addr, len);

@@ -57,8 +57,7 @@ int ps_shim_socket_proto(int fd);
  * AF_INET/AF_INET6 with a port that PORTSHIM_PORTS may tag for some
  * protocol (stored in *vport) and the shim is active.
  */
-bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len,
-		   uint16_t *vport);
+bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len, uint16_t *vport);
 
 /*
  * Decides whether a call (op, with a send's flags) on fd to addr goes to

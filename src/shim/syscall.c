@@ -69,8 +69,8 @@ static long raw_kernel(long nr, const long a[6])
 
 	__asm__ volatile("syscall"
 			 : "=a"(ret)
-			 : "a"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]),
-			   "r"(r10), "r"(r8), "r"(r9)
+			 : "a"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]), "r"(r10),
+			   "r"(r8), "r"(r9)
 			 : "rcx", "r11", "memory");
 #elif defined(__aarch64__)
 	register long x8 __asm__("x8") = nr;
@@ -83,8 +83,7 @@ static long raw_kernel(long nr, const long a[6])
 
 	__asm__ volatile("svc 0"
 			 : "+r"(x0)
-			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4),
-			   "r"(x5)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
 			 : "memory");
 	ret = x0;
 #else
@@ -156,8 +155,8 @@ static long raw_send(long nr, const long a[6])
 	if (nr == SYS_connect) {
 		addr = (const struct sockaddr *)a[1];
 		len = (socklen_t)a[2];
-		rc = ps_shim_destination((int)a[0], PS_FRONT_CONNECT, addr,
-					 len, 0, &copy);
+		rc = ps_shim_destination((int)a[0], PS_FRONT_CONNECT, addr, len,
+					 0, &copy);
 	} else {
 		addr = (const struct sockaddr *)a[4];
 		len = (socklen_t)a[5];
@@ -287,8 +286,7 @@ static long ps_raw_syscall(long nr, const long a[6])
 
 /* ------------------------------------------------------ trampoline */
 
-PS_EXPORT __attribute__((no_sanitize_address))
-long syscall(long number, ...)
+PS_EXPORT __attribute__((no_sanitize_address)) long syscall(long number, ...)
 {
 	va_list ap;
 	long a[6];

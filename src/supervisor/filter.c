@@ -23,7 +23,7 @@
 
 #if defined(__x86_64__) && !defined(__ILP32__)
 #define SV_ARCH AUDIT_ARCH_X86_64
-#define SV_X32_BIT 0x40000000u	/* x32 calls: other numbers, other ABI */
+#define SV_X32_BIT 0x40000000u /* x32 calls: other numbers, other ABI */
 #elif defined(__aarch64__) && !defined(__ILP32__)
 #define SV_ARCH AUDIT_ARCH_AARCH64
 #elif defined(__riscv) && __riscv_xlen == 64
@@ -57,7 +57,7 @@ int ps_sv_filter_supported(void)
 /* Jump targets of the program, placed at its end. */
 enum label {
 	L_NONE = 0,
-	L_NEXT,		/* the following instruction */
+	L_NEXT, /* the following instruction */
 	L_COOKIE,
 	L_SENDTO,
 	L_SENDLEN,
@@ -170,8 +170,8 @@ int ps_sv_filter_build(struct ps_sv_filter *f, uint64_t cookie)
 	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, (unsigned)(cookie & 0xffffffffu),
 	     L_NEXT, L_NOTIFY);
 	stmt(&a, BPF_LD | BPF_W | BPF_ABS, ARG_HI(5));
-	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, (unsigned)(cookie >> 32),
-	     L_ALLOW, L_NOTIFY);
+	emit(&a, BPF_JMP | BPF_JEQ | BPF_K, (unsigned)(cookie >> 32), L_ALLOW,
+	     L_NOTIFY);
 
 	/* sendto without a destination (a connected socket): let it be. */
 	place(&a, L_SENDTO);
@@ -195,7 +195,8 @@ int ps_sv_filter_build(struct ps_sv_filter *f, uint64_t cookie)
 	place(&a, L_ALLOW);
 	stmt(&a, BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	place(&a, L_ENOSYS);
-	stmt(&a, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+	stmt(&a, BPF_RET | BPF_K,
+	     SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
 
 	if (a.overflow)
 		return -ENOSYS;
@@ -224,7 +225,8 @@ int ps_sv_kernel_check(char *why, size_t len)
 	if (uname(&u) == 0)
 		release = u.release;
 	if (!ps_sv_filter_supported()) {
-		snprintf(why, len, "the seccomp supervisor does not know this "
+		snprintf(why, len,
+			 "the seccomp supervisor does not know this "
 			 "machine's system call ABI");
 		return -ENOSYS;
 	}
@@ -232,8 +234,8 @@ int ps_sv_kernel_check(char *why, size_t len)
 			      (long)&action, 0) != 0) {
 		rc = -errno;
 		missing = errno == EOPNOTSUPP ?
-			  "seccomp user notification (Linux 5.0)" :
-			  "seccomp filters (CONFIG_SECCOMP_FILTER)";
+				  "seccomp user notification (Linux 5.0)" :
+				  "seccomp filters (CONFIG_SECCOMP_FILTER)";
 		goto out;
 	}
 	pidfd = (int)ps_supcall_direct(SYS_pidfd_open, getpid(), 0, 0, 0);
@@ -251,10 +253,11 @@ int ps_sv_kernel_check(char *why, size_t len)
 	close(pidfd);
 out:
 	if (missing != NULL)
-		snprintf(why, len, "this kernel (%s) does not offer %s here "
+		snprintf(why, len,
+			 "this kernel (%s) does not offer %s here "
 			 "(%s); the supervisor needs Linux 5.6 or later with "
-			 "seccomp user notification and pidfd_getfd", release,
-			 missing, strerror(-rc));
+			 "seccomp user notification and pidfd_getfd",
+			 release, missing, strerror(-rc));
 	return rc;
 }
 

@@ -53,18 +53,18 @@
 #include "sv.h"
 
 /* Data copied out of a target for one send. */
-#define STREAM_DATA_MAX (256u << 10)	/* more is a short write */
-#define DGRAM_DATA_MAX 65536u		/* more is EMSGSIZE, as for UDP */
-#define CONTROL_MAX 65536u		/* ancillary data of one message */
-#define MMSG_DATA_MAX (8u << 20)	/* all messages of one sendmmsg */
-#define VLEN_MAX 1024u			/* UIO_MAXIOV: the kernel's cap */
+#define STREAM_DATA_MAX (256u << 10) /* more is a short write */
+#define DGRAM_DATA_MAX 65536u	     /* more is EMSGSIZE, as for UDP */
+#define CONTROL_MAX 65536u	     /* ancillary data of one message */
+#define MMSG_DATA_MAX (8u << 20)     /* all messages of one sendmmsg */
+#define VLEN_MAX 1024u		     /* UIO_MAXIOV: the kernel's cap */
 
-#define RECORD_NS 5000000000ull		/* how long a record is kept */
+#define RECORD_NS 5000000000ull /* how long a record is kept */
 
 /* ------------------------------------------------------------ answers */
 
-int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont,
-		 int64_t val, int err)
+int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont, int64_t val,
+		 int err)
 {
 	/* The kernel may know a larger structure than our headers. */
 	union {
@@ -234,7 +234,8 @@ static void inspect_failed(pid_t tid, int rc)
 		return;
 	count++;
 	PS_ERROR("cannot inspect supervised thread %d: %s; its socket calls"
-		 " run unchanged%s", (int)tid, strerror(-rc),
+		 " run unchanged%s",
+		 (int)tid, strerror(-rc),
 		 count == 5 ? " (further such lines suppressed)" : "");
 }
 
@@ -311,7 +312,7 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 		return PS_SV_CONTINUE;
 	c->fd = ps_sv_task_fd(c->task, (int)c->args[0]);
 	if (c->fd < 0)
-		return PS_SV_CONTINUE;	/* EBADF and such: the kernel says */
+		return PS_SV_CONTINUE; /* EBADF and such: the kernel says */
 	proto = ps_front_socket_proto(c->fd);
 	if (!ps_front_ours(&env->cfg, op_of(c), proto, &c->addr.sa, c->port,
 			   (int)send_flags(c)))
@@ -320,15 +321,13 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 	c->socktype = socket_type(c->fd);
 	/* A connect or send on a blocking socket may wait: not in the loop. */
 	if (c->nr != SYS_bind)
-		c->may_block = !(fcntl(c->fd, F_GETFL) & O_NONBLOCK) &&
-			       !(c->nr == SYS_connect &&
-				 c->socktype == SOCK_DGRAM) &&
-			       !(c->nr == SYS_sendto &&
-				 (c->args[3] & MSG_DONTWAIT)) &&
-			       !((c->nr == SYS_sendmsg ||
-				  c->nr == SYS_sendmmsg) &&
-				 (c->args[2 + (c->nr == SYS_sendmmsg)] &
-				  MSG_DONTWAIT));
+		c->may_block =
+			!(fcntl(c->fd, F_GETFL) & O_NONBLOCK) &&
+			!(c->nr == SYS_connect && c->socktype == SOCK_DGRAM) &&
+			!(c->nr == SYS_sendto && (c->args[3] & MSG_DONTWAIT)) &&
+			!((c->nr == SYS_sendmsg || c->nr == SYS_sendmmsg) &&
+			  (c->args[2 + (c->nr == SYS_sendmmsg)] &
+			   MSG_DONTWAIT));
 	/* What was read is the thread's, and the descriptor its own. */
 	if (!ps_sv_notif_valid(sv->listener, c->id))
 		return PS_SV_DROP;
@@ -339,8 +338,8 @@ static enum ps_sv_verdict check_tagged(struct ps_supervisor *sv,
 static enum ps_sv_verdict classify_mmsg(struct ps_supervisor *sv,
 					struct ps_sv_call *c)
 {
-	unsigned vlen = (unsigned)(c->args[2] < VLEN_MAX ? c->args[2] :
-				   VLEN_MAX);
+	unsigned vlen =
+		(unsigned)(c->args[2] < VLEN_MAX ? c->args[2] : VLEN_MAX);
 	struct mmsghdr *vec;
 	enum ps_sv_verdict v = PS_SV_CONTINUE;
 
@@ -371,8 +370,7 @@ out:
 }
 
 enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
-				  struct ps_sv_call *c, int64_t *val,
-				  int *err)
+				  struct ps_sv_call *c, int64_t *val, int *err)
 {
 	enum ps_sv_verdict v = PS_SV_CONTINUE;
 	socklen_t len;
@@ -417,10 +415,10 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 			return PS_SV_CONTINUE;
 		len = sizeof(c->addr);
 		if ((c->nr == SYS_getsockname ?
-		     ps_supcall_getsockname(sv->cookie, c->fd, &c->addr.sa,
-					    &len) :
-		     ps_supcall_getpeername(sv->cookie, c->fd, &c->addr.sa,
-					    &len)) != 0)
+			     ps_supcall_getsockname(sv->cookie, c->fd,
+						    &c->addr.sa, &len) :
+			     ps_supcall_getpeername(sv->cookie, c->fd,
+						    &c->addr.sa, &len)) != 0)
 			return PS_SV_CONTINUE;
 		c->addrlen = len;
 		if (!ps_front_reported(&c->task->env->cfg, &c->addr.sa, len,
@@ -453,8 +451,8 @@ static int try_bind(void *arg, uint16_t real)
 	if (!ps_sv_task_may_bind(&b->sv->targets, b->c->task, real))
 		return -EACCES;
 	ps_sockaddr_copy_port(&copy, &b->c->addr.sa, b->c->addrlen, real);
-	if (ps_supcall_bind(b->sv->cookie, b->c->fd, &copy.sa,
-			    b->c->addrlen) == 0)
+	if (ps_supcall_bind(b->sv->cookie, b->c->fd, &copy.sa, b->c->addrlen) ==
+	    0)
 		return 0;
 	return -errno;
 }
@@ -505,8 +503,8 @@ static void act_connect(struct ps_supervisor *sv, struct ps_sv_call *c)
 		ps_sv_reply(sv, c, true, 0, 0);
 		return;
 	}
-	if (rc == 0 && ps_supcall_connect(sv->cookie, c->fd, &c->addr.sa,
-					  c->addrlen) != 0)
+	if (rc == 0 &&
+	    ps_supcall_connect(sv->cookie, c->fd, &c->addr.sa, c->addrlen) != 0)
 		rc = -errno;
 	answer_done(sv, c, 0, -rc);
 }
@@ -519,8 +517,7 @@ static void act_connect(struct ps_supervisor *sv, struct ps_sv_call *c)
 static ssize_t send_size(const struct ps_sv_call *c, uint64_t len)
 {
 	if (c->socktype == SOCK_STREAM)
-		return (ssize_t)(len < STREAM_DATA_MAX ? len :
-				 STREAM_DATA_MAX);
+		return (ssize_t)(len < STREAM_DATA_MAX ? len : STREAM_DATA_MAX);
 	if (len > DGRAM_DATA_MAX)
 		return -EMSGSIZE;
 	return (ssize_t)len;
@@ -531,8 +528,8 @@ static ssize_t send_size(const struct ps_sv_call *c, uint64_t len)
  * SIGPIPE in the target on EPIPE without MSG_NOSIGNAL (we always pass it,
  * so that the supervisor is not the one killed).
  */
-static void send_done(struct ps_supervisor *sv, struct ps_sv_call *c,
-		      ssize_t n, int flags)
+static void send_done(struct ps_supervisor *sv, struct ps_sv_call *c, ssize_t n,
+		      int flags)
 {
 	int err = n < 0 ? errno : 0;
 
@@ -655,8 +652,7 @@ static int copy_msg(const struct ps_sv_call *c, const struct msghdr *m,
 			rc = -ENOMEM;
 			goto out;
 		}
-		rc = ps_sv_mem_read(c->tid,
-				    (uint64_t)(uintptr_t)m->msg_control,
+		rc = ps_sv_mem_read(c->tid, (uint64_t)(uintptr_t)m->msg_control,
 				    *control, m->msg_controllen);
 		if (rc)
 			goto out;
@@ -732,8 +728,7 @@ static int prepare_mmsg(struct ps_supervisor *sv, struct ps_sv_call *c,
 		return 0;
 	if (tm->msg_namelen > sizeof(om->name))
 		return -EINVAL;
-	if (!read_addr(c, (uint64_t)(uintptr_t)tm->msg_name,
-		       tm->msg_namelen)) {
+	if (!read_addr(c, (uint64_t)(uintptr_t)tm->msg_name, tm->msg_namelen)) {
 		/* Not a port of ours: the name goes out as it is. */
 		rc = ps_sv_mem_read(c->tid, (uint64_t)(uintptr_t)tm->msg_name,
 				    &om->name, tm->msg_namelen);
@@ -755,8 +750,8 @@ static int prepare_mmsg(struct ps_supervisor *sv, struct ps_sv_call *c,
 
 static void act_sendmmsg(struct ps_supervisor *sv, struct ps_sv_call *c)
 {
-	unsigned vlen = (unsigned)(c->args[2] < VLEN_MAX ? c->args[2] :
-				   VLEN_MAX);
+	unsigned vlen =
+		(unsigned)(c->args[2] < VLEN_MAX ? c->args[2] : VLEN_MAX);
 	int flags = (int)c->args[3];
 	size_t budget = MMSG_DATA_MAX;
 	struct mmsghdr *tvec = NULL, *lvec = NULL;

@@ -153,12 +153,15 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 	if (ps_supcall_direct(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0,
 			      (long)&sizes, 0) != 0) {
 		rc = -errno;
-		snprintf(why, len, "cannot ask the kernel for the seccomp "
-			 "notification sizes: %s", strerror(errno));
+		snprintf(why, len,
+			 "cannot ask the kernel for the seccomp "
+			 "notification sizes: %s",
+			 strerror(errno));
 		goto fail;
 	}
 	sv->notif_size = sizes.seccomp_notif > sizeof(struct seccomp_notif) ?
-			 sizes.seccomp_notif : sizeof(struct seccomp_notif);
+				 sizes.seccomp_notif :
+				 sizeof(struct seccomp_notif);
 	sv->resp_size = sizes.seccomp_notif_resp;
 	if (pipe2(sv->up, O_CLOEXEC) != 0 || pipe2(sv->down, O_CLOEXEC) != 0 ||
 	    pipe2(sv->stop, O_CLOEXEC) != 0) {
@@ -168,8 +171,10 @@ int ps_supervise_prepare(struct ps_supervisor **out,
 	}
 	rc = ps_sv_targets_init(&sv->targets, sv->cookie);
 	if (rc) {
-		snprintf(why, len, "cannot take the supervisor's own "
-			 "credentials and configuration: %s", strerror(-rc));
+		snprintf(why, len,
+			 "cannot take the supervisor's own "
+			 "credentials and configuration: %s",
+			 strerror(-rc));
 		goto fail;
 	}
 	pthread_mutex_init(&sv->mu, NULL);
@@ -375,7 +380,8 @@ static void *loop_main(void *arg)
 			if (errno == EINTR || errno == ENOENT)
 				continue;
 			PS_ERROR("supervisor: cannot receive a notification:"
-				 " %s", strerror(errno));
+				 " %s",
+				 strerror(errno));
 			break;
 		}
 		handle(sv, req);
@@ -398,18 +404,23 @@ int ps_supervise_start(struct ps_supervisor *sv, pid_t child, char *why,
 	close_fd(&sv->down[0]);
 	rc = read_full(sv->up[0], &msg, sizeof(msg));
 	if (rc) {
-		snprintf(why, len, "the command ended before its seccomp "
+		snprintf(why, len,
+			 "the command ended before its seccomp "
 			 "filter was installed");
 		goto out;
 	}
 	if (msg < 0) {
 		rc = msg;
-		snprintf(why, len, "cannot install the seccomp filter: %s%s",
-			 strerror(-rc), rc == -EACCES || rc == -EPERM ?
-			 " (is portshim itself confined by a seccomp policy "
-			 "that forbids seccomp()?)" : rc == -EBUSY ?
-			 " (another seccomp supervisor, not portshim's, "
-			 "already watches this process)" : "");
+		snprintf(
+			why, len, "cannot install the seccomp filter: %s%s",
+			strerror(-rc),
+			rc == -EACCES || rc == -EPERM ?
+				" (is portshim itself confined by a seccomp policy "
+				"that forbids seccomp()?)" :
+			rc == -EBUSY ?
+				" (another seccomp supervisor, not portshim's, "
+				"already watches this process)" :
+				"");
 		goto out;
 	}
 	pidfd = (int)ps_supcall_direct(SYS_pidfd_open, child, 0, 0, 0);
@@ -422,11 +433,15 @@ int ps_supervise_start(struct ps_supervisor *sv, pid_t child, char *why,
 		close(pidfd);
 	}
 	if (rc) {
-		snprintf(why, len, "cannot take the seccomp listener from the "
-			 "command's process: %s%s", strerror(-rc),
-			 rc == -EPERM ? " (does kernel.yama.ptrace_scope or a "
-			 "security module forbid ptrace of one's children?)" :
-			 "");
+		snprintf(
+			why, len,
+			"cannot take the seccomp listener from the "
+			"command's process: %s%s",
+			strerror(-rc),
+			rc == -EPERM ?
+				" (does kernel.yama.ptrace_scope or a "
+				"security module forbid ptrace of one's children?)" :
+				"");
 		goto out;
 	}
 	fcntl(sv->listener, F_SETFD, FD_CLOEXEC);
@@ -510,8 +525,7 @@ bool ps_supervise_covers(const char *cmd)
 {
 	struct ps_inspect in;
 
-	return inspect_cmd(cmd, &in) == 0 &&
-	       in.verdict != PS_INSPECT_FOREIGN;
+	return inspect_cmd(cmd, &in) == 0 && in.verdict != PS_INSPECT_FOREIGN;
 }
 
 bool ps_supervise_wanted(const struct ps_config *cfg, const char *cmd)
@@ -526,7 +540,8 @@ bool ps_supervise_wanted(const struct ps_config *cfg, const char *cmd)
 	case PS_INSPECT_MUSL:
 		ps_log_setup(cfg->log_level, cfg->log_file);
 		PS_INFO("%s %s: running it under the seccomp supervisor "
-			"(PORTSHIM_BYPASS=supervise)", cmd, in.reason);
+			"(PORTSHIM_BYPASS=supervise)",
+			cmd, in.reason);
 		return true;
 	default:
 		return false;

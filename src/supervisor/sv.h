@@ -43,12 +43,12 @@
 struct ps_sv_record {
 	bool used;
 	pid_t tid;
-	uint64_t start;		/* the process's start time */
+	uint64_t start; /* the process's start time */
 	int nr;
 	uint64_t args[6];
 	int64_t val;
 	int err;
-	uint64_t expires_ns;	/* CLOCK_MONOTONIC */
+	uint64_t expires_ns; /* CLOCK_MONOTONIC */
 };
 
 #define PS_SV_RECORDS 32
@@ -59,22 +59,22 @@ struct ps_supervisor {
 	uint64_t cookie;
 	struct ps_sv_filter filter;
 	int listener;
-	int up[2];		/* child -> parent: listener number or -errno */
-	int down[2];		/* parent -> child: listener taken */
-	int stop[2];		/* wakes the notification loop to stop */
-	size_t notif_size;	/* what the kernel says the structures are */
+	int up[2];	   /* child -> parent: listener number or -errno */
+	int down[2];	   /* parent -> child: listener taken */
+	int stop[2];	   /* wakes the notification loop to stop */
+	size_t notif_size; /* what the kernel says the structures are */
 	size_t resp_size;
 	pthread_t loop;
 	bool loop_running;
-	struct ps_sv_targets targets;	/* notification loop only */
+	struct ps_sv_targets targets; /* notification loop only */
 
 	/* The worker threads and their queue. */
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;		/* a call was queued, or stop */
-	pthread_cond_t idle_cv;		/* a worker finished a call */
+	pthread_cond_t work_cv; /* a call was queued, or stop */
+	pthread_cond_t idle_cv; /* a worker finished a call */
 	struct ps_sv_call *head, *tail;
 	unsigned nthreads, nidle, nbusy;
-	unsigned nqueued;		/* calls in the queue */
+	unsigned nqueued; /* calls in the queue */
 	bool stopping;
 
 	/* Answers that could not be delivered (see handlers.c). */
@@ -84,28 +84,28 @@ struct ps_supervisor {
 
 /* One intercepted call. */
 struct ps_sv_call {
-	struct ps_sv_call *next;	/* in the work queue */
+	struct ps_sv_call *next; /* in the work queue */
 	uint64_t id;
 	pid_t tid;
 	int nr;
 	uint64_t args[6];
-	struct ps_sv_task *task;	/* referenced */
-	int fd;			/* copy of the target's socket, or -1 */
+	struct ps_sv_task *task; /* referenced */
+	int fd;			 /* copy of the target's socket, or -1 */
 	enum ps_proto proto;
 	int socktype;
 	bool may_block;		/* could wait long: needs a worker thread */
-	union ps_sockaddr addr;	/* the address the call names/reports */
+	union ps_sockaddr addr; /* the address the call names/reports */
 	socklen_t addrlen;
-	uint16_t port;		/* its port */
-	struct msghdr msg;	/* sendmsg: the target's header */
+	uint16_t port;	   /* its port */
+	struct msghdr msg; /* sendmsg: the target's header */
 };
 
 /* What classify decided. */
 enum ps_sv_verdict {
-	PS_SV_CONTINUE,		/* run the call as it is */
-	PS_SV_ANSWER,		/* answer with val/err (filled in) */
-	PS_SV_DROP,		/* the notification went away: no answer */
-	PS_SV_WORK,		/* hand it to a worker */
+	PS_SV_CONTINUE, /* run the call as it is */
+	PS_SV_ANSWER,	/* answer with val/err (filled in) */
+	PS_SV_DROP,	/* the notification went away: no answer */
+	PS_SV_WORK,	/* hand it to a worker */
 };
 
 /*
@@ -114,8 +114,7 @@ enum ps_sv_verdict {
  * only.
  */
 enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
-				  struct ps_sv_call *c, int64_t *val,
-				  int *err);
+				  struct ps_sv_call *c, int64_t *val, int *err);
 
 /*
  * Performs a call that classify handed over, and answers it: in the
@@ -128,8 +127,8 @@ void ps_sv_act(struct ps_supervisor *sv, struct ps_sv_call *c);
  * it is), or with val (err 0) or -err. Returns 0, or -ENOENT when the
  * call is gone (its thread was interrupted or killed), or -errno.
  */
-int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont,
-		 int64_t val, int err);
+int ps_sv_answer(struct ps_supervisor *sv, uint64_t id, bool cont, int64_t val,
+		 int err);
 
 /*
  * ps_sv_answer for call c, after closing the supervisor's copy of the

@@ -501,8 +501,7 @@ static struct ps_sv_env *new_env(struct ps_sv_targets *t, char *key,
 }
 
 /* The environment of the process whose environ is in cur_env. */
-static int find_env(struct ps_sv_targets *t, pid_t tgid,
-		    struct ps_sv_env **out)
+static int find_env(struct ps_sv_targets *t, pid_t tgid, struct ps_sv_env **out)
 {
 	char errs[2048] = "";
 	struct ps_sv_env *env;
@@ -535,8 +534,7 @@ static int find_env(struct ps_sv_targets *t, pid_t tgid,
  * The supervisor's own configuration (for processes that are not its
  * peers): made from its own environment at first use, and shared.
  */
-static int own_env(struct ps_sv_targets *t, pid_t tgid,
-		   struct ps_sv_env **out)
+static int own_env(struct ps_sv_targets *t, pid_t tgid, struct ps_sv_env **out)
 {
 	int rc = 0;
 
@@ -555,7 +553,8 @@ static int own_env(struct ps_sv_targets *t, pid_t tgid,
 			PS_INFO("supervised pid %d does not have the "
 				"supervisor's privileges: it gets the "
 				"supervisor's own configuration, whatever its "
-				"environment says", (int)tgid);
+				"environment says",
+				(int)tgid);
 		}
 	}
 	*out = t->own_env;
@@ -675,7 +674,8 @@ static int new_task(struct ps_sv_targets *t, pid_t tid, int listener,
 	rc = ps_proc_ident(task->tgid, &task->ident);
 	if (rc)
 		goto fail;
-	task->pidfd = (int)ps_supcall_direct(SYS_pidfd_open, task->tgid, 0, 0, 0);
+	task->pidfd =
+		(int)ps_supcall_direct(SYS_pidfd_open, task->tgid, 0, 0, 0);
 	if (task->pidfd < 0) {
 		rc = -errno;
 		goto fail;
@@ -749,7 +749,7 @@ int ps_sv_task_get(struct ps_sv_targets *t, pid_t tid, int listener,
 		 * until it has doubled. */
 		sweep(t);
 		t->sweep_at = t->ntasks * 2 > TASKS_SWEEP ? t->ntasks * 2 :
-			      TASKS_SWEEP;
+							    TASKS_SWEEP;
 	}
 	rc = new_task(t, tid, listener, id, &task);
 	if (rc)

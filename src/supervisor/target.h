@@ -48,24 +48,24 @@
 /* The portshim configuration of one environment. */
 struct ps_sv_env {
 	struct ps_sv_env *next;
-	char *key;		/* the variables that made it, NUL-separated */
+	char *key; /* the variables that made it, NUL-separated */
 	size_t keylen;
-	bool active;		/* PORTSHIM_PORTS set and the group valid */
+	bool active; /* PORTSHIM_PORTS set and the group valid */
 	struct ps_config cfg;
-	struct ps_policy pol;	/* pol.cfg points at cfg */
+	struct ps_policy pol; /* pol.cfg points at cfg */
 };
 
 /* A thread of a supervised process. */
 struct ps_sv_task {
-	struct ps_sv_task *next;	/* hash chain */
+	struct ps_sv_task *next; /* hash chain */
 	pid_t tid;
 	pid_t tgid;
-	int procfd;		/* /proc/TID (O_PATH): fails once TID is gone */
-	int pidfd;		/* pidfd of TGID */
-	struct ps_ident ident;	/* TGID's pid and start time */
+	int procfd;	       /* /proc/TID (O_PATH): fails once TID is gone */
+	int pidfd;	       /* pidfd of TGID */
+	struct ps_ident ident; /* TGID's pid and start time */
 	struct ps_sv_env *env;
-	bool peer;		/* env is from its own environment */
-	int refs;		/* atomic */
+	bool peer; /* env is from its own environment */
+	int refs;  /* atomic */
 };
 
 #define PS_SV_TASK_BUCKETS 512
@@ -73,18 +73,18 @@ struct ps_sv_task {
 struct ps_sv_targets {
 	struct ps_sv_task *buckets[PS_SV_TASK_BUCKETS];
 	size_t ntasks;
-	size_t sweep_at;	/* sweep dead entries beyond this many */
+	size_t sweep_at; /* sweep dead entries beyond this many */
 	struct ps_sv_env *envs;
-	struct ps_config *scratch;	/* parsing room, reused */
+	struct ps_config *scratch; /* parsing room, reused */
 
 	/* The supervisor's own credentials and configuration. */
-	char *own_creds;	/* its Uid, Gid and Groups lines */
-	uint64_t own_caps;	/* its effective capabilities */
-	char *own_environ;	/* its PORTSHIM_* variables, NUL-separated */
+	char *own_creds;   /* its Uid, Gid and Groups lines */
+	uint64_t own_caps; /* its effective capabilities */
+	char *own_environ; /* its PORTSHIM_* variables, NUL-separated */
 	size_t own_environ_len;
-	struct ps_sv_env *own_env;	/* made at first use */
-	unsigned unpriv_port;	/* ip_unprivileged_port_start */
-	uint64_t cookie;	/* of the supervisor's own socket calls */
+	struct ps_sv_env *own_env; /* made at first use */
+	unsigned unpriv_port;	   /* ip_unprivileged_port_start */
+	uint64_t cookie;	   /* of the supervisor's own socket calls */
 };
 
 /*

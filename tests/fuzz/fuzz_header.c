@@ -67,10 +67,11 @@ static void header_mode(const uint8_t *data, size_t size)
 	if (len >= sizeof(*h)) {
 		/* The image's own boot id and namespace, or other ones. */
 		if (how & 1)
-			boot = how & 8 ? "00000000-0000-0000-0000-000000000000" :
+			boot = how & 8 ?
+				       "00000000-0000-0000-0000-000000000000" :
 			       memchr(h->boot_id, '\0', sizeof(h->boot_id)) ?
-						 h->boot_id :
-						 "x";
+				       h->boot_id :
+				       "x";
 		if (how & 2)
 			ns = how & 16 ? h->pidns + 1 : h->pidns;
 		if (how & 4)
@@ -172,18 +173,18 @@ static void table_mode(const uint8_t *data, size_t size)
 		uint32_t v = value & 0x8000 ? 0x10000u + value : value;
 
 		if (target < 0x8000) {
-			uint32_t b = target % (PS_REG_HBUCKETS +
-					       PS_REG_GBUCKETS);
+			uint32_t b =
+				target % (PS_REG_HBUCKETS + PS_REG_GBUCKETS);
 
 			if (b < PS_REG_HBUCKETS)
-				reg.hbuckets[b] = v % TABLE_PORTS + (v >> 16) *
-								     70000;
+				reg.hbuckets[b] =
+					v % TABLE_PORTS + (v >> 16) * 70000;
 			else
 				reg.gbuckets[b - PS_REG_HBUCKETS] =
 					v % TABLE_PORTS + (v >> 16) * 70000;
 		} else {
-			size_t off = ((size_t)(target & 0x7fff) * 5) %
-				     (area - 1);
+			size_t off =
+				((size_t)(target & 0x7fff) * 5) % (area - 1);
 
 			memcpy(leases + off, &value, 2);
 		}

@@ -174,8 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (memcmp(spec.bits, ref, sizeof(ref)) != 0)
 				abort();
 			for (size_t i = 0; i < sizeof(spec.either); i++)
-				if (spec.either[i] != (uint8_t)(spec.bits[0][i] |
-								spec.bits[1][i]))
+				if (spec.either[i] !=
+				    (uint8_t)(spec.bits[0][i] |
+					      spec.bits[1][i]))
 					abort();
 		}
 		if (ps_portspec_has(&spec, PS_TCP, 0) ||

@@ -30,19 +30,19 @@
 
 #include "psh.h"
 
-#define UDP_SRV 5300		/* a UDP server */
-#define UDP_CLI 5301		/* a UDP client's own, tagged, port */
-#define UDP_UNMAPPED 5309	/* tagged, never bound */
-#define TCP_SRV 8080		/* a TCP server on 127.0.0.1 */
-#define TCP_CLI 8081		/* a client's fixed source port */
+#define UDP_SRV 5300	  /* a UDP server */
+#define UDP_CLI 5301	  /* a UDP client's own, tagged, port */
+#define UDP_UNMAPPED 5309 /* tagged, never bound */
+#define TCP_SRV 8080	  /* a TCP server on 127.0.0.1 */
+#define TCP_CLI 8081	  /* a client's fixed source port */
 #define TCP_CLI2 8082
-#define TCP_WILD 8083		/* a server on 0.0.0.0 */
-#define DUAL_SPLIT 8084		/* 0.0.0.0 + [::] V6ONLY */
-#define DUAL_STACK 8085		/* [::] dual-stack */
+#define TCP_WILD 8083	/* a server on 0.0.0.0 */
+#define DUAL_SPLIT 8084 /* 0.0.0.0 + [::] V6ONLY */
+#define DUAL_STACK 8085 /* [::] dual-stack */
 #define DUAL_UDP 8086
 #define REUSE 8087
-#define MPTCP_SRV 8088		/* a Multipath TCP server */
-#define TCP_UNMAPPED 8089	/* tagged, never bound */
+#define MPTCP_SRV 8088	  /* a Multipath TCP server */
+#define TCP_UNMAPPED 8089 /* tagged, never bound */
 
 #define REUSE_THREADS 4
 
@@ -111,10 +111,12 @@ static void udp_short_buffers(int srv, int cli)
 
 		sendto(cli, "s", 1, 0, psh_ro(&to), tlen);
 		memset(b, 0xAA, sizeof(b));
-		if (recvfrom(srv, data, sizeof(data), 0,
-			     (struct sockaddr *)b, &len) != 1) {
-			psh_check(false, "recvfrom with a %u-byte address "
-				  "buffer receives", (unsigned)sizes[i]);
+		if (recvfrom(srv, data, sizeof(data), 0, (struct sockaddr *)b,
+			     &len) != 1) {
+			psh_check(false,
+				  "recvfrom with a %u-byte address "
+				  "buffer receives",
+				  (unsigned)sizes[i]);
 			continue;
 		}
 		guard = true;
@@ -148,8 +150,8 @@ static void test_udp(void)
 		return;
 	}
 	real = psh_raw_port(srv);
-	psh_check(psh_name_port(srv) == UDP_SRV,
-		  "getsockname shows %d", UDP_SRV);
+	psh_check(psh_name_port(srv) == UDP_SRV, "getsockname shows %d",
+		  UDP_SRV);
 	psh_check(real != UDP_SRV && psh_in_range(real),
 		  "the socket is really bound to %u, in the range", real);
 	cli = bound(AF_INET, SOCK_DGRAM, "127.0.0.1", UDP_CLI, false);
@@ -168,7 +170,8 @@ static void test_udp(void)
 	port = udp_recv(srv, "one");
 	psh_check(port == UDP_CLI && errno == EDOM,
 		  "the server receives it; recvfrom shows the sender at %d "
-		  "(really %u), errno untouched", UDP_CLI, creal);
+		  "(really %u), errno untouched",
+		  UDP_CLI, creal);
 
 	/* The server answers the address it was shown. */
 	flen = psh_addr(&from, "127.0.0.1", UDP_CLI);
@@ -204,9 +207,8 @@ static void test_udp(void)
 	errno = EDOM;
 	n = recvmsg(srv, &m, 0);
 	psh_check(n == 5 && strcmp(buf, "three") == 0 &&
-		  psh_port(&from) == UDP_CLI && errno == EDOM,
-		  "recvmsg receives it and shows the sender at %d",
-		  UDP_CLI);
+			  psh_port(&from) == UDP_CLI && errno == EDOM,
+		  "recvmsg receives it and shows the sender at %d", UDP_CLI);
 	port = 0;
 	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
 		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR)
@@ -228,13 +230,12 @@ static void test_udp(void)
 		iov[i].iov_len = 2;
 		vec[i].msg_hdr.msg_iov = &iov[i];
 		vec[i].msg_hdr.msg_iovlen = 1;
-		vec[i].msg_hdr.msg_name = (void *)psh_ro(i == 1 ? &other :
-							 &to);
+		vec[i].msg_hdr.msg_name = (void *)psh_ro(i == 1 ? &other : &to);
 		vec[i].msg_hdr.msg_namelen = i == 1 ? olen : tlen;
 	}
 	rc = sendmmsg(cli, vec, 3, 0);
 	psh_check(rc == 3 && vec[0].msg_len == 2 && vec[1].msg_len == 2 &&
-		  vec[2].msg_len == 2,
+			  vec[2].msg_len == 2,
 		  "sendmmsg to tagged, untagged, tagged sends 3, msg_len set");
 	port = udp_recv(plain, "m2");
 	psh_check(port == UDP_CLI, "the untagged port gets its message");
@@ -256,11 +257,10 @@ static void test_udp(void)
 		rc += recvmmsg(srv, rvec + 1, 1, 0, NULL) == 1;
 	}
 	psh_check(rc == 2 && strcmp(rbuf[0], "m1") == 0 &&
-		  strcmp(rbuf[1], "m3") == 0 &&
-		  psh_port(&names[0]) == UDP_CLI &&
-		  psh_port(&names[1]) == UDP_CLI,
-		  "recvmmsg receives m1 and m3, senders shown at %d",
-		  UDP_CLI);
+			  strcmp(rbuf[1], "m3") == 0 &&
+			  psh_port(&names[0]) == UDP_CLI &&
+			  psh_port(&names[1]) == UDP_CLI,
+		  "recvmmsg receives m1 and m3, senders shown at %d", UDP_CLI);
 
 	udp_short_buffers(srv, cli);
 
@@ -281,8 +281,8 @@ static void test_udp(void)
 
 	/* connect, send, then AF_UNSPEC disconnects. */
 	psh_check(connect_to(cli, "127.0.0.1", UDP_SRV) == 0 &&
-		  psh_raw_peer(cli) == real &&
-		  psh_peer_port(cli) == UDP_SRV,
+			  psh_raw_peer(cli) == real &&
+			  psh_peer_port(cli) == UDP_SRV,
 		  "udp connect goes to %u; getpeername shows %d", real,
 		  UDP_SRV);
 	n = send(cli, "four", 4, 0);
@@ -314,8 +314,8 @@ static void test_udp(void)
 
 static int tcp_listener(const char *text, uint16_t port)
 {
-	int fd = bound(text[0] == ':' || strchr(text, ':') ? AF_INET6 :
-		       AF_INET, SOCK_STREAM, text, port, true);
+	int fd = bound(text[0] == ':' || strchr(text, ':') ? AF_INET6 : AF_INET,
+		       SOCK_STREAM, text, port, true);
 
 	if (fd >= 0 && listen(fd, 64) != 0) {
 		close(fd);
@@ -354,8 +354,8 @@ static bool interface_v4(char *out, size_t len)
 		memcpy(&in, p->ifa_addr, sizeof(in));
 		if ((ntohl(in.sin_addr.s_addr) >> 24) == 127)
 			continue;
-		found = inet_ntop(AF_INET, &in.sin_addr, out,
-				  (socklen_t)len) != NULL;
+		found = inet_ntop(AF_INET, &in.sin_addr, out, (socklen_t)len) !=
+			NULL;
 	}
 	freeifaddrs(ifa);
 	return found;
@@ -380,14 +380,14 @@ static void test_tcp(void)
 		return;
 	real = psh_raw_port(lfd);
 	psh_check(psh_name_port(lfd) == TCP_SRV && real != TCP_SRV &&
-		  psh_in_range(real),
+			  psh_in_range(real),
 		  "getsockname shows %d; really %u", TCP_SRV, real);
 
 	/* A client with a fixed, tagged, source port. */
 	cli = bound(AF_INET, SOCK_STREAM, "127.0.0.1", TCP_CLI, true);
 	errno = EDOM;
 	psh_check(cli >= 0 && connect_to(cli, "127.0.0.1", TCP_SRV) == 0 &&
-		  errno == EDOM,
+			  errno == EDOM,
 		  "connect from %d to %d succeeds, errno untouched", TCP_CLI,
 		  TCP_SRV);
 	a = accept_one(lfd, false, &peer);
@@ -407,10 +407,9 @@ static void test_tcp(void)
 	cli = bound(AF_INET, SOCK_STREAM, "127.0.0.1", TCP_CLI2, true);
 	connect_to(cli, "127.0.0.1", TCP_SRV);
 	a = accept_one(lfd, true, &peer);
-	psh_check(a >= 0 && peer == TCP_CLI2 &&
-		  (fcntl(a, F_GETFD) & FD_CLOEXEC),
-		  "accept4 shows the client at %d and keeps its flags",
-		  TCP_CLI2);
+	psh_check(
+		a >= 0 && peer == TCP_CLI2 && (fcntl(a, F_GETFD) & FD_CLOEXEC),
+		"accept4 shows the client at %d and keeps its flags", TCP_CLI2);
 	close(a);
 	close(cli);
 
@@ -431,12 +430,12 @@ static void test_tcp(void)
 	close(cli);
 
 	/* glibc's exported __connect. */
-	dunder = (int (*)(int, const struct sockaddr *, socklen_t))
-		dlsym(RTLD_DEFAULT, "__connect");
+	dunder = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(
+		RTLD_DEFAULT, "__connect");
 	cli = psh_socket(AF_INET, SOCK_STREAM);
 	tlen = psh_addr(&to, "127.0.0.1", TCP_SRV);
 	psh_check(dunder != NULL && dunder(cli, psh_ro(&to), tlen) == 0 &&
-		  psh_raw_peer(cli) == real,
+			  psh_raw_peer(cli) == real,
 		  "__connect is rewritten too");
 	close(accept(lfd, NULL, NULL));
 	close(cli);
@@ -453,8 +452,8 @@ static void test_tcp(void)
 		psh_timeout(a, 5);
 		memset(buf, 0, sizeof(buf));
 		psh_check(n == 4 && psh_raw_peer(cli) == real && a >= 0 &&
-			  read(a, buf, sizeof(buf) - 1) == 4 &&
-			  strcmp(buf, "fast") == 0,
+				  read(a, buf, sizeof(buf) - 1) == 4 &&
+				  strcmp(buf, "fast") == 0,
 			  "sendto(MSG_FASTOPEN) goes to the real port with "
 			  "its data");
 		close(a);
@@ -464,15 +463,14 @@ static void test_tcp(void)
 	tlen = psh_addr(&to, "127.0.0.1", TCP_UNMAPPED);
 	n = sendto(cli, "more", 4, 0, psh_ro(&to), tlen);
 	psh_check(n == 4, "sendto on a connected TCP socket ignores the "
-		  "address, as the kernel does");
+			  "address, as the kernel does");
 	close(cli);
 
 	cli = psh_socket(AF_INET, SOCK_STREAM);
 	errno = 0;
 	psh_check(connect_to(cli, "127.0.0.1", TCP_UNMAPPED) == -1 &&
-		  errno == ECONNREFUSED,
-		  "connect to unmapped tagged %d: ECONNREFUSED",
-		  TCP_UNMAPPED);
+			  errno == ECONNREFUSED,
+		  "connect to unmapped tagged %d: ECONNREFUSED", TCP_UNMAPPED);
 	close(cli);
 
 	cli = psh_socket(AF_INET, SOCK_STREAM);
@@ -489,7 +487,7 @@ static void test_tcp(void)
 	wreal = psh_raw_port(wfd);
 	cli = psh_socket(AF_INET, SOCK_STREAM);
 	psh_check(wfd >= 0 && connect_to(cli, "0.0.0.0", TCP_WILD) == 0 &&
-		  psh_raw_peer(cli) == wreal,
+			  psh_raw_peer(cli) == wreal,
 		  "connect to 0.0.0.0:%d reaches the real port %u", TCP_WILD,
 		  wreal);
 	close(accept(wfd, NULL, NULL));
@@ -505,9 +503,10 @@ static void test_tcp(void)
 		cli = psh_socket(AF_INET, SOCK_STREAM);
 		errno = 0;
 		psh_check(connect_to(cli, ifaddr, TCP_UNMAPPED) == -1 &&
-			  errno == ECONNREFUSED,
+				  errno == ECONNREFUSED,
 			  "interface address %s is local: unmapped tagged %d "
-			  "is refused by the shim", ifaddr, TCP_UNMAPPED);
+			  "is refused by the shim",
+			  ifaddr, TCP_UNMAPPED);
 		close(cli);
 	} else {
 		psh_skip("no IPv4 address besides loopback",
@@ -549,12 +548,11 @@ static int v6_bind(int fd, uint16_t port)
 
 /* Connects a new socket of family to text:port; true if it reached the
  * real port want. */
-static bool reaches(int family, const char *text, uint16_t port,
-		    uint16_t want, int lfd)
+static bool reaches(int family, const char *text, uint16_t port, uint16_t want,
+		    int lfd)
 {
 	int fd = psh_socket(family, SOCK_STREAM);
-	bool ok = connect_to(fd, text, port) == 0 &&
-		  psh_raw_peer(fd) == want;
+	bool ok = connect_to(fd, text, port) == 0 && psh_raw_peer(fd) == want;
 
 	if (ok)
 		close(accept(lfd, NULL, NULL));
@@ -575,11 +573,11 @@ static void test_dual(void)
 	r4 = s4 >= 0 ? psh_raw_port(s4) : 0;
 	s6 = v6_socket(SOCK_STREAM, 1);
 	psh_check(s4 >= 0 && v6_bind(s6, DUAL_SPLIT) == 0 &&
-		  listen(s6, 16) == 0 && (r6 = psh_raw_port(s6)) == r4,
+			  listen(s6, 16) == 0 && (r6 = psh_raw_port(s6)) == r4,
 		  "tcp 0.0.0.0:%d and [::]:%d (V6ONLY) share real port %u",
 		  DUAL_SPLIT, DUAL_SPLIT, r4);
 	psh_check(reaches(AF_INET, "127.0.0.1", DUAL_SPLIT, r4, s4) &&
-		  reaches(AF_INET6, "::1", DUAL_SPLIT, r4, s6),
+			  reaches(AF_INET6, "::1", DUAL_SPLIT, r4, s6),
 		  "127.0.0.1:%d and [::1]:%d both reach it", DUAL_SPLIT,
 		  DUAL_SPLIT);
 	close(s4);
@@ -603,8 +601,7 @@ static void test_dual(void)
 	close(sd);
 
 	u6 = v6_socket(SOCK_DGRAM, 1);
-	psh_check(v6_bind(u6, DUAL_UDP) == 0, "udp [::]:%d (V6ONLY)",
-		  DUAL_UDP);
+	psh_check(v6_bind(u6, DUAL_UDP) == 0, "udp [::]:%d (V6ONLY)", DUAL_UDP);
 	ru6 = psh_raw_port(u6);
 	u4 = bound(AF_INET, SOCK_DGRAM, "0.0.0.0", DUAL_UDP, true);
 	ru4 = u4 >= 0 ? psh_raw_port(u4) : 0;
@@ -662,11 +659,13 @@ static void test_reuseport(void)
 	}
 	psh_check(same && psh_in_range(arg[0].real),
 		  "%d threads binding %d with SO_REUSEPORT at once share "
-		  "real port %u", REUSE_THREADS, REUSE, arg[0].real);
+		  "real port %u",
+		  REUSE_THREADS, REUSE, arg[0].real);
 	fd = bound(AF_INET, SOCK_STREAM, "127.0.0.1", REUSE, true);
 	psh_check(fd < 0 && errno == EADDRINUSE,
 		  "a bind of %d without SO_REUSEPORT: EADDRINUSE, as without "
-		  "portshim", REUSE);
+		  "portshim",
+		  REUSE);
 	pthread_barrier_destroy(&start);
 }
 
@@ -694,11 +693,11 @@ static void test_mptcp(void)
 		return;
 	real = psh_raw_port(lfd);
 	psh_check(psh_name_port(lfd) == MPTCP_SRV && real != MPTCP_SRV &&
-		  psh_in_range(real),
+			  psh_in_range(real),
 		  "MPTCP: getsockname shows %d; really %u", MPTCP_SRV, real);
 	cli = socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP);
 	psh_check(cli >= 0 && connect_to(cli, "127.0.0.1", MPTCP_SRV) == 0 &&
-		  psh_raw_peer(cli) == real,
+			  psh_raw_peer(cli) == real,
 		  "an MPTCP client's connect to %d reaches real port %u",
 		  MPTCP_SRV, real);
 	c = accept_one(lfd, false, &peer);

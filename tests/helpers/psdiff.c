@@ -137,7 +137,8 @@ static void tcp_pair(const char *name, const char *host, const char *dest,
 	l = sizeof(a);
 	x = accept(s, &a.sa, &l);
 	printf("%s: server %s, client peer %s, client %s, accepted %s from"
-	       " %s\n", name, name_of(s, 0, b1, sizeof(b1)),
+	       " %s\n",
+	       name, name_of(s, 0, b1, sizeof(b1)),
 	       name_of(c, 1, b2, sizeof(b2)), name_of(c, 0, b3, sizeof(b3)),
 	       x >= 0 ? name_of(x, 0, b4, sizeof(b4)) : "-",
 	       x >= 0 ? show_port(port_of(&a), b5, sizeof(b5)) : "-");
@@ -202,7 +203,8 @@ static void udp_pair(const char *name, unsigned port, const char *how)
 	sendto(s, "pong", 4, 0, &from.sa, fl);
 	p = (struct pollfd){ .fd = c, .events = POLLIN };
 	n = poll(&p, 1, 10000) == 1 ?
-		    recvfrom(c, buf, sizeof(buf) - 1, 0, &back.sa, &bl) : -1;
+		    recvfrom(c, buf, sizeof(buf) - 1, 0, &back.sa, &bl) :
+		    -1;
 	printf("%s: server %s, sender %s, answer %s from %s\n", name,
 	       name_of(s, 0, b1, sizeof(b1)),
 	       show_port(port_of(&from), b2, sizeof(b2)),
@@ -292,8 +294,7 @@ int main(int argc, char **argv)
 	tcp_sendto("tcp sendto, MSG_FASTOPEN", tcp, tcp, 1);
 	fd = listener("127.0.0.1", 0, SOCK_STREAM);
 	printf("port 0: %s\n",
-	       fd >= 0 ? name_of(fd, 0, b1, sizeof(b1)) :
-			 strerrorname_np(-fd));
+	       fd >= 0 ? name_of(fd, 0, b1, sizeof(b1)) : strerrorname_np(-fd));
 	if (fd >= 0)
 		close(fd);
 	return 0;

@@ -130,7 +130,7 @@ static void *serve(void *p)
 			return NULL;
 		}
 		if (write(c, s->token, strlen(s->token)) < 0)
-			(void)0;	/* the client went away */
+			(void)0; /* the client went away */
 		close(c);
 	}
 }
@@ -268,9 +268,10 @@ static void test_fork(void)
 	__atomic_store_n(&busy_stop, true, __ATOMIC_RELAXED);
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
-	psh_check(all_ok, "%d children forked from a busy multi-threaded "
-		  "process reach its server and bind %d", NCHILDREN,
-		  FORK_RESTART);
+	psh_check(all_ok,
+		  "%d children forked from a busy multi-threaded "
+		  "process reach its server and bind %d",
+		  NCHILDREN, FORK_RESTART);
 	psh_check(same && psh_in_range(first),
 		  "the server restarted in each child gets real port %u back",
 		  first);
@@ -311,7 +312,8 @@ static void test_exec(void)
 		execve("/proc/self/exe", argv, env);
 		_exit(127);
 	}
-	psh_check(wait_child(pid) == 0, "a child exec'd with a rebuilt "
+	psh_check(wait_child(pid) == 0,
+		  "a child exec'd with a rebuilt "
 		  "environment (LD_PRELOAD, PORTSHIM_*) reaches the group");
 
 	rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, env);
@@ -331,7 +333,8 @@ static void test_exec(void)
 		execve("/proc/self/exe", argv, rebuilt_env(false));
 		_exit(127);
 	}
-	psh_check(wait_child(pid) == 1, "a child without PORTSHIM_* (the "
+	psh_check(wait_child(pid) == 1,
+		  "a child without PORTSHIM_* (the "
 		  "shim inert) does not reach the group's server");
 }
 
@@ -387,9 +390,10 @@ static void test_threads(void)
 		pthread_join(th[i], NULL);
 		bad += arg[i].bad;
 	}
-	psh_check(bad == 0, "%d threads bind %d-%d at once and each of "
-		  "%d connects reaches the right one (%d wrong)", NTHREADS,
-		  THREAD_BASE, THREAD_BASE + NTHREADS - 1,
+	psh_check(bad == 0,
+		  "%d threads bind %d-%d at once and each of "
+		  "%d connects reaches the right one (%d wrong)",
+		  NTHREADS, THREAD_BASE, THREAD_BASE + NTHREADS - 1,
 		  NTHREADS * NTHREADS, bad);
 	pthread_barrier_destroy(&bound);
 }
@@ -399,7 +403,7 @@ static void test_threads(void)
 static union psh_addr sig_tcp, sig_udp;
 static uint16_t sig_real;
 static volatile sig_atomic_t h_ok, h_bad, h_sent;
-static int h_active;			/* handlers running now (atomic) */
+static int h_active; /* handlers running now (atomic) */
 /*
  * When the timer must stop (0: not armed). A handler past it stops the
  * timer itself: on a loaded machine a handler that waits for the registry
@@ -407,8 +411,8 @@ static int h_active;			/* handlers running now (atomic) */
  * back would then never let the main thread reach its own deadline.
  */
 static double sig_end;
-static int udp_received;		/* datagrams the counter got */
-static uint32_t udp_dropped;		/* the kernel's SO_RXQ_OVFL count */
+static int udp_received;     /* datagrams the counter got */
+static uint32_t udp_dropped; /* the kernel's SO_RXQ_OVFL count */
 
 /* Everything here is async-signal-safe, as the shim must be. */
 static void on_signal(int sig)
@@ -433,8 +437,7 @@ static void on_signal(int sig)
 	}
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0) {
-		if (sendto(fd, "s", 1, 0, &sig_udp.sa, sizeof(sig_udp.in)) ==
-		    1)
+		if (sendto(fd, "s", 1, 0, &sig_udp.sa, sizeof(sig_udp.in)) == 1)
 			h_sent++;
 		close(fd);
 	}
@@ -458,7 +461,8 @@ static void *udp_counter(void *p)
 	setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
 	for (;;) {
 		struct iovec iov = { b, sizeof(b) };
-		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+		struct msghdr m = { .msg_iov = &iov,
+				    .msg_iovlen = 1,
 				    .msg_control = ctl,
 				    .msg_controllen = sizeof(ctl) };
 		struct cmsghdr *c;
@@ -533,7 +537,8 @@ static void first_call_in_handler(void)
 	rc = wait_child(pid);
 	if (rc != 0)
 		psh_diag("the child exited with %d", rc);
-	psh_check(rc == 0, "a signal handler making a "
+	psh_check(rc == 0,
+		  "a signal handler making a "
 		  "process's first shim call (connect) reaches the real port");
 	close(lfd);
 	close(pfd[0]);
@@ -590,8 +595,7 @@ static void test_signals(void)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, &b.sa, blen) != 0 && errno != EINTR)
 			main_bad++;
-		if (sendto(fd, "m", 1, 0, &sig_udp.sa, sizeof(sig_udp.in)) ==
-		    1)
+		if (sendto(fd, "m", 1, 0, &sig_udp.sa, sizeof(sig_udp.in)) == 1)
 			main_sent++;
 		close(fd);
 		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -620,19 +624,21 @@ static void test_signals(void)
 	for (int i = 0; i < 6000; i++) {
 		if (udp_delivered() >= h_sent + main_sent)
 			break;
-		if (i % 10 == 0 &&
-		    sendto(ufd, "z", 1, 0, &sig_udp.sa, sizeof(sig_udp.in)) ==
-			    1)
+		if (i % 10 == 0 && sendto(ufd, "z", 1, 0, &sig_udp.sa,
+					  sizeof(sig_udp.in)) == 1)
 			main_sent++;
 		usleep(10000);
 	}
-	psh_diag("%d rounds in the main thread; %d handler runs",
-		 rounds, (int)(h_ok + h_bad));
+	psh_diag("%d rounds in the main thread; %d handler runs", rounds,
+		 (int)(h_ok + h_bad));
 	psh_check(h_ok >= 100 && h_bad == 0,
 		  "signal handlers' connects all reach the real port "
-		  "(%d ok, %d wrong)", (int)h_ok, (int)h_bad);
-	psh_check(main_bad == 0, "the interrupted main thread's binds and "
-		  "connects all succeed (%d failed)", main_bad);
+		  "(%d ok, %d wrong)",
+		  (int)h_ok, (int)h_bad);
+	psh_check(main_bad == 0,
+		  "the interrupted main thread's binds and "
+		  "connects all succeed (%d failed)",
+		  main_bad);
 	psh_check(udp_delivered() == h_sent + main_sent,
 		  "every datagram sent by handlers and main reaches the real "
 		  "port (%d of %d; %u of them dropped by a slow reader)",
@@ -677,7 +683,8 @@ static void test_reuseport(void)
 	}
 	psh_check(same && psh_in_range(ports[0]),
 		  "%d worker processes listening on %d with SO_REUSEPORT "
-		  "share real port %u", NWORKERS, REUSE, ports[0]);
+		  "share real port %u",
+		  NWORKERS, REUSE, ports[0]);
 	for (int i = 0; i < 64; i++) {
 		char buf[16];
 
@@ -690,11 +697,15 @@ static void test_reuseport(void)
 			}
 		}
 	}
-	psh_check(distinct >= 2, "connections to %d are spread over the "
-		  "workers (%d of %d answered)", REUSE, distinct, NWORKERS);
+	psh_check(distinct >= 2,
+		  "connections to %d are spread over the "
+		  "workers (%d of %d answered)",
+		  REUSE, distinct, NWORKERS);
 	lfd = listener(REUSE, false);
-	psh_check(lfd < 0 && errno == EADDRINUSE, "a listener on %d without "
-		  "SO_REUSEPORT: EADDRINUSE, as without portshim", REUSE);
+	psh_check(lfd < 0 && errno == EADDRINUSE,
+		  "a listener on %d without "
+		  "SO_REUSEPORT: EADDRINUSE, as without portshim",
+		  REUSE);
 	for (int i = 0; i < NWORKERS; i++) {
 		kill(pids[i], SIGKILL);
 		waitpid(pids[i], NULL, 0);
@@ -708,7 +719,7 @@ int main(int argc, char **argv)
 		return cmd_client(argv + 2);
 	if (argc != 2) {
 		fprintf(stderr, "usage: psproc fork|exec|threads|signals|"
-			"reuseport | client PORT TOKEN\n");
+				"reuseport | client PORT TOKEN\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "fork") == 0)

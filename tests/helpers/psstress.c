@@ -171,8 +171,8 @@ static int bind_one(struct storm *s, struct sock *k, int kind)
 		len = sizeof(a.in6);
 	} else {
 		a.in.sin_family = AF_INET;
-		a.in.sin_addr.s_addr = htonl(kind == 1 ? INADDR_ANY :
-							 INADDR_LOOPBACK);
+		a.in.sin_addr.s_addr =
+			htonl(kind == 1 ? INADDR_ANY : INADDR_LOOPBACK);
 		a.in.sin_port = htons(k->vport);
 		len = sizeof(a.in);
 	}
@@ -491,8 +491,7 @@ static int cmd_regcheck(int argc, char **argv)
 		const struct ps_lease *l = ps_registry_at(&reg, (uint16_t)p);
 
 		if (l != NULL)
-			printf("%s %s %u %u %u\n",
-			       l->group[0] ? l->group : "-",
+			printf("%s %s %u %u %u\n", l->group[0] ? l->group : "-",
 			       l->kind == PS_KIND_GROUP ? "group" : "pick",
 			       l->vport, p, l->holder.pid);
 	}

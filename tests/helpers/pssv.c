@@ -167,9 +167,10 @@ static int get(unsigned port, int nonblock, int six)
 		struct pollfd p = { .fd = fd, .events = POLLOUT };
 
 		if (rc == 0 || errno != EINPROGRESS) {
-			fprintf(stderr, "pssv: non-blocking connect gave %d "
-				"(%s), not EINPROGRESS\n", rc,
-				rc ? strerror(errno) : "success");
+			fprintf(stderr,
+				"pssv: non-blocking connect gave %d "
+				"(%s), not EINPROGRESS\n",
+				rc, rc ? strerror(errno) : "success");
 			return 1;
 		}
 		if (poll(&p, 1, 10000) != 1)
@@ -210,8 +211,7 @@ static int tcp_sendto(unsigned port, unsigned other)
 		die("socket");
 	if (do_connect(fd, (struct sockaddr *)&srv, sizeof(srv)) != 0)
 		die("connect");
-	if (sendto(fd, "x\n", 2, 0, (struct sockaddr *)&oth,
-		   sizeof(oth)) == 2)
+	if (sendto(fd, "x\n", 2, 0, (struct sockaddr *)&oth, sizeof(oth)) == 2)
 		printf("sent\n");
 	else
 		printf("sendto: %s\n", strerror(errno));
@@ -244,8 +244,8 @@ static int udp_serve(unsigned port, const char *id)
 	fflush(stdout);
 	for (;;) {
 		flen = sizeof(from);
-		if (recvfrom(fd, buf, sizeof(buf), 0,
-			     (struct sockaddr *)&from, &flen) < 0) {
+		if (recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
+			     &flen) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("recvfrom");
@@ -375,8 +375,9 @@ static int uring(void)
 
 static int deny(const char *name, char **cmd)
 {
-	long nr = strcmp(name, "seccomp") == 0 ? SYS_seccomp :
-		  strcmp(name, "pidfd_getfd") == 0 ? SYS_pidfd_getfd : -1;
+	long nr = strcmp(name, "seccomp") == 0	   ? SYS_seccomp :
+		  strcmp(name, "pidfd_getfd") == 0 ? SYS_pidfd_getfd :
+						     -1;
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
 			 offsetof(struct seccomp_data, nr)),
@@ -442,6 +443,6 @@ int main(int argc, char **argv)
 		return deny(argv[0], argv + 1);
 usage:
 	fprintf(stderr, "usage: pssv serve|get|tcp-sendto|udp-serve|udp-get|"
-		"files|hold|uring|deny ...\n");
+			"files|hold|uring|deny ...\n");
 	return 2;
 }

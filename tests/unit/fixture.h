@@ -43,11 +43,11 @@
  * 4 KiB path: declare the fixture static.
  */
 struct fixture {
-	const char *name;	/* the folder is /tmp/<name>.XXXXXX */
+	const char *name; /* the folder is /tmp/<name>.XXXXXX */
 	char dir[64];
-	char path[128];		/* <dir>/registry */
+	char path[128]; /* <dir>/registry */
 	struct ps_registry reg;
-	struct ps_ident self;	/* this process */
+	struct ps_ident self; /* this process */
 };
 
 /* Removes every file in dir (a test's folder is flat), then dir. */
@@ -192,8 +192,7 @@ typedef int (*fx_holder_fn)(void *arg, int fd);
  * waits. The parent reads len bytes (len 0: none) of the child's report
  * into out, in one read, before it returns. Returns the child's pid.
  */
-static inline pid_t fx_holder(fx_holder_fn fn, void *arg, void *out,
-			      size_t len)
+static inline pid_t fx_holder(fx_holder_fn fn, void *arg, void *out, size_t len)
 {
 	int p[2], rc;
 	pid_t pid;

@@ -68,10 +68,8 @@ static int bind_as_server(uint16_t port)
 	int rc = 0;
 
 	a.sin_port = htons(port);
-	if (t < 0 || u < 0 ||
-	    bind(t, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(t, 1) != 0 ||
-	    bind(u, (struct sockaddr *)&a, sizeof(a)) != 0)
+	if (t < 0 || u < 0 || bind(t, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(t, 1) != 0 || bind(u, (struct sockaddr *)&a, sizeof(a)) != 0)
 		rc = -errno;
 	if (t >= 0)
 		close(t);
@@ -124,8 +122,8 @@ static void test_api_threads(void **state)
 	memset(w, 0, sizeof(w));
 	memset(seen, 0, sizeof(seen));
 	for (int i = 0; i < NTHREADS; i++)
-		assert_int_equal(pthread_create(&w[i].tid, NULL, pick_worker,
-						&w[i]), 0);
+		assert_int_equal(
+			pthread_create(&w[i].tid, NULL, pick_worker, &w[i]), 0);
 	for (int i = 0; i < NTHREADS; i++)
 		assert_int_equal(pthread_join(w[i].tid, NULL), 0);
 	for (int i = 0; i < NTHREADS; i++) {
@@ -146,8 +144,9 @@ static void test_api_threads(void **state)
 	assert_int_equal(fx.reg.hdr->nleases, NTHREADS * PER_THREAD);
 
 	for (int i = 0; i < NTHREADS; i++)
-		assert_int_equal(pthread_create(&w[i].tid, NULL,
-						release_worker, &w[i]), 0);
+		assert_int_equal(
+			pthread_create(&w[i].tid, NULL, release_worker, &w[i]),
+			0);
 	for (int i = 0; i < NTHREADS; i++)
 		assert_int_equal(pthread_join(w[i].tid, NULL), 0);
 	for (int i = 0; i < NTHREADS; i++)
@@ -167,8 +166,8 @@ static void test_api_flags_and_errno(void **state)
 	assert_int_equal(errno, 4242);
 	assert_int_equal(portshim_pick(PORTSHIM_PICK_TCP, &p[0]), 0);
 	assert_int_equal(portshim_pick(PORTSHIM_PICK_UDP, &p[1]), 0);
-	assert_int_equal(portshim_pick(PORTSHIM_PICK_TCP | PORTSHIM_PICK_UDP,
-				       &p[2]), 0);
+	assert_int_equal(
+		portshim_pick(PORTSHIM_PICK_TCP | PORTSHIM_PICK_UDP, &p[2]), 0);
 	assert_int_equal(errno, 4242);
 	for (int i = 0; i < 3; i++) {
 		assert_in_range(p[i], LO, HI);

@@ -54,10 +54,10 @@ static struct ps_config cfg, defaults;
 static char err[8192];
 
 static const char *const all_vars[] = {
-	"PORTSHIM_PORTS", "PORTSHIM_GROUP", "PORTSHIM_GROUP_FROM",
-	"PORTSHIM_MAP_FILE", "PORTSHIM_RANGE", "PORTSHIM_REGISTRY",
-	"PORTSHIM_UNMAPPED", "PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
-	"PORTSHIM_LOG_FILE", "PORTSHIM_BYPASS", "PORTSHIM_KEEP_ENV",
+	"PORTSHIM_PORTS",	"PORTSHIM_GROUP",    "PORTSHIM_GROUP_FROM",
+	"PORTSHIM_MAP_FILE",	"PORTSHIM_RANGE",    "PORTSHIM_REGISTRY",
+	"PORTSHIM_UNMAPPED",	"PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
+	"PORTSHIM_LOG_FILE",	"PORTSHIM_BYPASS",   "PORTSHIM_KEEP_ENV",
 	"PORTSHIM_GROUP_OWNER", "PORTSHIM_REPORT",
 };
 #define N_VARS (sizeof(all_vars) / sizeof(all_vars[0]))
@@ -192,7 +192,7 @@ static void test_config_valid_edges(void **state)
 	memset(group, 'g', PS_GROUP_MAX);
 	group[PS_GROUP_MAX] = '\0';
 	memset(path, 'p', PATH_MAX - 1);
-	path[0] = '/';		/* the registry's path must be absolute */
+	path[0] = '/'; /* the registry's path must be absolute */
 	path[PATH_MAX - 1] = '\0';
 
 	env_clear();
@@ -261,7 +261,7 @@ static void test_config_keywords(void **state)
 
 struct bad_case {
 	const char *var, *value;
-	const char *quoted;	/* must appear in the line, after "VAR: " */
+	const char *quoted; /* must appear in the line, after "VAR: " */
 };
 
 static const struct bad_case bad_cases[] = {
@@ -547,26 +547,17 @@ static void test_group_valid(void **state)
 		const char *name;
 		bool valid;
 	} cases[] = {
-		{ "g", true },
-		{ "g1", true },
-		{ "A-Z.a_z-0.9", true },
-		{ ".", true },
-		{ "-", true },
-		{ "", false },
-		{ " g", false },
-		{ "g ", false },
-		{ "a/b", false },
-		{ "a:b", false },
-		{ "a\nb", false },
-		{ "gr\xc3\xbcn", false },
+		{ "g", true },	  { "g1", true },    { "A-Z.a_z-0.9", true },
+		{ ".", true },	  { "-", true },     { "", false },
+		{ " g", false },  { "g ", false },   { "a/b", false },
+		{ "a:b", false }, { "a\nb", false }, { "gr\xc3\xbcn", false },
 		{ NULL, false },
 	};
 	char name[PS_GROUP_MAX + 2];
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(ps_group_valid(cases[i].name),
-				 cases[i].valid);
+		assert_int_equal(ps_group_valid(cases[i].name), cases[i].valid);
 
 	memset(name, 'g', PS_GROUP_MAX);
 	name[PS_GROUP_MAX] = '\0';

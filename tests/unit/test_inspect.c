@@ -41,9 +41,8 @@
 #define SHORT 200
 #define LONG 512
 
-static const char hello_c[] =
-	"#include <stdio.h>\n"
-	"int main(void) { puts(\"hello\"); return 0; }\n";
+static const char hello_c[] = "#include <stdio.h>\n"
+			      "int main(void) { puts(\"hello\"); return 0; }\n";
 
 /* The section the Go linker writes, made by a section attribute. */
 static const char gosect_c[] =
@@ -65,10 +64,10 @@ static const char gonote_c[] =
 struct progs {
 	char dir[64];
 	char dyn[SHORT];
-	char stat[SHORT];	/* "" if no static libc */
+	char stat[SHORT]; /* "" if no static libc */
 	char gosect[SHORT];
 	char gonote[SHORT];
-	char gocopy[SHORT];	/* dyn + objcopy --add-section */
+	char gocopy[SHORT]; /* dyn + objcopy --add-section */
 };
 
 static struct progs P;
@@ -159,8 +158,8 @@ static int compile(const char *src_text, const char *name, const char *flag,
 static int setup_group(void **state)
 {
 	char data[SHORT], arg[LONG];
-	char *objcopy[] = { "objcopy", "--add-section", arg, P.dyn, P.gocopy,
-			    NULL };
+	char *objcopy[] = { "objcopy", "--add-section", arg,
+			    P.dyn,     P.gocopy,	NULL };
 
 	strcpy(P.dir, "/tmp/ps-test-inspect.XXXXXX");
 	if (mkdtemp(P.dir) == NULL)
@@ -578,8 +577,8 @@ static void test_inspect_file_capabilities(void **state)
 	memset(&caps, 0, sizeof(caps));
 	caps.magic_etc = htole32(VFS_CAP_REVISION_2);
 	caps.data[0].permitted = htole32(1u << CAP_NET_BIND_SERVICE);
-	if (setxattr(path, "security.capability", &caps, XATTR_CAPS_SZ_2,
-		     0) < 0) {
+	if (setxattr(path, "security.capability", &caps, XATTR_CAPS_SZ_2, 0) <
+	    0) {
 		if (errno == EPERM || errno == ENOTSUP)
 			skip();
 		fail_msg("setxattr: %s", strerror(errno));
@@ -600,7 +599,8 @@ static void test_inspect_file_capabilities(void **state)
 	caps.data[0].permitted = 0;
 	caps.data[0].inheritable = htole32(1u << CAP_NET_BIND_SERVICE);
 	assert_return_code(setxattr(path, "security.capability", &caps,
-				    XATTR_CAPS_SZ_2, 0), errno);
+				    XATTR_CAPS_SZ_2, 0),
+			   errno);
 	me.cap_inheritable = 0;
 	inspect_as(path, &me, &in);
 	assert_int_equal(in.verdict, PS_INSPECT_VISIBLE);
@@ -610,7 +610,8 @@ static void test_inspect_file_capabilities(void **state)
 	caps.magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE);
 	caps.data[0].inheritable = 0;
 	assert_return_code(setxattr(path, "security.capability", &caps,
-				    XATTR_CAPS_SZ_2, 0), errno);
+				    XATTR_CAPS_SZ_2, 0),
+			   errno);
 	me.cap_inheritable = 0;
 	inspect_as(path, &me, &in);
 	assert_int_equal(in.verdict, PS_INSPECT_FILECAPS);
@@ -645,12 +646,10 @@ static void test_inspect_which(void **state)
 	 * as root, faccessat(X_OK) still needs one execute bit. */
 	assert_int_equal(ps_inspect_which("tool", a, out, sizeof(out)),
 			 -EACCES);
-	assert_int_equal(ps_inspect_which("dir", a, out, sizeof(out)),
-			 -ENOENT);
+	assert_int_equal(ps_inspect_which("dir", a, out, sizeof(out)), -ENOENT);
 	assert_int_equal(ps_inspect_which("nothing", env, out, sizeof(out)),
 			 -ENOENT);
-	assert_int_equal(ps_inspect_which("", env, out, sizeof(out)),
-			 -ENOENT);
+	assert_int_equal(ps_inspect_which("", env, out, sizeof(out)), -ENOENT);
 
 	/* A name with a slash is taken as is. */
 	assert_int_equal(ps_inspect_which("./x/y", env, out, sizeof(out)), 0);
@@ -685,8 +684,7 @@ static void test_inspect_messages(void **state)
 	size_t n;
 
 	inspect(P.gosect, &in);
-	n = ps_inspect_message(&in, "./srv", PS_BYPASS_WARN, buf,
-			       sizeof(buf));
+	n = ps_inspect_message(&in, "./srv", PS_BYPASS_WARN, buf, sizeof(buf));
 	assert_int_equal(n, strlen(buf));
 	assert_non_null(strstr(buf, "warning: ./srv is a Go program"));
 	assert_non_null(strstr(buf, "PORTSHIM_BYPASS=ignore"));
@@ -695,24 +693,25 @@ static void test_inspect_messages(void **state)
 
 	ps_inspect_message(&in, "./srv", PS_BYPASS_FAIL, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "refusing to run ./srv "
-				   "(PORTSHIM_BYPASS=fail): it is a Go"));
+				    "(PORTSHIM_BYPASS=fail): it is a Go"));
 	assert_non_null(strstr(buf, "PORTSHIM_BYPASS=fail"));
 
 	/* supervise reads as warn: the message is for a program that no
 	 * supervisor watches, and the advice names the way to one. */
-	ps_inspect_message(&in, "./srv", PS_BYPASS_SUPERVISE, buf,
-			   sizeof(buf));
+	ps_inspect_message(&in, "./srv", PS_BYPASS_SUPERVISE, buf, sizeof(buf));
 	ps_inspect_message(&in, "./srv", PS_BYPASS_WARN, warn, sizeof(warn));
 	assert_string_equal(buf, warn);
 	assert_non_null(strstr(buf, "portshim run --supervise"));
 
-	assert_int_equal(ps_inspect_message(&in, "./srv", PS_BYPASS_IGNORE,
-					    buf, sizeof(buf)), 0);
+	assert_int_equal(ps_inspect_message(&in, "./srv", PS_BYPASS_IGNORE, buf,
+					    sizeof(buf)),
+			 0);
 	assert_string_equal(buf, "");
 
 	inspect(P.dyn, &in);
-	assert_int_equal(ps_inspect_message(&in, "./srv", PS_BYPASS_WARN,
-					    buf, sizeof(buf)), 0);
+	assert_int_equal(ps_inspect_message(&in, "./srv", PS_BYPASS_WARN, buf,
+					    sizeof(buf)),
+			 0);
 	assert_string_equal(buf, "");
 
 	/* Truncation keeps a terminated string. */

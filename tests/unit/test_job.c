@@ -78,20 +78,23 @@ static void test_job_base_map(void **state)
 
 	(void)state;
 	/* The base group: its own file. */
-	assert_int_equal(ps_job_base_map("/d/g.map", "g", "g", out,
-					 sizeof(out)), 0);
+	assert_int_equal(
+		ps_job_base_map("/d/g.map", "g", "g", out, sizeof(out)), 0);
 	assert_string_equal(out, "/d/g.map");
 	/* A job's file, "<stem>.jXXXXXXXX.map", gives the base's back. */
 	assert_int_equal(ps_job_base_map("/d/g.j0000abcd.map", "g.j0000abcd",
-					 "g", out, sizeof(out)), 0);
+					 "g", out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "/d/g.map");
 	/* A --map without ".map": the suffix is appended. */
 	assert_int_equal(ps_job_base_map("/d/m.txt.j0000abcd", "g.j0000abcd",
-					 "g", out, sizeof(out)), 0);
+					 "g", out, sizeof(out)),
+			 0);
 	assert_string_equal(out, "/d/m.txt");
 	/* A file that does not follow the rule is kept. */
 	assert_int_equal(ps_job_base_map("/d/other", "g.j0000abcd", "g", out,
-					 sizeof(out)), 0);
+					 sizeof(out)),
+			 0);
 	assert_string_equal(out, "/d/other");
 	assert_int_equal(ps_job_base_map("/d/g.map", "g", "g", out, 4),
 			 -ENAMETOOLONG);
@@ -100,18 +103,17 @@ static void test_job_base_map(void **state)
 static void test_report_parse(void **state)
 {
 	static uint8_t flags[PS_NPROTO][65536];
-	static const char text[] =
-		"bind tcp 8080\n"
-		"connect tcp 8080\n"
-		"bind udp 5353\n"
-		"connect tcp 5432\n"
-		"bind tcp 8080\n"		/* twice: counted once */
-		"bind tcp 0\n"			/* no port 0 */
-		"bind tcp 70000\n"		/* out of range */
-		"bind sctp 9\n"			/* unknown protocol */
-		"listen tcp 9\n"		/* unknown kind */
-		"bind tcp 81 extra\n"		/* trailing words */
-		"bind tcp 82";			/* cut short */
+	static const char text[] = "bind tcp 8080\n"
+				   "connect tcp 8080\n"
+				   "bind udp 5353\n"
+				   "connect tcp 5432\n"
+				   "bind tcp 8080\n"  /* twice: counted once */
+				   "bind tcp 0\n"     /* no port 0 */
+				   "bind tcp 70000\n" /* out of range */
+				   "bind sctp 9\n"    /* unknown protocol */
+				   "listen tcp 9\n"   /* unknown kind */
+				   "bind tcp 81 extra\n" /* trailing words */
+				   "bind tcp 82";	 /* cut short */
 
 	(void)state;
 	memset(flags, 0, sizeof(flags));
@@ -159,7 +161,8 @@ static void test_once_claim(void **state)
 		assert_return_code(pids[i], errno);
 		if (pids[i] == 0)
 			_exit(ps_once_claim(path, "env /usr/bin/race") == 1 ?
-			      1 : 0);
+				      1 :
+				      0);
 	}
 	for (i = 0; i < 8; i++) {
 		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
@@ -174,7 +177,7 @@ static void test_once_claim(void **state)
 	assert_true(n > 0);
 	buf[n] = '\0';
 	assert_string_equal(buf, "env /bin/x\nenv /bin/\nenv /bin/xy\n"
-			    "bin /bin/x\nenv /usr/bin/race\n");
+				 "bin /bin/x\nenv /usr/bin/race\n");
 	unlink(path);
 	rmdir(dir);
 }
@@ -194,8 +197,8 @@ static void test_inspect_harmless(void **state)
 		assert_false(ps_inspect_harmless(AT_FDCWD, "/usr/bin/python3"));
 	/* A script cannot tell; nor can a missing file. */
 	if (access("/usr/bin/parallel", R_OK) == 0)
-		assert_false(ps_inspect_harmless(AT_FDCWD,
-						 "/usr/bin/parallel"));
+		assert_false(
+			ps_inspect_harmless(AT_FDCWD, "/usr/bin/parallel"));
 	assert_false(ps_inspect_harmless(AT_FDCWD, "/nonexistent/prog"));
 }
 

@@ -304,7 +304,8 @@ static void test_log_concurrent_lines_intact(void **state)
 		size_t k;
 
 		assert_int_equal(sscanf(line, "portshim[%d]: c%d i%d n%d %n",
-					&pid, &cc, &i, &n, &off), 4);
+					&pid, &cc, &i, &n, &off),
+				 4);
 		assert_true(off > 0);
 		assert_in_range(cc, 0, NCHILDREN - 1);
 		assert_int_equal(pid, pids[cc]);
@@ -324,25 +325,25 @@ static void test_log_concurrent_lines_intact(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_log_format,
-						setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_log_format, setup_dir,
+						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_log_debug_adds_function,
 						setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_log_level_none,
-						setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_log_level_none, setup_dir,
+						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_log_newlines_replaced,
 						setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_log_truncated,
-						setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_log_truncated, setup_dir,
+						teardown_dir),
 		cmocka_unit_test_setup_teardown(test_log_errno_preserved,
 						setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_log_symlink_not_followed,
 						setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_log_stderr,
-						setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_log_stderr, setup_dir,
+						teardown_dir),
 		cmocka_unit_test_setup_teardown(
-			test_log_concurrent_lines_intact,
-			setup_dir, teardown_dir),
+			test_log_concurrent_lines_intact, setup_dir,
+			teardown_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,11 +27,11 @@
 #include "mapfile.h"
 
 #define READS 500
-#define BIG 400		/* entries: more than one 4096-byte chunk */
+#define BIG 400 /* entries: more than one 4096-byte chunk */
 
 struct fixture {
 	char dir[64];
-	char path[256];		/* <dir>/g1.map */
+	char path[256]; /* <dir>/g1.map */
 };
 
 static int setup(void **state)
@@ -133,8 +133,8 @@ static bool entries_match(const struct ps_map_entry *e, size_t n)
 	make_entries(want, n);
 	for (i = 0; i < n; i++) {
 		if (e[i].proto != want[i].proto ||
-		    e[i].vport != want[i].vport ||
-		    e[i].real != want[i].real || e[i].pid != want[i].pid)
+		    e[i].vport != want[i].vport || e[i].real != want[i].real ||
+		    e[i].pid != want[i].pid)
 			return false;
 	}
 	return true;
@@ -153,11 +153,10 @@ static void test_mapfile_text(void **state)
 
 	assert_int_equal(ps_mapfile_write(f->path, "g1", ents, 3), 0);
 	get_file(f->path, text, sizeof(text));
-	assert_string_equal(text,
-			    "# portshim map v1 group=g1\n"
-			    "tcp 8080 24117 4242\n"
-			    "udp 5353 24118 4242\n"
-			    "tcp 65535 1 4294967295\n");
+	assert_string_equal(text, "# portshim map v1 group=g1\n"
+				  "tcp 8080 24117 4242\n"
+				  "udp 5353 24118 4242\n"
+				  "tcp 65535 1 4294967295\n");
 	assert_return_code(lstat(f->path, &st), errno);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0644);
@@ -366,11 +365,11 @@ static void test_mapfile_atomic_replace(void **state)
 	}
 	do {
 		if (writes++ % 2)
-			assert_int_equal(ps_mapfile_write(f->path, "g1", small,
-							  1), 0);
+			assert_int_equal(
+				ps_mapfile_write(f->path, "g1", small, 1), 0);
 		else
-			assert_int_equal(ps_mapfile_write(f->path, "g1", big,
-							  BIG), 0);
+			assert_int_equal(
+				ps_mapfile_write(f->path, "g1", big, BIG), 0);
 		done = waitpid(pid, &status, WNOHANG);
 		assert_return_code(done, errno);
 	} while (done == 0);
@@ -551,8 +550,7 @@ static void test_mapfile_foreign_owner(void **state)
 	}
 	/* Another user's file: neither read nor claimed. */
 	assert_return_code(chown(f->path, 65534, 65534), errno);
-	assert_int_equal(ps_mapfile_read(f->path, NULL, &got, 1, &n),
-			 -EPERM);
+	assert_int_equal(ps_mapfile_read(f->path, NULL, &got, 1, &n), -EPERM);
 	assert_int_equal(ps_mapfile_claim(f->path, "g1", &owner), -EPERM);
 	assert_int_equal(owner, 65534);
 	assert_return_code(chmod(f->dir, 0700), errno);

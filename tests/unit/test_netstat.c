@@ -125,8 +125,7 @@ static int bound(int type, uint16_t *port)
 	fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
 	assert_return_code(fd, errno);
 	assert_return_code(bind(fd, (struct sockaddr *)&a, sizeof(a)), errno);
-	assert_return_code(getsockname(fd, (struct sockaddr *)&a, &len),
-			   errno);
+	assert_return_code(getsockname(fd, (struct sockaddr *)&a, &len), errno);
 	*port = ntohs(a.sin_port);
 	return fd;
 }
@@ -359,8 +358,10 @@ static void test_netstat_clash_line(void **state)
 	fd = bound(SOCK_STREAM, &port);
 	assert_return_code(listen(fd, 1), errno);
 	snprintf(desc, sizeof(desc), "tcp 127.0.0.1:%u", port);
-	snprintf(want, sizeof(want), "]: bind %s failed: Address already in "
-		 "use; held by pid %d (", desc, (int)getpid());
+	snprintf(want, sizeof(want),
+		 "]: bind %s failed: Address already in "
+		 "use; held by pid %d (",
+		 desc, (int)getpid());
 
 	/* At the default level: nothing is written. */
 	ps_log_setup(PS_LOG_ERROR, log);

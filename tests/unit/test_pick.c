@@ -117,8 +117,8 @@ static int tcp_socket(int family, int type, const char *addr, uint16_t port,
 		assert_int_equal(inet_pton(AF_INET6, addr, &a.in6.sin6_addr),
 				 1);
 	}
-	if (bind(fd, &a.sa, family == AF_INET ? sizeof(a.in) :
-		 sizeof(a.in6)) != 0) {
+	if (bind(fd, &a.sa, family == AF_INET ? sizeof(a.in) : sizeof(a.in6)) !=
+	    0) {
 		close(fd);
 		return -1;
 	}
@@ -151,7 +151,7 @@ static void test_pick_probe_refuses_taken(void **state)
 
 	(void)state;
 	assert_int_equal(ps_pick_probe(p, 0), 0);
-	assert_int_equal(count_fds(), fds);	/* probe sockets closed */
+	assert_int_equal(count_fds(), fds); /* probe sockets closed */
 
 	/* A TCP listener on one loopback address blocks the number. */
 	fd = tcp_socket(AF_INET, SOCK_STREAM, "127.0.0.1", p, true);
@@ -198,10 +198,12 @@ static void test_pick_probe_ignores_reuseport(void **state)
 
 	(void)state;
 	assert_return_code(fd, errno);
-	assert_return_code(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
-				      sizeof(one)), errno);
-	assert_return_code(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-				      sizeof(one)), errno);
+	assert_return_code(
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)),
+		errno);
+	assert_return_code(
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)),
+		errno);
 	a.sin_port = htons(p);
 	assert_return_code(bind(fd, (struct sockaddr *)&a, sizeof(a)), errno);
 	assert_return_code(listen(fd, 1), errno);
@@ -465,26 +467,27 @@ static void test_pick_release(void **state)
 
 	(void)state;
 	assert_int_equal(ps_pick(&fx.reg, &r, p, 2), 0);
-	other.start++;	/* the same pid, another process */
+	other.start++; /* the same pid, another process */
 
 	/* Someone else's: refused, and the lease is reported. */
-	assert_int_equal(ps_pick_release(&fx.reg, p[0], &other, 1, false,
-					 &old), -EPERM);
+	assert_int_equal(ps_pick_release(&fx.reg, p[0], &other, 1, false, &old),
+			 -EPERM);
 	assert_int_equal(old.holder.pid, fx.self.pid);
 	assert_non_null(ps_registry_at(&fx.reg, p[0]));
-	assert_int_equal(ps_pick_release(&fx.reg, p[0], NULL, 0, false,
-					 NULL), -EPERM);
+	assert_int_equal(ps_pick_release(&fx.reg, p[0], NULL, 0, false, NULL),
+			 -EPERM);
 	/* The holder's own (among several owners). */
 	struct ps_ident owners[2] = { other, fx.self };
 
-	assert_int_equal(ps_pick_release(&fx.reg, p[0], owners, 2, false,
-					 NULL), 0);
+	assert_int_equal(ps_pick_release(&fx.reg, p[0], owners, 2, false, NULL),
+			 0);
 	assert_null(ps_registry_at(&fx.reg, p[0]));
-	assert_int_equal(ps_pick_release(&fx.reg, p[0], &fx.self, 1, false,
-					 NULL), -ENOENT);
+	assert_int_equal(
+		ps_pick_release(&fx.reg, p[0], &fx.self, 1, false, NULL),
+		-ENOENT);
 	/* Forced. */
-	assert_int_equal(ps_pick_release(&fx.reg, p[1], &other, 1, true,
-					 NULL), 0);
+	assert_int_equal(ps_pick_release(&fx.reg, p[1], &other, 1, true, NULL),
+			 0);
 	assert_int_equal(leases(), 0);
 
 	/* A group lease is not pick's to end, even forced. */
@@ -495,10 +498,12 @@ static void test_pick_release(void **state)
 	snprintf(t.group, sizeof(t.group), "g1");
 	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
-					   NULL, &gport), 0);
+					   NULL, &gport),
+			 0);
 	ps_registry_unlock(&fx.reg, &g);
-	assert_int_equal(ps_pick_release(&fx.reg, gport, &fx.self, 1, true,
-					 &old), -EINVAL);
+	assert_int_equal(
+		ps_pick_release(&fx.reg, gport, &fx.self, 1, true, &old),
+		-EINVAL);
 	assert_string_equal(old.group, "g1");
 	assert_int_equal(leases(), 1);
 	assert_int_equal(ps_pick_release(&fx.reg, 0, NULL, 0, true, NULL),

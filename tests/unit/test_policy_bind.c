@@ -38,9 +38,9 @@
 /* What try_bind does before it binds, to stand for another process. */
 enum meddle {
 	MEDDLE_NONE,
-	MEDDLE_RECLAIM,		/* the lease is freed (gc of a dead holder) */
-	MEDDLE_STEAL,		/* ... and another group leases its port */
-	MEDDLE_OTHER,		/* another group makes a lease elsewhere */
+	MEDDLE_RECLAIM, /* the lease is freed (gc of a dead holder) */
+	MEDDLE_STEAL,	/* ... and another group leases its port */
+	MEDDLE_OTHER,	/* another group makes a lease elsewhere */
 };
 
 static struct {
@@ -50,9 +50,9 @@ static struct {
 	struct ps_config cfg;
 	struct ps_policy pol;
 	struct ps_ident self;
-	int fd;			/* the socket under test, or -1 */
-	int calls;		/* try_bind calls */
-	int unlocked;		/* of which without the registry lock */
+	int fd;	      /* the socket under test, or -1 */
+	int calls;    /* try_bind calls */
+	int unlocked; /* of which without the registry lock */
 	enum meddle meddle;
 } fx;
 
@@ -112,8 +112,8 @@ static int lease_other(uint16_t vport, uint16_t lo, uint16_t hi)
 	rc = ps_registry_lock(&fx.pol.reg, &g);
 	if (rc != 0)
 		return rc;
-	rc = ps_registry_alloc(&fx.pol.reg, &tmpl, lo, hi, NULL, no_bind,
-			       NULL, &got);
+	rc = ps_registry_alloc(&fx.pol.reg, &tmpl, lo, hi, NULL, no_bind, NULL,
+			       &got);
 	ps_registry_unlock(&fx.pol.reg, &g);
 	return rc;
 }
@@ -182,8 +182,8 @@ static uint16_t bind_vport(int want)
 {
 	uint16_t real = 0;
 
-	assert_int_equal(ps_policy_bind(&fx.pol, PS_TCP, VPORT,
-					try_bind, NULL, &real, "tcp test"),
+	assert_int_equal(ps_policy_bind(&fx.pol, PS_TCP, VPORT, try_bind, NULL,
+					&real, "tcp test"),
 			 want);
 	return real;
 }
@@ -351,8 +351,9 @@ static void test_reverse(void **state)
 	(void)state;
 	new_socket();
 	first = bind_vport(0);
-	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group, first,
-					     &vport), 0);
+	assert_int_equal(
+		ps_registry_peek_at(&fx.pol.reg, fx.pol.group, first, &vport),
+		0);
 	assert_int_equal(vport, VPORT);
 	vport = 0;
 	assert_int_equal(ps_policy_reverse(&fx.pol, first, &vport), 0);
@@ -367,19 +368,23 @@ static void test_reverse(void **state)
 	ps_registry_unlock(&fx.pol.reg, &g);
 	assert_int_not_equal(other_real, first);
 	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group,
-					     other_real, &vport), -ENOENT);
+					     other_real, &vport),
+			 -ENOENT);
 	assert_int_equal(ps_policy_reverse(&fx.pol, other_real, &vport),
 			 PS_PASS);
-	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, "other", other_real,
-					     &vport), 0);
-	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group, HI + 1,
-					     &vport), -ENOENT);
+	assert_int_equal(
+		ps_registry_peek_at(&fx.pol.reg, "other", other_real, &vport),
+		0);
+	assert_int_equal(
+		ps_registry_peek_at(&fx.pol.reg, fx.pol.group, HI + 1, &vport),
+		-ENOENT);
 	assert_int_equal(ps_policy_reverse(&fx.pol, HI + 1, &vport), PS_PASS);
 
 	/* A change in progress (odd sequence word): the lock decides. */
 	__atomic_fetch_add(&fx.pol.reg.hdr->seq, 1, __ATOMIC_SEQ_CST);
-	assert_int_equal(ps_registry_peek_at(&fx.pol.reg, fx.pol.group, first,
-					     &vport), -EAGAIN);
+	assert_int_equal(
+		ps_registry_peek_at(&fx.pol.reg, fx.pol.group, first, &vport),
+		-EAGAIN);
 	__atomic_fetch_add(&fx.pol.reg.hdr->seq, 1, __ATOMIC_SEQ_CST);
 	vport = 0;
 	assert_int_equal(ps_policy_reverse(&fx.pol, first, &vport), 0);
@@ -403,7 +408,8 @@ static uint16_t lease_in(struct ps_registry *reg, const char *group,
 	tmpl.protos = PS_PROTO_BIT(PS_TCP);
 	assert_int_equal(ps_registry_lock(reg, &g), 0);
 	assert_int_equal(ps_registry_alloc(reg, &tmpl, lo, hi, NULL, no_bind,
-					   NULL, &got), 0);
+					   NULL, &got),
+			 0);
 	ps_registry_unlock(reg, &g);
 	return got;
 }
@@ -416,26 +422,29 @@ static uint16_t lease_in(struct ps_registry *reg, const char *group,
 static void test_memo_follows_changes(void **state)
 {
 	uint16_t real = 0, vport = 0, a, b;
-	int none = fx.cfg.unmapped == PS_UNMAPPED_PASS ? PS_PASS :
-						      -ECONNREFUSED;
+	int none =
+		fx.cfg.unmapped == PS_UNMAPPED_PASS ? PS_PASS : -ECONNREFUSED;
 
 	(void)state;
 	a = lease_in(&fx.pol.reg, fx.pol.group, VPORT, LO, LO);
-	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real,
-					   "tcp test"), 0);
+	assert_int_equal(
+		ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real, "tcp test"),
+		0);
 	assert_int_equal(real, a);
 	assert_int_equal(ps_policy_reverse(&fx.pol, a, &vport), 0);
 	assert_int_equal(vport, VPORT);
 	/* Asked again: the same answers (now from the memo). */
-	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real,
-					   "tcp test"), 0);
+	assert_int_equal(
+		ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real, "tcp test"),
+		0);
 	assert_int_equal(real, a);
 
 	/* The lease moves to another real port. */
 	assert_int_equal(reclaim(fx.pol.group, VPORT), a);
 	b = lease_in(&fx.pol.reg, fx.pol.group, VPORT, LO + 1, LO + 1);
-	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real,
-					   "tcp test"), 0);
+	assert_int_equal(
+		ps_policy_connect(&fx.pol, PS_TCP, VPORT, &real, "tcp test"),
+		0);
 	assert_int_equal(real, b);
 	assert_int_equal(ps_policy_reverse(&fx.pol, a, &vport), PS_PASS);
 	assert_int_equal(ps_policy_reverse(&fx.pol, b, &vport), 0);
@@ -443,18 +452,22 @@ static void test_memo_follows_changes(void **state)
 
 	/* "No lease" is remembered too, until one is made. */
 	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
-					   "tcp test"), none);
+					   "tcp test"),
+			 none);
 	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
-					   "tcp test"), none);
+					   "tcp test"),
+			 none);
 	a = lease_in(&fx.pol.reg, fx.pol.group, VPORT + 2, LO + 2, LO + 2);
 	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
-					   "tcp test"), 0);
+					   "tcp test"),
+			 0);
 	assert_int_equal(real, a);
 
 	/* Freed: the connect passes through again. */
 	assert_int_equal(reclaim(fx.pol.group, VPORT + 2), a);
 	assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT + 2, &real,
-					   "tcp test"), none);
+					   "tcp test"),
+			 none);
 }
 
 /*
@@ -479,10 +492,12 @@ static void test_memo_per_registry(void **state)
 	assert_true(fx.pol.reg.hdr->seq == pol2.reg.hdr->seq);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(ps_policy_connect(&fx.pol, PS_TCP, VPORT,
-						   &real, "tcp test"), 0);
+						   &real, "tcp test"),
+				 0);
 		assert_int_equal(real, a);
-		assert_int_equal(ps_policy_connect(&pol2, PS_TCP, VPORT,
-						   &real, "tcp test"), 0);
+		assert_int_equal(ps_policy_connect(&pol2, PS_TCP, VPORT, &real,
+						   "tcp test"),
+				 0);
 		assert_int_equal(real, b);
 	}
 	unlink(path2);
@@ -515,23 +530,23 @@ static void test_memo_repeat_meddled(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_repeat_without_lock,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_repeat_other_change,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repeat_without_lock, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_repeat_other_change, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_repeat_reclaimed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_repeat_stolen, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_other_maker_locked,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_maker_locked, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_reverse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memo_follows_changes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memo_per_registry, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_memo_repeat_meddled,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memo_repeat_meddled, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@
 #define BOTH (TCP | UDP)
 
 struct range {
-	int protos;	/* TCP, UDP or BOTH; 0 ends the list */
+	int protos; /* TCP, UDP or BOTH; 0 ends the list */
 	unsigned lo, hi;
 };
 
@@ -45,20 +45,24 @@ static char over_text[4097 + 1];
 
 static const struct valid_case valid_cases[] = {
 	{ "8080", false, { { BOTH, 8080, 8080 } } },
-	{ "8080,9000-9010,udp:5353,tcp:6379", false,
-	  { { BOTH, 8080, 8080 }, { BOTH, 9000, 9010 },
-	    { UDP, 5353, 5353 }, { TCP, 6379, 6379 } } },
-	{ " 8080 , 9000 ", false, { { BOTH, 8080, 8080 },
-				    { BOTH, 9000, 9000 } } },
-	{ "\t8080\t,\tudp:53 ", false, { { BOTH, 8080, 8080 },
-					 { UDP, 53, 53 } } },
+	{ "8080,9000-9010,udp:5353,tcp:6379",
+	  false,
+	  { { BOTH, 8080, 8080 },
+	    { BOTH, 9000, 9010 },
+	    { UDP, 5353, 5353 },
+	    { TCP, 6379, 6379 } } },
+	{ " 8080 , 9000 ",
+	  false,
+	  { { BOTH, 8080, 8080 }, { BOTH, 9000, 9000 } } },
+	{ "\t8080\t,\tudp:53 ",
+	  false,
+	  { { BOTH, 8080, 8080 }, { UDP, 53, 53 } } },
 	{ "1", false, { { BOTH, 1, 1 } } },
 	{ "65535", false, { { BOTH, 65535, 65535 } } },
 	{ "1-65535", false, { { BOTH, 1, 65535 } } },
 	{ "udp:1-65535", false, { { UDP, 1, 65535 } } },
 	{ "tcp:80,udp:80", false, { { BOTH, 80, 80 } } },
-	{ "tcp:80-90,udp:85-95", false, { { TCP, 80, 90 },
-					  { UDP, 85, 95 } } },
+	{ "tcp:80-90,udp:85-95", false, { { TCP, 80, 90 }, { UDP, 85, 95 } } },
 	{ "00080", false, { { BOTH, 80, 80 } } },
 	{ "9000-9000", false, { { BOTH, 9000, 9000 } } },
 	{ "100-200,150-250", false, { { BOTH, 100, 250 } } },
@@ -68,7 +72,8 @@ static const struct valid_case valid_cases[] = {
 	{ "1-8", false, { { BOTH, 1, 8 } } },
 	{ "tcp:15-17", false, { { TCP, 15, 17 } } },
 	{ "udp:65528-65535", false, { { UDP, 65528, 65535 } } },
-	{ "tcp:1000-2000,udp:1500-1507", false,
+	{ "tcp:1000-2000,udp:1500-1507",
+	  false,
 	  { { TCP, 1000, 2000 }, { UDP, 1500, 1507 } } },
 	{ "all", true, { { 0 } } },
 	{ " all ", true, { { 0 } } },
@@ -138,7 +143,7 @@ static void test_portspec_valid(void **state)
 
 struct invalid_case {
 	const char *text;
-	const char *in_err;	/* must appear in the message */
+	const char *in_err; /* must appear in the message */
 };
 
 static const struct invalid_case invalid_cases[] = {
@@ -177,7 +182,8 @@ static const struct invalid_case invalid_cases[] = {
 	{ "80- 90", "' 90' in '80- 90' is not a port" },
 	{ "tcp: 80", "' 80' in 'tcp: 80' is not a port" },
 	{ "80\n", "'80?' is not a port" },
-	{ "80\r\n,90", "'80?" "?' is not a port" },
+	{ "80\r\n,90", "'80?"
+		       "?' is not a port" },
 	{ "all,8080", "'all' in 'all,8080' cannot be combined" },
 	{ "8080, all", "'all' in '8080, all' cannot be combined" },
 	{ "all,all", "'all' in 'all,all' cannot be combined" },
@@ -199,8 +205,7 @@ static void test_portspec_invalid(void **state)
 	char err[256];
 	size_t i;
 
-	for (i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]);
-	     i++) {
+	for (i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]); i++) {
 		const struct invalid_case *ic = &invalid_cases[i];
 		int rc;
 
@@ -225,18 +230,20 @@ static void test_portspec_check_only(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]);
-	     i++) {
+	for (i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]); i++) {
 		const struct invalid_case *ic = &invalid_cases[i];
 
-		assert_int_equal(ps_portspec_parse(NULL, ic->text, err,
-						   sizeof(err)), -EINVAL);
-		assert_int_equal(ps_portspec_parse(&spec, ic->text, err2,
-						   sizeof(err2)), -EINVAL);
+		assert_int_equal(
+			ps_portspec_parse(NULL, ic->text, err, sizeof(err)),
+			-EINVAL);
+		assert_int_equal(
+			ps_portspec_parse(&spec, ic->text, err2, sizeof(err2)),
+			-EINVAL);
 		assert_string_equal(err, err2);
 	}
-	assert_int_equal(ps_portspec_parse(NULL, "8080, udp:53,9000-9010",
-					   err, sizeof(err)), 0);
+	assert_int_equal(ps_portspec_parse(NULL, "8080, udp:53,9000-9010", err,
+					   sizeof(err)),
+			 0);
 	assert_int_equal(ps_portspec_parse(NULL, "all", err, sizeof(err)), 0);
 }
 
@@ -347,8 +354,8 @@ static void test_parse_uint(void **state)
 		rc = ps_parse_uint(cases[i].text, cases[i].min, cases[i].max,
 				   &v);
 		if (rc != cases[i].rc)
-			print_error("case %zu '%s': rc %d\n", i,
-				    cases[i].text, rc);
+			print_error("case %zu '%s': rc %d\n", i, cases[i].text,
+				    rc);
 		assert_int_equal(rc, cases[i].rc);
 		/* On failure the output is left alone. */
 		assert_int_equal(v, rc == 0 ? cases[i].value : 12345);

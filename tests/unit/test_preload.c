@@ -15,8 +15,7 @@
 #include "preload.h"
 
 /* The entry found, as a string ("" for none). */
-static const char *found(const char *list, const char *path,
-			 const char *base)
+static const char *found(const char *list, const char *path, const char *base)
 {
 	static char buf[256];
 	const char *at = NULL;
@@ -60,13 +59,13 @@ static void test_base_name(void **state)
 				  "libportshim.so"),
 			    "libportshim.so");
 	/* A name that merely ends the same is not the library. */
-	assert_string_equal(found("/a/notlibportshim.so",
-				  "/lib/libportshim.so", "libportshim.so"),
+	assert_string_equal(found("/a/notlibportshim.so", "/lib/libportshim.so",
+				  "libportshim.so"),
 			    "");
 	/* Without a base name, only the exact path counts. */
-	assert_string_equal(found("/opt/ps/libportshim.so",
-				  "/lib/libportshim.so", NULL),
-			    "");
+	assert_string_equal(
+		found("/opt/ps/libportshim.so", "/lib/libportshim.so", NULL),
+		"");
 	/* The first match is the one returned. */
 	assert_string_equal(found("/x/libportshim.so /lib/libportshim.so",
 				  "/lib/libportshim.so", "libportshim.so"),

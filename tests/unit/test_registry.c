@@ -350,12 +350,14 @@ static void test_registry_alloc_find_free(void **state)
 	assert_int_equal(l->expires_ns, 0);
 
 	assert_ptr_equal(ps_registry_find(&fx.reg, "g1", 8080), l);
-	assert_int_equal(ps_registry_port(&fx.reg,
-					  ps_registry_find(&fx.reg, "g1",
-							   8081)), b);
-	assert_int_equal(ps_registry_port(&fx.reg,
-					  ps_registry_find(&fx.reg, "g2",
-							   8080)), c);
+	assert_int_equal(
+		ps_registry_port(&fx.reg,
+				 ps_registry_find(&fx.reg, "g1", 8081)),
+		b);
+	assert_int_equal(
+		ps_registry_port(&fx.reg,
+				 ps_registry_find(&fx.reg, "g2", 8080)),
+		c);
 	assert_null(ps_registry_find(&fx.reg, "g1", 8082));
 	assert_null(ps_registry_find(&fx.reg, "g3", 8080));
 	assert_null(ps_registry_find(&fx.reg, "g", 8080));
@@ -399,8 +401,8 @@ static void test_registry_at_is_indexed(void **state)
 		assert_int_equal(ps_registry_port(&fx.reg, l), ports[i]);
 		assert_int_equal(l->vport, 1000 + i);
 		/* find walks the (wiped) chains and cannot. */
-		assert_null(ps_registry_find(&fx.reg, "gi",
-					     (uint16_t)(1000 + i)));
+		assert_null(
+			ps_registry_find(&fx.reg, "gi", (uint16_t)(1000 + i)));
 	}
 	memcpy(fx.reg.hbuckets, hsave, sizeof(hsave));
 	memcpy(fx.reg.gbuckets, gsave, sizeof(gsave));
@@ -443,8 +445,8 @@ static void test_registry_group_chains(void **state)
 	for (int i = 0; i < NGROUPS; i++) {
 		snprintf(name, sizeof(name), "grp%04d", i);
 		for (int k = 0; k < 1 + i % 2; k++) {
-			port[i][k] = alloc(name, (uint16_t)(7000 + k),
-					   &fx.self, LO, 32767);
+			port[i][k] = alloc(name, (uint16_t)(7000 + k), &fx.self,
+					   LO, 32767);
 			total++;
 		}
 	}
@@ -454,16 +456,16 @@ static void test_registry_group_chains(void **state)
 		struct seen s = { name, 0, false };
 
 		snprintf(name, sizeof(name), "grp%04d", i);
-		assert_int_equal(ps_registry_each_group(&fx.reg, name,
-							count_lease, &s),
-				 1 + i % 2);
+		assert_int_equal(
+			ps_registry_each_group(&fx.reg, name, count_lease, &s),
+			1 + i % 2);
 		assert_int_equal(s.n, 1 + i % 2);
 		assert_false(s.wrong);
 		for (int k = 0; k < 1 + i % 2; k++)
 			assert_int_equal(
-				ps_registry_port(&fx.reg,
-						 ps_registry_find(
-							 &fx.reg, name,
+				ps_registry_port(
+					&fx.reg,
+					ps_registry_find(&fx.reg, name,
 							 (uint16_t)(7000 + k))),
 				port[i][k]);
 	}
@@ -480,8 +482,9 @@ static void test_registry_group_chains(void **state)
 		size_t want = i % 3 == 0 ? 0 : 1 + i % 2;
 
 		snprintf(name, sizeof(name), "grp%04d", i);
-		assert_int_equal(ps_registry_each_group(&fx.reg, name, NULL,
-							NULL), want);
+		assert_int_equal(
+			ps_registry_each_group(&fx.reg, name, NULL, NULL),
+			want);
 		if (want == 0)
 			assert_null(ps_registry_at(&fx.reg, port[i][0]));
 	}
@@ -583,10 +586,11 @@ static void test_registry_gc_dead_holder(void **state)
 	assert_int_equal(seen.n, 5);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(seen.ports[i] == theirs[0] ||
-				 seen.ports[i] == theirs[1] ||
-				 seen.ports[i] == theirs[2] ||
-				 seen.ports[i] == theirs[3] ||
-				 seen.ports[i] == theirs[4], 1);
+					 seen.ports[i] == theirs[1] ||
+					 seen.ports[i] == theirs[2] ||
+					 seen.ports[i] == theirs[3] ||
+					 seen.ports[i] == theirs[4],
+				 1);
 	assert_int_equal(fx.reg.hdr->nleases, 8);
 	assert_int_equal(ps_registry_gc(&fx.reg, false, NULL, NULL), 5);
 	assert_int_equal(fx.reg.hdr->nleases, 3);
@@ -631,17 +635,21 @@ static void test_registry_gc_expiry(void **state)
 	t = fx_lease("", 0, &fx.self);
 	t.kind = PS_KIND_PICK;
 	t.expires_ns = now - 1;
-	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
-					   NULL, &past), 0);
+	assert_int_equal(
+		ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL, NULL, &past),
+		0);
 	t.expires_ns = now + hour;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
-					   NULL, &future), 0);
+					   NULL, &future),
+			 0);
 	t.expires_ns = 0;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
-					   NULL, &never), 0);
+					   NULL, &never),
+			 0);
 	t.expires_ns = (uint64_t)wall.tv_sec * 1000000000ull + hour;
 	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, NULL,
-					   NULL, &wall_future), 0);
+					   NULL, &wall_future),
+			 0);
 	assert_true(ps_lease_dead(ps_registry_at(&fx.reg, past), now));
 	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, future), now));
 	assert_false(ps_lease_dead(ps_registry_at(&fx.reg, wall_future), now));
@@ -697,12 +705,15 @@ static void test_registry_gc_linear(void **state)
 		struct ps_lease t = fx_lease("big", (uint16_t)v, &fx.self);
 
 		assert_int_equal(ps_registry_alloc(&fx.reg, &t, 1, 65535, NULL,
-						   NULL, NULL, &real), 0);
+						   NULL, NULL, &real),
+				 0);
 	}
 	before = ps_registry_unlink_steps;
 	assert_int_equal(ps_registry_release_group(&fx.reg, "big"), 65535);
-	fprintf(stderr, "# release of 65535 leases: %lu chain links"
-		" followed\n", ps_registry_unlink_steps - before);
+	fprintf(stderr,
+		"# release of 65535 leases: %lu chain links"
+		" followed\n",
+		ps_registry_unlink_steps - before);
 	assert_true(ps_registry_unlink_steps - before <= 2 * 65535);
 	fx_check(&fx.reg);
 	unlock(&g);
@@ -765,8 +776,8 @@ static void test_registry_exhaustion(void **state)
 	(void)state;
 	lock(&g);
 	for (int i = 0; i < 32; i++)
-		ports[i] = alloc("full", (uint16_t)(1 + i), &fx.self, LO,
-				 LO + 31);
+		ports[i] =
+			alloc("full", (uint16_t)(1 + i), &fx.self, LO, LO + 31);
 	/*
 	 * Every holder is this process, which holds the lock: nothing could
 	 * free a port while the call runs, so an allocation that waited for
@@ -791,11 +802,11 @@ static void test_registry_exhaustion(void **state)
 		nl.holder = dead;
 		assert_int_equal(ps_registry_update(&fx.reg, l, &nl), 0);
 	}
-	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, LO + 31, NULL,
-					   NULL, NULL, &real), 0);
-	assert_true(real == ports[0] || real == ports[6] ||
-		    real == ports[12] || real == ports[18] ||
-		    real == ports[24]);
+	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, LO + 31, NULL, NULL,
+					   NULL, &real),
+			 0);
+	assert_true(real == ports[0] || real == ports[6] || real == ports[12] ||
+		    real == ports[18] || real == ports[24]);
 	assert_int_equal(fx.reg.hdr->nleases, 32 - 5 + 1);
 	assert_ptr_equal(ps_registry_find(&fx.reg, "full", 9999),
 			 ps_registry_at(&fx.reg, real));
@@ -818,8 +829,8 @@ static void test_registry_reserved_skipped(void **state)
 	lock(&g);
 	for (;;) {
 		t.vport++;
-		rc = ps_registry_alloc(&fx.reg, &t, LO, LO + 29, reserved,
-				       NULL, NULL, &real);
+		rc = ps_registry_alloc(&fx.reg, &t, LO, LO + 29, reserved, NULL,
+				       NULL, &real);
 		if (rc != 0)
 			break;
 		assert_int_not_equal((real - LO) % 3, 0);
@@ -837,9 +848,9 @@ static void test_registry_reserved_skipped(void **state)
 
 struct bind_rec {
 	int calls;
-	uint16_t busy_below;	/* ports below this are "taken" */
-	int fail_with;		/* 0, or an errno for every call */
-	uint16_t busy_port;	/* one more taken port (0 = none) */
+	uint16_t busy_below; /* ports below this are "taken" */
+	int fail_with;	     /* 0, or an errno for every call */
+	uint16_t busy_port;  /* one more taken port (0 = none) */
 	uint16_t last;
 };
 
@@ -869,16 +880,18 @@ static void test_registry_alloc_try_bind(void **state)
 
 	(void)state;
 	lock(&g);
-	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
-					   fake_bind, &rec, &real), 0);
+	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, fake_bind,
+					   &rec, &real),
+			 0);
 	assert_int_equal(real, LO + 10);
 	assert_int_equal(rec.calls, 11);
 	assert_int_equal(rec.last, real);
 
 	rec = (struct bind_rec){ .fail_with = EACCES };
 	t.vport = 2;
-	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
-					   fake_bind, &rec, &real), -EACCES);
+	assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL, fake_bind,
+					   &rec, &real),
+			 -EACCES);
 	assert_int_equal(rec.calls, 1);
 	assert_int_equal(fx.reg.hdr->nleases, 1);
 	assert_null(ps_registry_find(&fx.reg, "tb", 2));
@@ -889,8 +902,9 @@ static void test_registry_alloc_try_bind(void **state)
 					   fake_bind, &rec, &real),
 			 -EADDRNOTAVAIL);
 	assert_true(rec.calls <= 2 * 100);
-	assert_int_equal(ps_registry_alloc(&fx.reg, &t, 10, 5, NULL, NULL,
-					   NULL, &real), -EINVAL);
+	assert_int_equal(
+		ps_registry_alloc(&fx.reg, &t, 10, 5, NULL, NULL, NULL, &real),
+		-EINVAL);
 	fx_check(&fx.reg);
 	unlock(&g);
 }
@@ -934,16 +948,14 @@ static void test_registry_alloc_many_processes(void **state)
 			if (read(go[0], &b, 1) != 0)
 				_exit(3);
 			for (int i = 0; i < PERCHILD; i++) {
-				struct ps_lease t = fx_lease(group,
-							     (uint16_t)(i + 1),
-							     &me);
+				struct ps_lease t =
+					fx_lease(group, (uint16_t)(i + 1), &me);
 				struct ps_reg_guard cg;
 
 				if (ps_registry_lock(&mine, &cg) != 0)
 					_exit(4);
 				if (ps_registry_alloc(&mine, &t, LO, HI, NULL,
-						      NULL, NULL,
-						      &out[i]) != 0)
+						      NULL, NULL, &out[i]) != 0)
 					_exit(5);
 				ps_registry_unlock(&mine, &cg);
 			}
@@ -955,7 +967,7 @@ static void test_registry_alloc_many_processes(void **state)
 		close(fds[c][1]);
 	}
 	close(go[0]);
-	close(go[1]);	/* everyone's read returns 0: go */
+	close(go[1]); /* everyone's read returns 0: go */
 	for (int c = 0; c < NCHILD; c++) {
 		int status;
 
@@ -972,8 +984,7 @@ static void test_registry_alloc_many_processes(void **state)
 
 		snprintf(group, sizeof(group), "p%d", c);
 		for (int i = 0; i < PERCHILD; i++) {
-			struct ps_lease *l = ps_registry_at(&fx.reg,
-							    got[c][i]);
+			struct ps_lease *l = ps_registry_at(&fx.reg, got[c][i]);
 
 			assert_int_equal(taken[got[c][i]], 0);
 			taken[got[c][i]] = 1;
@@ -1016,21 +1027,24 @@ static void test_policy_reuses_lease(void **state)
 	pcfg.on_error = PS_ON_ERROR_FAIL;
 	assert_int_equal(ps_policy_init(&pa, &pcfg, "ga", NULL), 0);
 	assert_int_equal(ps_policy_init(&pb, &pcfg, "gb", NULL), 0);
-	assert_int_equal(ps_policy_init(&pb, &pcfg, "bad name", NULL),
-			 -EINVAL);
+	assert_int_equal(ps_policy_init(&pb, &pcfg, "bad name", NULL), -EINVAL);
 	assert_int_equal(ps_policy_init(&pb, &pcfg, "gb", NULL), 0);
 
-	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec,
-					&r1, "tcp 0.0.0.0:8080"), 0);
+	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec, &r1,
+					"tcp 0.0.0.0:8080"),
+			 0);
 	assert_int_equal(rec.last, r1);
-	assert_int_equal(ps_policy_bind(&pa, PS_UDP, 8080, fake_bind, &rec,
-					&r2, "udp 0.0.0.0:8080"), 0);
+	assert_int_equal(ps_policy_bind(&pa, PS_UDP, 8080, fake_bind, &rec, &r2,
+					"udp 0.0.0.0:8080"),
+			 0);
 	assert_int_equal(r1, r2);
-	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec,
-					&r2, "tcp 0.0.0.0:8080"), 0);
+	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec, &r2,
+					"tcp 0.0.0.0:8080"),
+			 0);
 	assert_int_equal(r1, r2);
-	assert_int_equal(ps_policy_bind(&pb, PS_TCP, 8080, fake_bind, &rec,
-					&r3, "tcp 0.0.0.0:8080"), 0);
+	assert_int_equal(ps_policy_bind(&pb, PS_TCP, 8080, fake_bind, &rec, &r3,
+					"tcp 0.0.0.0:8080"),
+			 0);
 	assert_int_not_equal(r1, r3);
 
 	lock(&g);
@@ -1058,8 +1072,8 @@ static void test_policy_reuses_lease(void **state)
 	 * group, as without portshim.
 	 */
 	rec = (struct bind_rec){ .busy_port = r1 };
-	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec,
-					&r2, "tcp 0.0.0.0:8080"),
+	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec, &r2,
+					"tcp 0.0.0.0:8080"),
 			 -EADDRINUSE);
 
 	/*
@@ -1074,8 +1088,9 @@ static void test_policy_reuses_lease(void **state)
 		assert_int_equal(ps_registry_update(&fx.reg, l, &nl), 0);
 	}
 	unlock(&g);
-	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec,
-					&r2, "tcp 0.0.0.0:8080"), 0);
+	assert_int_equal(ps_policy_bind(&pa, PS_TCP, 8080, fake_bind, &rec, &r2,
+					"tcp 0.0.0.0:8080"),
+			 0);
 	assert_int_not_equal(r2, r1);
 	assert_int_not_equal(r2, r3);
 	lock(&g);
@@ -1123,7 +1138,7 @@ static void test_registry_check_detects(void **state)
 	fx.reg.leases[a].ghash ^= 1;
 	assert_int_equal(ps_registry_check(&fx.reg, &err), -EUCLEAN);
 	fx.reg.leases[a] = save;
-	fx.reg.leases[a].hnext = a;	/* a cycle */
+	fx.reg.leases[a].hnext = a; /* a cycle */
 	assert_int_equal(ps_registry_check(&fx.reg, &err), -EUCLEAN);
 	fx.reg.leases[a] = save;
 

@@ -65,7 +65,8 @@ static uint16_t populate(void)
 					     (uint16_t)(8000 + i), &fx.self);
 
 		assert_int_equal(ps_registry_alloc(&fx.reg, &t, LO, HI, NULL,
-						   NULL, NULL, &real), 0);
+						   NULL, NULL, &real),
+				 0);
 		if (i == 0)
 			first = real;
 	}
@@ -355,8 +356,8 @@ static void scribble(struct ps_registry *reg, uint16_t port)
 	reg->leases[port + 2].state = PS_LEASE_USED;
 	reg->leases[port + 2].kind = 77;
 	reg->hdr->nleases = 123456;
-	reg->hbuckets[7] = 70000;	/* out of range */
-	reg->gbuckets[3] = port;	/* a chain into garbage */
+	reg->hbuckets[7] = 70000; /* out of range */
+	reg->gbuckets[3] = port;  /* a chain into garbage */
 	reg->hdr->next_hint = 0xffffffff;
 }
 
@@ -468,7 +469,7 @@ static void test_crash_exec_while_holding(void **state)
 	populate();
 	pid = fx_holder(exec_in_lock, NULL, &b, 1);
 	lock_after_death(&g);
-	assert_int_equal(kill(pid, 0), 0);	/* alive, in sleep */
+	assert_int_equal(kill(pid, 0), 0); /* alive, in sleep */
 	assert_int_equal(fx.reg.hdr->nleases, 10);
 	ps_registry_unlock(&fx.reg, &g);
 	fx_kill(pid);
@@ -490,9 +491,9 @@ static bool under_valgrind(void)
 	       (p != NULL && strstr(p, "vgpreload") != NULL);
 }
 
-#define NPEEK 16	/* lock-free lookups checked after each round */
+#define NPEEK 16 /* lock-free lookups checked after each round */
 #define RLO 20000
-#define RHI 20511	/* 512 ports: the range fills, gc runs under kills */
+#define RHI 20511 /* 512 ports: the range fills, gc runs under kills */
 
 static unsigned long env_ul(const char *name, unsigned long dflt)
 {
@@ -537,10 +538,10 @@ static void churn(int idx, unsigned seed, int ready)
 				if (own) {
 					struct ps_lease nl = *l;
 
-					nl.protos ^= (uint8_t)PS_PROTO_BIT(
-						PS_UDP);
-					nl.vport = (uint16_t)(1 + (r >> 13) %
-							      5000);
+					nl.protos ^=
+						(uint8_t)PS_PROTO_BIT(PS_UDP);
+					nl.vport = (uint16_t)(1 +
+							      (r >> 13) % 5000);
 					if (ps_registry_find(&mine, group,
 							     nl.vport) == NULL)
 						ps_registry_update(&mine, l,
@@ -549,8 +550,7 @@ static void churn(int idx, unsigned seed, int ready)
 				break;
 			case 3:
 				if ((r >> 13) % 64 == 0)
-					ps_registry_release_group(&mine,
-								  group);
+					ps_registry_release_group(&mine, group);
 				break;
 			default: {
 				uint16_t v = (uint16_t)(1 + (r >> 13) % 5000);
@@ -604,8 +604,7 @@ static pid_t start_churn(int idx, unsigned seed)
 static void check_makers(const pid_t *pids, int n, bool holder)
 {
 	for (uint32_t p = RLO; p <= RHI; p++) {
-		const struct ps_lease *l = ps_registry_at(&fx.reg,
-							  (uint16_t)p);
+		const struct ps_lease *l = ps_registry_at(&fx.reg, (uint16_t)p);
 		int owner;
 
 		if (l == NULL)
@@ -615,18 +614,18 @@ static void check_makers(const pid_t *pids, int n, bool holder)
 		if (holder)
 			assert_int_equal(l->holder.pid, pids[owner]);
 		assert_int_equal(l->maker.pid, pids[owner]);
-		assert_ptr_equal(ps_registry_find(&fx.reg, l->group,
-						  l->vport), l);
+		assert_ptr_equal(ps_registry_find(&fx.reg, l->group, l->vport),
+				 l);
 	}
 }
 
 static void test_crash_random_kills(void **state)
 {
 	static pid_t pids[100000];
-	unsigned long kills = env_ul("PS_CRASH_KILLS",
-				     under_valgrind() ? 200 : 300);
-	unsigned seed = (unsigned)env_ul("PS_CRASH_SEED",
-					 (unsigned long)time(NULL));
+	unsigned long kills =
+		env_ul("PS_CRASH_KILLS", under_valgrind() ? 200 : 300);
+	unsigned seed =
+		(unsigned)env_ul("PS_CRASH_SEED", (unsigned long)time(NULL));
 	unsigned long done = 0, in_lock = 0, in_tx = 0, odd = 0;
 	unsigned long max_leases = 0, gc_rounds = 0, peeked = 0;
 	static struct ps_lease sample[NPEEK];
@@ -665,8 +664,8 @@ static void test_crash_random_kills(void **state)
 			if (!WIFSIGNALED(status))
 				fail_msg("child %d ended by itself with %d "
 					 "(10: lock failed, 11: "
-					 "ENOTRECOVERABLE)", i ? b : a,
-					 WEXITSTATUS(status));
+					 "ENOTRECOVERABLE)",
+					 i ? b : a, WEXITSTATUS(status));
 		}
 		done += 2;
 
@@ -689,8 +688,7 @@ static void test_crash_random_kills(void **state)
 				       sizeof(peeks[k].group));
 				peeks[k].vport = sample[k].vport;
 			}
-			peeks[k].rc = ps_registry_peek(&fx.reg,
-						       peeks[k].group,
+			peeks[k].rc = ps_registry_peek(&fx.reg, peeks[k].group,
 						       peeks[k].vport,
 						       &peeks[k].real);
 		}
@@ -719,8 +717,8 @@ static void test_crash_random_kills(void **state)
 		/* Next round's samples: leases that exist now. */
 		nsample = 0;
 		for (uint32_t p = RLO; p <= RHI && nsample < NPEEK / 2; p++) {
-			const struct ps_lease *l = ps_registry_at(&fx.reg,
-								  (uint16_t)p);
+			const struct ps_lease *l =
+				ps_registry_at(&fx.reg, (uint16_t)p);
 
 			if (l != NULL && random() % 8 == 0)
 				sample[nsample++] = *l;
@@ -769,12 +767,12 @@ static void test_crash_random_kills(void **state)
 
 /* Counters shared by the test and every child (an anonymous shared page). */
 struct clone_stats {
-	unsigned long refused_clone;	/* raw clone child: lock refused */
-	unsigned long refused_vfork;	/* vfork child: lock refused */
-	unsigned long taken_clone;	/* raw clone child got it: must be 0 */
-	unsigned long taken_vfork;	/* vfork child got it: must be 0 */
-	unsigned long old_clone;	/* raw clone child took the mutex itself */
-	unsigned long old_vfork;	/* vfork child took the mutex itself */
+	unsigned long refused_clone; /* raw clone child: lock refused */
+	unsigned long refused_vfork; /* vfork child: lock refused */
+	unsigned long taken_clone;   /* raw clone child got it: must be 0 */
+	unsigned long taken_vfork;   /* vfork child got it: must be 0 */
+	unsigned long old_clone;     /* raw clone child took the mutex itself */
+	unsigned long old_vfork;     /* vfork child took the mutex itself */
 };
 
 static struct clone_stats *cst;
@@ -930,8 +928,7 @@ static unsigned long stop_children(pid_t family, const pid_t kids[2])
 
 		if (pid <= 0 || parent_of(pid) != family)
 			continue;
-		if (kill(pid, SIGKILL) == 0 && pid != kids[0] &&
-		    pid != kids[1])
+		if (kill(pid, SIGKILL) == 0 && pid != kids[0] && pid != kids[1])
 			n++;
 	}
 	closedir(dir);
@@ -958,12 +955,12 @@ static void reap(pid_t pid)
  */
 static void test_crash_clone_kills(void **state)
 {
-	unsigned long kills = env_ul("PS_CRASH_CLONE_KILLS",
-				     under_valgrind() ? 100 : 500);
-	unsigned seed = (unsigned)env_ul("PS_CRASH_SEED",
-					 (unsigned long)time(NULL));
+	unsigned long kills =
+		env_ul("PS_CRASH_CLONE_KILLS", under_valgrind() ? 100 : 500);
+	unsigned seed =
+		(unsigned)env_ul("PS_CRASH_SEED", (unsigned long)time(NULL));
 	unsigned long done = 0, rounds = 0, in_lock = 0, released = 0;
-	unsigned long by[4] = { 0 };	/* churn, old clone, asker, vfork */
+	unsigned long by[4] = { 0 }; /* churn, old clone, asker, vfork */
 	static pid_t owners[4096];
 	double t0 = fx_now();
 	int idx = 0;
@@ -976,8 +973,8 @@ static void test_crash_clone_kills(void **state)
 	fx.reg.lock_timeout_ms = 30000;
 	srandom(seed);
 	fprintf(stderr, "# clone kills: seed %u (PS_CRASH_SEED)\n", seed);
-	while (done < kills && idx + 2 < (int)(sizeof(owners) /
-					       sizeof(owners[0]))) {
+	while (done < kills &&
+	       idx + 2 < (int)(sizeof(owners) / sizeof(owners[0]))) {
 		pid_t victims[6], kids[2], family;
 		int kind[6], n = 0, a = idx++, b = idx++;
 		unsigned fseed = seed + (unsigned)(3 * a);
@@ -1034,13 +1031,13 @@ static void test_crash_clone_kills(void **state)
 		reap(kids[0]);
 		reap(kids[1]);
 		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;	/* a vfork child that outlived its parent */
+			; /* a vfork child that outlived its parent */
 
 		/* Nobody runs now. What did the dead leave in the word? */
 		w = __atomic_load_n((uint32_t *)(void *)&fx.reg.hdr->lock.mutex,
 				    __ATOMIC_RELAXED);
 		if ((w & FUTEX_TID_MASK) != 0 && !(w & FUTEX_OWNER_DIED))
-			released++;	/* no robust list released it */
+			released++; /* no robust list released it */
 		rec = fx.reg.hdr->recoveries;
 		{
 			int rc = ps_registry_lock(&fx.reg, &g);
@@ -1090,16 +1087,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(f) \
 	cmocka_unit_test_prestate_setup_teardown(f, fx_setup, fx_teardown, &fx)
-		T(test_crash_plain_holder),
-		T(test_crash_mid_insert),
-		T(test_crash_mid_free),
-		T(test_crash_mid_update),
-		T(test_crash_after_commit),
-		T(test_crash_garbage),
-		T(test_crash_during_repair),
-		T(test_crash_exec_while_holding),
-		T(test_crash_random_kills),
-		T(test_crash_clone_kills),
+		T(test_crash_plain_holder),  T(test_crash_mid_insert),
+		T(test_crash_mid_free),	     T(test_crash_mid_update),
+		T(test_crash_after_commit),  T(test_crash_garbage),
+		T(test_crash_during_repair), T(test_crash_exec_while_holding),
+		T(test_crash_random_kills),  T(test_crash_clone_kills),
 #undef T
 	};
 

@@ -121,8 +121,7 @@ static bool root(void)
  * Opens path and expects the refusal rc with a one-line reason that
  * names shown and contains each of the hints (NULL-terminated).
  */
-static void expect_refused(const char *path, const char *shown, int want,
-			   ...)
+static void expect_refused(const char *path, const char *shown, int want, ...)
 {
 	struct ps_reg_error err;
 	const char *hint;
@@ -317,7 +316,7 @@ static void test_files_truncated(void **state)
 	make_registry(fx.path);
 	truncate_to((off_t)ps_registry_file_size() - 4096);
 	expect_refused(fx.path, fx.path, -EUCLEAN, "truncated", FIX, NULL);
-	truncate_to(100);	/* shorter than a header */
+	truncate_to(100); /* shorter than a header */
 	expect_refused(fx.path, fx.path, -EUCLEAN, "truncated", FIX, NULL);
 }
 
@@ -383,8 +382,8 @@ static void test_files_other_owner(void **state)
 /* PITFALLS 14, security: a registry others could read or write. */
 static void test_files_mode(void **state)
 {
-	static const mode_t modes[] = { 0660, 0606, 0640, 0604, 0620, 0602,
-					0601, 0610 };
+	static const mode_t modes[] = { 0660, 0606, 0640, 0604,
+					0620, 0602, 0601, 0610 };
 
 	(void)state;
 	make_registry(fx.path);
@@ -527,7 +526,7 @@ static void test_files_state_dir(void **state)
 	assert_return_code(chmod(sdir, 0770), errno);
 	assert_int_equal(open_default_as(uid), EPERM);
 	assert_return_code(stat(sdir, &st), errno);
-	assert_int_equal(st.st_mode & 07777, 0770);	/* not repaired */
+	assert_int_equal(st.st_mode & 07777, 0770); /* not repaired */
 
 	assert_return_code(chmod(sdir, 0700), errno);
 	assert_return_code(chown(sdir, 0, 0), errno);
@@ -628,7 +627,8 @@ static void test_files_shrunk_while_waiting(void **state)
 	 * shrink the file (the header page, which holds the mutex, stays).
 	 */
 	while (!(__atomic_load_n(&reg.hdr->lock.mutex.__data.__lock,
-				 __ATOMIC_SEQ_CST) & 0x80000000u)) {
+				 __ATOMIC_SEQ_CST) &
+		 0x80000000u)) {
 		if (waitpid(pid, &status, WNOHANG) != 0)
 			fail_msg("the child ended before it waited for the "
 				 "lock");
@@ -775,40 +775,50 @@ static void test_files_check_header(void **state)
 	ns = ((struct ps_reg_header *)img)->pidns;
 
 	assert_int_equal(ps_registry_check_header(img, sizeof(img), size, boot,
-						  ns, &err), 0);
-	assert_int_equal(ps_registry_check_header(img, sizeof(img), size, NULL,
-						  0, NULL), 0);
-	assert_int_equal(ps_registry_check_header(img, 100, size, boot, ns,
-						  &err), -EUCLEAN);
+						  ns, &err),
+			 0);
+	assert_int_equal(
+		ps_registry_check_header(img, sizeof(img), size, NULL, 0, NULL),
+		0);
+	assert_int_equal(
+		ps_registry_check_header(img, 100, size, boot, ns, &err),
+		-EUCLEAN);
 	assert_int_equal(ps_registry_check_header(img, sizeof(img), size - 1,
-						  boot, ns, &err), -EUCLEAN);
+						  boot, ns, &err),
+			 -EUCLEAN);
 	assert_int_equal(ps_registry_check_header(img, sizeof(img), size,
 						  "another", ns, &err),
 			 -ESTALE);
 	assert_int_equal(ps_registry_check_header(img, sizeof(img), size, boot,
-						  ns + 1, &err), -EXDEV);
+						  ns + 1, &err),
+			 -EXDEV);
 	memcpy(bad, img, sizeof(bad));
-	memset(h->boot_id, 'a', sizeof(h->boot_id));	/* no NUL */
-	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size, NULL,
-						  0, &err), -EUCLEAN);
+	memset(h->boot_id, 'a', sizeof(h->boot_id)); /* no NUL */
+	assert_int_equal(
+		ps_registry_check_header(bad, sizeof(bad), size, NULL, 0, &err),
+		-EUCLEAN);
 	/* A crafted boot id must not put a newline into the one line. */
 	memcpy(bad, img, sizeof(bad));
 	memcpy(h->boot_id, "evil\nline\033[2J", 14);
 	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size,
-						  "other", 0, &err), -EUCLEAN);
+						  "other", 0, &err),
+			 -EUCLEAN);
 	assert_null(strchr(err.msg, '\n'));
 	assert_null(strchr(err.msg, '\033'));
 	memcpy(bad, img, sizeof(bad));
 	h->leases_off += 8;
-	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size, NULL,
-						  0, &err), -EUCLEAN);
+	assert_int_equal(
+		ps_registry_check_header(bad, sizeof(bad), size, NULL, 0, &err),
+		-EUCLEAN);
 	memcpy(bad, img, sizeof(bad));
 	h->file_size = 1;
-	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size, NULL,
-						  0, &err), -EUCLEAN);
+	assert_int_equal(
+		ps_registry_check_header(bad, sizeof(bad), size, NULL, 0, &err),
+		-EUCLEAN);
 	memset(bad, 0, sizeof(bad));
-	assert_int_equal(ps_registry_check_header(bad, sizeof(bad), size, NULL,
-						  0, &err), -EUCLEAN);
+	assert_int_equal(
+		ps_registry_check_header(bad, sizeof(bad), size, NULL, 0, &err),
+		-EUCLEAN);
 	assert_non_null(strstr(err.msg, "magic"));
 }
 
@@ -889,8 +899,9 @@ static void test_files_creation_race(void **state)
 					if (ps_registry_lock(&reg, &g) == 0) {
 						if (i < 2)
 							r.check =
-							ps_registry_check(
-								&reg, NULL);
+								ps_registry_check(
+									&reg,
+									NULL);
 						r.nleases = reg.hdr->nleases;
 						ps_registry_unlock(&reg, &g);
 					} else {
@@ -909,7 +920,7 @@ static void test_files_creation_race(void **state)
 		}
 		close(barrier[0]);
 		close(out[1]);
-		close(barrier[1]);	/* go */
+		close(barrier[1]); /* go */
 		for (int i = 0; i < RACERS; i++)
 			assert_int_equal(read(out[0], &res[i], sizeof(res[i])),
 					 sizeof(res[i]));
@@ -941,8 +952,10 @@ static void test_files_creation_race(void **state)
 			   "race5", "race6", "race7", "race8", "race9", NULL);
 	else
 		expect_dir(fx.dir, "race0", "race1", "race2", NULL);
-	fprintf(stderr, "# creation race: %d rounds x %d processes, %u "
-		"creators, %.3f s\n", rounds, RACERS, creators_total,
+	fprintf(stderr,
+		"# creation race: %d rounds x %d processes, %u "
+		"creators, %.3f s\n",
+		rounds, RACERS, creators_total,
 		(double)(t1.tv_sec - t0.tv_sec) +
 			(double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }

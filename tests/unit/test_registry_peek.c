@@ -177,7 +177,7 @@ static void test_peek_races_writer(void **state)
 	struct shared {
 		long cycles;
 		int stop;
-	} *sh;
+	} * sh;
 	uint16_t real, got = 0, vports[4];
 	long right = 0, retry = 0, wrong = 0, n = 0, c0;
 	int status, nv;

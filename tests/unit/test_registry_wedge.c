@@ -105,9 +105,9 @@ static pid_t start_waiter(const char *bound_s, int *rfd)
 		rc = ps_registry_lock(&mine, &g);
 		if (rc == 0)
 			ps_registry_unlock(&mine, &g);
-		n = snprintf(out, sizeof(out), "%d %s\n", rc,
-			     ps_registry_strerror(&mine, &g, rc, why,
-						  sizeof(why)));
+		n = snprintf(
+			out, sizeof(out), "%d %s\n", rc,
+			ps_registry_strerror(&mine, &g, rc, why, sizeof(why)));
 		if (write(p[1], out, (size_t)n) != n)
 			_exit(3);
 		_exit(0);
@@ -244,7 +244,7 @@ static void test_wedge_vfork_refused(void **state)
 		int rc = ps_registry_lock(&fx.reg, &cg);
 
 		if (rc == 0)
-			raise(SIGKILL);	/* killed inside the lock */
+			raise(SIGKILL); /* killed inside the lock */
 		_exit(rc == -ENOLCK ? 0 : 4);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -296,7 +296,7 @@ static void test_wedge_dead_unmarked_holder(void **state)
 		    write(p[1], &child, sizeof(child)) != sizeof(child) ||
 		    write(p[1], &b, 1) != 1)
 			_exit(6);
-		_exit(0);	/* the parent is gone at once */
+		_exit(0); /* the parent is gone at once */
 	}
 	close(p[1]);
 	assert_int_equal(read(p[0], &child, sizeof(child)), sizeof(child));
@@ -382,8 +382,10 @@ static void test_wedge_waiter_killable(void **state)
 	holder = fx_holder(hold, NULL, &b, 1);
 	assert_return_code(kill(holder, SIGSTOP), errno);
 	w = start_waiter("600", &rfd);
-	for (i = 0; i < GUARD_S * 1000 &&
-	     !(__atomic_load_n(word(), __ATOMIC_ACQUIRE) & FUTEX_WAITERS); i++)
+	for (i = 0;
+	     i < GUARD_S * 1000 &&
+	     !(__atomic_load_n(word(), __ATOMIC_ACQUIRE) & FUTEX_WAITERS);
+	     i++)
 		usleep(1000);
 	assert_true(*word() & FUTEX_WAITERS);
 	assert_return_code(kill(w, SIGTERM), errno);
@@ -436,7 +438,7 @@ static void test_wedge_word_names_stranger(void **state)
 	*word() = (uint32_t)sleeper;
 	w = start_waiter("5", &rfd);
 	assert_int_equal(read_answer(w, rfd, msg, sizeof(msg)), 0);
-	assert_int_equal(kill(sleeper, 0), 0);	/* nobody touched it */
+	assert_int_equal(kill(sleeper, 0), 0); /* nobody touched it */
 	fx_kill(sleeper);
 
 	/* A process that maps it (a fork of ours) is never overruled. */
@@ -491,8 +493,9 @@ static void test_wedge_garbage_kind(void **state)
 		assert_int_equal(WEXITSTATUS(status), 0);
 		(void)rc;
 	}
-	assert_int_equal(ps_registry_open(&(struct ps_registry){ 0 }, fx.path,
-					  &err), -EUCLEAN);
+	assert_int_equal(
+		ps_registry_open(&(struct ps_registry){ 0 }, fx.path, &err),
+		-EUCLEAN);
 	assert_non_null(strstr(err.msg, "lock is corrupt"));
 	*kind = good;
 }
@@ -515,8 +518,8 @@ static void test_wedge_shrink_under_reader(void **state)
 	(void)state;
 	assert_int_equal(ps_registry_lock(&fx.reg, &g), 0);
 	for (int i = 0; i < 64; i++) {
-		struct ps_lease t = fx_lease("g", (uint16_t)(8000 + i),
-					     &fx.self);
+		struct ps_lease t =
+			fx_lease("g", (uint16_t)(8000 + i), &fx.self);
 
 		assert_int_equal(ps_registry_alloc(&fx.reg, &t, 20000, 29999,
 						   NULL, NULL, NULL, &real),
@@ -545,8 +548,9 @@ static void test_wedge_shrink_under_reader(void **state)
 							(uint16_t)(8000 + k),
 							&r2) == -EIO;
 				eio += ps_registry_peek_at(
-					&fx.reg, "g", (uint16_t)(20000 + k),
-					&v) == -EIO;
+					       &fx.reg, "g",
+					       (uint16_t)(20000 + k),
+					       &v) == -EIO;
 			}
 		}
 		_exit(eio > 0 ? 0 : 4);
@@ -558,9 +562,8 @@ static void test_wedge_shrink_under_reader(void **state)
 	for (cycles = 0; cycles < 2000; cycles++) {
 		assert_return_code(ftruncate(fd, 4096), errno);
 		sched_yield();
-		assert_return_code(ftruncate(fd,
-					     (off_t)ps_registry_file_size()),
-				   errno);
+		assert_return_code(
+			ftruncate(fd, (off_t)ps_registry_file_size()), errno);
 		sched_yield();
 	}
 	{
@@ -574,10 +577,13 @@ static void test_wedge_shrink_under_reader(void **state)
 	close(fd);
 	if (WIFSIGNALED(status))
 		fail_msg("the reader died of signal %d after the file was "
-			 "shrunk under it", WTERMSIG(status));
+			 "shrunk under it",
+			 WTERMSIG(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
-	fprintf(stderr, "# shrink: %lu shrink/grow cycles under a reader, "
-		"no signal\n", cycles);
+	fprintf(stderr,
+		"# shrink: %lu shrink/grow cycles under a reader, "
+		"no signal\n",
+		cycles);
 }
 
 int main(void)

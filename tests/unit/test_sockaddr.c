@@ -74,10 +74,10 @@ static void test_sockaddr_port_lengths(void **state)
 	len = make(&a, "::1", 9000);
 	assert_true(ps_sockaddr_port(&a.sa, len, &port));
 	assert_int_equal(port, 9000);
-	assert_false(ps_sockaddr_port(&a.sa, sizeof(struct sockaddr_in),
-				      &port));
-	assert_false(ps_sockaddr_port((struct sockaddr *)&un, sizeof(un),
-				      &port));
+	assert_false(
+		ps_sockaddr_port(&a.sa, sizeof(struct sockaddr_in), &port));
+	assert_false(
+		ps_sockaddr_port((struct sockaddr *)&un, sizeof(un), &port));
 	assert_false(ps_sockaddr_port(&unspec, sizeof(unspec), &port));
 }
 
@@ -171,8 +171,7 @@ static void check_host(const char *text, void *arg)
 	char mapped[INET6_ADDRSTRLEN + 8];
 
 	if (!host(text))
-		fail_msg("interface address %s is not seen as this host",
-			 text);
+		fail_msg("interface address %s is not seen as this host", text);
 	if (strchr(text, ':') == NULL) {
 		snprintf(mapped, sizeof(mapped), "::ffff:%s", text);
 		if (!host(mapped))

@@ -35,9 +35,9 @@
 #define NOBODY 65534
 
 struct fixture {
-	uid_t uid;			/* the uid the child runs as */
-	char shm[PATH_MAX];		/* /dev/shm/portshim-<uid> */
-	char tmp[64];			/* a private temp dir */
+	uid_t uid;	    /* the uid the child runs as */
+	char shm[PATH_MAX]; /* /dev/shm/portshim-<uid> */
+	char tmp[64];	    /* a private temp dir */
 };
 
 /* What the child saw, sent back through a pipe. */
@@ -323,8 +323,9 @@ static void test_statedir_squatted_falls_back(void **state)
 			assert_return_code(lchown(f->shm, NOBODY, NOBODY),
 					   errno);
 		} else {
-			fd = open(f->shm, O_WRONLY | O_CREAT | O_EXCL |
-				  O_CLOEXEC, 0600);
+			fd = open(f->shm,
+				  O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+				  0600);
 			assert_return_code(fd, errno);
 			close(fd);
 			assert_return_code(chown(f->shm, NOBODY, NOBODY),
@@ -400,21 +401,19 @@ static void test_statedir_verify(void **state)
 	assert_int_equal(ps_statedir_verify(fd, dir, why, sizeof(why)), 0);
 
 	assert_return_code(chmod(dir, 0750), errno);
-	assert_int_equal(ps_statedir_verify(fd, dir, why, sizeof(why)),
-			 -EPERM);
+	assert_int_equal(ps_statedir_verify(fd, dir, why, sizeof(why)), -EPERM);
 	assert_non_null(strstr(why, "mode 0750"));
 	assert_non_null(strstr(why, dir));
 	assert_return_code(chmod(dir, 0701), errno);
-	assert_int_equal(ps_statedir_verify(fd, dir, why, sizeof(why)),
-			 -EPERM);
+	assert_int_equal(ps_statedir_verify(fd, dir, why, sizeof(why)), -EPERM);
 	/* No room for a reason is fine too. */
 	assert_int_equal(ps_statedir_verify(fd, dir, NULL, 0), -EPERM);
 	assert_return_code(chmod(dir, 0700), errno);
 
 	if (geteuid() == 0) {
 		assert_return_code(chown(dir, NOBODY, NOBODY), errno);
-		assert_int_equal(ps_statedir_verify(fd, dir, why,
-						    sizeof(why)), -EPERM);
+		assert_int_equal(ps_statedir_verify(fd, dir, why, sizeof(why)),
+				 -EPERM);
 		assert_non_null(strstr(why, "owned by uid 65534"));
 	}
 	close(fd);

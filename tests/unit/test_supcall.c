@@ -42,9 +42,15 @@ static void test_supcall_parse_format(void **state)
 static void test_supcall_parse_rejects(void **state)
 {
 	static const char *const bad[] = {
-		"", "0", "0123456789abcde", "0123456789abcdef0",
-		"0123456789abcdeg", " 123456789abcdef", "0000000000000000",
-		"-123456789abcdef", "0x23456789abcdef",
+		"",
+		"0",
+		"0123456789abcde",
+		"0123456789abcdef0",
+		"0123456789abcdeg",
+		" 123456789abcdef",
+		"0000000000000000",
+		"-123456789abcdef",
+		"0x23456789abcdef",
 	};
 	uint64_t c = 7;
 
@@ -97,8 +103,7 @@ static void test_supcall_tcp(void **state)
 	a = accept(l, NULL, NULL);
 	assert_return_code(a, errno);
 	/* Errors come back as -1 and errno, as from libc. */
-	rc = ps_supcall_bind(COOKIE, c, (struct sockaddr *)&addr,
-			     sizeof(addr));
+	rc = ps_supcall_bind(COOKIE, c, (struct sockaddr *)&addr, sizeof(addr));
 	assert_int_equal(rc, -1);
 	assert_int_equal(errno, EINVAL);
 	rc = ps_supcall_connect(COOKIE, -1, (struct sockaddr *)&addr,
@@ -130,7 +135,8 @@ static void test_supcall_udp_sends(void **state)
 	addr.sin_family = AF_INET;
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_return_code(ps_supcall_bind(COOKIE, s, (struct sockaddr *)&addr,
-					   sizeof(addr)), errno);
+					   sizeof(addr)),
+			   errno);
 	assert_return_code(getsockname(s, (struct sockaddr *)&addr, &len),
 			   errno);
 

@@ -68,13 +68,12 @@ static void child_main(const struct ps_sv_filter *f, int up, int down)
 	u = socket(AF_INET, SOCK_DGRAM, 0);
 	rcv = socket(AF_INET, SOCK_DGRAM, 0);
 	r.bind_plain = bind(s1, (struct sockaddr *)&a, sizeof(a));
-	r.bind_cookie = ps_supcall_bind(COOKIE, s2, (struct sockaddr *)&a,
-					sizeof(a));
+	r.bind_cookie =
+		ps_supcall_bind(COOKIE, s2, (struct sockaddr *)&a, sizeof(a));
 	r.getsockname_plain = getsockname(s1, (struct sockaddr *)&a, &len);
 	len = sizeof(a);
-	r.getsockname_cookie = ps_supcall_getsockname(COOKIE, s1,
-						      (struct sockaddr *)&a,
-						      &len);
+	r.getsockname_cookie =
+		ps_supcall_getsockname(COOKIE, s1, (struct sockaddr *)&a, &len);
 	/* A UDP peer that exists: no ICMP error to fail the second send. */
 	len = sizeof(a);
 	a.sin_port = 0;
@@ -82,14 +81,13 @@ static void child_main(const struct ps_sv_filter *f, int up, int down)
 	getsockname(rcv, (struct sockaddr *)&a, &len);
 	ps_supcall_connect(COOKIE, u, (struct sockaddr *)&a, sizeof(a));
 	r.sendto_connected = sendto(u, "x", 1, 0, NULL, 0);
-	r.sendto_dest = sendto(u, "y", 1, 0, (struct sockaddr *)&a,
-			       sizeof(a));
+	r.sendto_dest = sendto(u, "y", 1, 0, (struct sockaddr *)&a, sizeof(a));
 	/* A datagram to a Unix socket: an address shorter than any
 	 * sockaddr_in, let through in the kernel. */
 	{
 		struct sockaddr_un un;
-		socklen_t ulen = (socklen_t)(offsetof(struct sockaddr_un,
-						      sun_path) + 6);
+		socklen_t ulen =
+			(socklen_t)(offsetof(struct sockaddr_un, sun_path) + 6);
 		int ur = socket(AF_UNIX, SOCK_DGRAM, 0);
 		int us = socket(AF_UNIX, SOCK_DGRAM, 0);
 
@@ -98,8 +96,8 @@ static void child_main(const struct ps_sv_filter *f, int up, int down)
 		snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "ps%03d",
 			 (int)(getpid() % 1000));
 		ps_supcall_bind(COOKIE, ur, (struct sockaddr *)&un, ulen);
-		r.sendto_unix = sendto(us, "z", 1, 0, (struct sockaddr *)&un,
-				       ulen);
+		r.sendto_unix =
+			sendto(us, "z", 1, 0, (struct sockaddr *)&un, ulen);
 	}
 	memset(params, 0, sizeof(params));
 	if (syscall(SYS_io_uring_setup, 1, params) < 0)
@@ -127,10 +125,12 @@ static void test_sv_filter_routes_calls(void **state)
 	if (ps_sv_kernel_check(why, sizeof(why)) != 0)
 		skip();
 	assert_int_equal(ps_sv_filter_build(&f, COOKIE), 0);
-	assert_return_code(syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0,
-				   &sizes), errno);
+	assert_return_code(
+		syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes),
+		errno);
 	req = calloc(1, sizes.seccomp_notif > sizeof(*req) ?
-		     sizes.seccomp_notif : sizeof(*req));
+				sizes.seccomp_notif :
+				sizeof(*req));
 	assert_non_null(req);
 	assert_return_code(pipe(up), errno);
 	assert_return_code(pipe(down), errno);
@@ -209,8 +209,7 @@ static void test_sv_filter_build(void **state)
 	/* The first instruction loads the architecture; the last three
 	 * are the returns. */
 	assert_int_equal(f.insns[0].k, offsetof(struct seccomp_data, arch));
-	assert_int_equal(f.insns[f.len - 1].k,
-			 SECCOMP_RET_ERRNO | ENOSYS);
+	assert_int_equal(f.insns[f.len - 1].k, SECCOMP_RET_ERRNO | ENOSYS);
 	assert_int_equal(f.insns[f.len - 2].k, SECCOMP_RET_ALLOW);
 	assert_int_equal(f.insns[f.len - 3].k, SECCOMP_RET_USER_NOTIF);
 }
