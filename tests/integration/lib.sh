@@ -316,6 +316,35 @@ with_shim() {
     env LD_PRELOAD="$SHIM_PRELOAD" ASAN_OPTIONS="$SHIM_ASAN_OPTIONS" "$@"
 }
 
+# fixed_port_suite WHAT PASSED WORKERS VAR: the checks of a test runner's
+# suite whose files each serve one fixed port and talk to it while the
+# others run (data/mocha_suite/fixed_port.js), run by the caller's
+# `suite_run NAME [VAR=VALUE...]` (status in r_status, output in
+# $T/NAME.log, the files' notes in $T/NAME/): with portshim's defaults the
+# suite passes (its log matches PASSED) in the workers WORKERS (their VAR
+# values, sorted, each followed by a space); with one group for all
+# workers (PORTSHIM_GROUP_FROM empty) the servers clash.
+# shellcheck disable=SC2154 # r_status: set by the caller's suite_run
+fixed_port_suite() {
+    suite_run defaults
+    if [ "$r_status" -eq 0 ] && grep -q "$2" "$T/defaults.log"; then
+        ok "$1: the 4 fixed-port files pass"
+    else
+        not_ok "$1: the 4 fixed-port files pass (status $r_status)"
+        diag_file "$T/defaults.log"
+    fi
+    fps_workers=$(cat "$T"/defaults/worker-* 2>/dev/null | sort -u |
+        tr '\n' ' ')
+    is "$fps_workers" "$3" "they ran in 4 workers ($4)"
+    suite_run onegroup PORTSHIM_GROUP_FROM=
+    if [ "$r_status" -ne 0 ] && grep -q 'EADDRINUSE' "$T/onegroup.log"; then
+        ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash"
+    else
+        not_ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash (status $r_status)"
+        diag_file "$T/onegroup.log"
+    fi
+}
+
 # ---------------------------------------------------------------- ports
 
 # map_real FILE PROTO VPORT: prints the real port of VPORT in a mapping

@@ -51,8 +51,8 @@ cp -R "$PS_SRCDIR/tests/integration/data/jest_suite" "$T/suite"
 cp "$PS_SRCDIR/tests/integration/data/mocha_suite/fixed_port.js" "$T/suite/"
 ln -s "$J/node_modules" "$T/suite/node_modules"
 
-# run NAME [VAR=VALUE...]: the recipe in the suite's folder.
-run() {
+# suite_run NAME [VAR=VALUE...]: the recipe in the suite's folder.
+suite_run() {
     r_name=$1
     shift
     mkdir "$T/$r_name"
@@ -63,23 +63,6 @@ run() {
         >"$T/$r_name.log" 2>&1 || r_status=$?
 }
 
-run defaults
-if [ "$r_status" -eq 0 ] &&
-    grep -q 'Tests: *4 passed, 4 total' "$T/defaults.log"; then
-    ok "portshim run -- npx jest --maxWorkers=4: the 4 fixed-port files pass"
-else
-    not_ok "portshim run -- npx jest --maxWorkers=4: the 4 fixed-port files pass (status $r_status)"
-    diag_file "$T/defaults.log"
-fi
-workers=$(cat "$T"/defaults/worker-* 2>/dev/null | sort -u | tr '\n' ' ')
-is "$workers" "1 2 3 4 " "the files ran in 4 jest workers (JEST_WORKER_ID)"
-
-run onegroup PORTSHIM_GROUP_FROM=
-if [ "$r_status" -ne 0 ] && grep -q 'EADDRINUSE' "$T/onegroup.log"; then
-    ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash"
-else
-    not_ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash (status $r_status)"
-    diag_file "$T/onegroup.log"
-fi
+fixed_port_suite "portshim run -- npx jest --maxWorkers=4" 'Tests: *4 passed, 4 total' "1 2 3 4 " JEST_WORKER_ID
 
 done_testing

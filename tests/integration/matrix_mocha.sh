@@ -25,8 +25,8 @@ mocha --version >/dev/null 2>&1 ||
 cp -R "$PS_SRCDIR/tests/integration/data/mocha_suite" "$T/suite"
 SPECS="spec1.js spec2.js spec3.js spec4.js"
 
-# run NAME [VAR=VALUE...]: the suite under `portshim run`, in 4 workers.
-run() {
+# suite_run NAME [VAR=VALUE...]: the suite under `portshim run`, in 4 workers.
+suite_run() {
     r_name=$1
     shift
     mkdir "$T/$r_name"
@@ -37,22 +37,6 @@ run() {
         >"$T/$r_name.log" 2>&1 || r_status=$?
 }
 
-run defaults
-if [ "$r_status" -eq 0 ] && grep -q '4 passing' "$T/defaults.log"; then
-    ok "portshim run -- mocha --parallel: the 4 fixed-port specs pass"
-else
-    not_ok "portshim run -- mocha --parallel: the 4 fixed-port specs pass (status $r_status)"
-    diag_file "$T/defaults.log"
-fi
-workers=$(cat "$T"/defaults/worker-* 2>/dev/null | sort -u | tr '\n' ' ')
-is "$workers" "0 1 2 3 " "the specs ran in 4 mocha workers (MOCHA_WORKER_ID)"
-
-run onegroup PORTSHIM_GROUP_FROM=
-if [ "$r_status" -ne 0 ] && grep -q 'EADDRINUSE' "$T/onegroup.log"; then
-    ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash"
-else
-    not_ok "with one group for all workers (PORTSHIM_GROUP_FROM empty) they clash (status $r_status)"
-    diag_file "$T/onegroup.log"
-fi
+fixed_port_suite "portshim run -- mocha --parallel" '4 passing' "0 1 2 3 " MOCHA_WORKER_ID
 
 done_testing
