@@ -19,6 +19,27 @@ RANGE=19600-19699
 JOB=$PS_SRCDIR/tests/integration/data/fixed_job.sh
 unset PORTSHIM_LOG PORTSHIM_LOG_FILE MAKEFLAGS MAKELEVEL MFLAGS
 
+# jobs_pass DESC STATUS DIR LOG: a check that a run of the four jobs
+# passed: STATUS 0, and each job reached its own server (DIR/got-N).
+jobs_pass() {
+    jp_got=$(cat "$3"/got-* 2>/dev/null | sort | tr '\n' ' ')
+    if [ "$2" -eq 0 ] &&
+        [ "$jp_got" = "ok job-1 ok job-2 ok job-3 ok job-4 " ]; then
+        ok "$1"
+    else
+        not_ok "$1 (status $2, got: $jp_got)"
+        diag_file "$4"
+    fi
+}
+
+# portshim_on_path DIR: DIR/portshim runs the build's portshim, for
+# recipes that name it on PATH.
+portshim_on_path() {
+    mkdir -p "$1"
+    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PORTSHIM" >"$1/portshim"
+    chmod +x "$1/portshim"
+}
+
 # try NAME EXPECT [run option] -- CMD...: runs CMD in $T/NAME (the jobs'
 # folder is $T/NAME/d, exported as D) under portshim run, and checks that
 # it passes (EXPECT pass) or fails (EXPECT fail).
@@ -40,14 +61,8 @@ try() {
         >"$T/$tr_name.log" 2>&1 || tr_status=$?
     tr_desc="portshim run${tr_opt:+ $tr_opt} -- $*"
     if [ "$tr_expect" = pass ]; then
-        tr_got=$(cat "$T/$tr_name"/d/got-* 2>/dev/null | sort | tr '\n' ' ')
-        if [ "$tr_status" -eq 0 ] &&
-            [ "$tr_got" = "ok job-1 ok job-2 ok job-3 ok job-4 " ]; then
-            ok "$tr_desc: the 4 jobs pass, each reaching its own server"
-        else
-            not_ok "$tr_desc: the 4 jobs pass (status $tr_status, got: $tr_got)"
-            diag_file "$T/$tr_name.log"
-        fi
+        jobs_pass "$tr_desc: the 4 jobs pass, each reaching its own server" \
+            "$tr_status" "$T/$tr_name/d" "$T/$tr_name.log"
         tr_groups=$(cat "$T/$tr_name"/d/group-* 2>/dev/null | sort -u |
             grep -cE '\.j[0-9a-f]{8}$' || true)
         is "$tr_groups" 4 "$tr_desc: 4 job groups (<run group>.jXXXXXXXX)"
@@ -176,9 +191,8 @@ EOF2
     # The README's other automake recipe: no run around make, each test
     # wrapped by LOG_COMPILER (a group per test), `portshim` on PATH.
     B=$T/automake-wrap
-    mkdir -p "$B/bin" "$B/d"
-    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PORTSHIM" >"$B/bin/portshim"
-    chmod +x "$B/bin/portshim"
+    mkdir -p "$B/d"
+    portshim_on_path "$B/bin"
     cp "$A/configure.ac" "$B/"
     cat >"$B/Makefile.am" <<'EOF2'
 TESTS = t1 t2 t3 t4
@@ -198,14 +212,8 @@ EOF2
             PORTSHIM_RANGE=$RANGE timeout 120 make check -j4) \
             >>"$T/automake-wrap.log" 2>&1 || aw_status=$?
     fi
-    got=$(cat "$B"/d/got-* 2>/dev/null | sort | tr '\n' ' ')
-    if [ "$aw_status" -eq 0 ] &&
-        [ "$got" = "ok job-1 ok job-2 ok job-3 ok job-4 " ]; then
-        ok "automake with LOG_COMPILER = portshim run --: make check -j4 passes"
-    else
-        not_ok "automake with LOG_COMPILER = portshim run --: make check -j4 passes (status $aw_status, got: $got)"
-        diag_file "$T/automake-wrap.log"
-    fi
+    jobs_pass "automake with LOG_COMPILER = portshim run --: make check -j4 passes" \
+        "$aw_status" "$B/d" "$T/automake-wrap.log"
 else
     skip "automake is not installed" "automake make check -j4"
     skip "automake is not installed" "automake: groups"
@@ -219,9 +227,8 @@ fi
 # serving VPORT at once, with run's defaults (every port tagged).
 if command -v bash >/dev/null 2>&1; then
     S=$T/shards
-    mkdir -p "$S/d" "$S/bin"
-    printf '#!/bin/sh\nexec "%s" "$@"\n' "$PORTSHIM" >"$S/bin/portshim"
-    chmod +x "$S/bin/portshim"
+    mkdir -p "$S/d"
+    portshim_on_path "$S/bin"
     awk '/^```yaml/ { y = 1; next }
          y && /^```/ { y = 0 }
          y && r { sub(/^    /, ""); print }
@@ -237,14 +244,8 @@ EOF2
     sh_status=0
     (cd "$S" && PATH=$S/bin:$PATH D=$S/d PORTSHIM_RANGE=$RANGE \
         timeout 120 bash step.sh) >"$T/shards.log" 2>&1 || sh_status=$?
-    got=$(cat "$S"/d/got-* 2>/dev/null | sort | tr '\n' ' ')
-    if [ "$sh_status" -eq 0 ] &&
-        [ "$got" = "ok job-1 ok job-2 ok job-3 ok job-4 " ]; then
-        ok "README's two-shard CI step: both shards pass, 4 jobs at once"
-    else
-        not_ok "README's two-shard CI step: both shards pass (status $sh_status, got: $got)"
-        diag_file "$T/shards.log"
-    fi
+    jobs_pass "README's two-shard CI step: both shards pass, 4 jobs at once" \
+        "$sh_status" "$S/d" "$T/shards.log"
     # The same step without --per-job: each shard's two jobs clash.
     rm -f "$S"/d/*
     sed 's/ --per-job//' "$S/step.sh" >"$S/step1.sh"
