@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,45 +333,38 @@ static void mode(char *const argv[], int m, char cell[NOPS][NMODES][48])
 			mode_names[m]);
 }
 
+/* argv: `portshim run [--supervise] --ports ... -- prog --run tagged n`
+ * (11 slots at least). */
+static void run_argv(char **argv, const char *portshim, bool supervise,
+		     const char *prog, const char *n)
+{
+	int i = 0;
+
+	argv[i++] = (char *)portshim;
+	argv[i++] = "run";
+	if (supervise)
+		argv[i++] = "--supervise";
+	argv[i++] = "--ports";
+	argv[i++] = "8080,8081,9000-9399";
+	argv[i++] = "--";
+	argv[i++] = (char *)prog;
+	argv[i++] = "--run";
+	argv[i++] = "tagged";
+	argv[i++] = (char *)n;
+	argv[i] = NULL;
+}
+
 static int table(const char *portshim, const char *dyn, const char *stat,
 		 const char *n)
 {
 	static char cell[NOPS][NMODES][48];
 	char dir[] = "/tmp/supervise-bench.XXXXXX", reg[64], cmd[256];
 	char *const raw[] = { (char *)dyn, "--run", "raw", (char *)n, NULL };
-	char *const pre[] = { (char *)portshim,
-			      "run",
-			      "--ports",
-			      "8080,8081,9000-9399",
-			      "--",
-			      (char *)dyn,
-			      "--run",
-			      "tagged",
-			      (char *)n,
-			      NULL };
-	char *const sv[] = { (char *)portshim,
-			     "run",
-			     "--supervise",
-			     "--ports",
-			     "8080,8081,9000-9399",
-			     "--",
-			     (char *)stat,
-			     "--run",
-			     "tagged",
-			     (char *)n,
-			     NULL };
-	char *const svp[] = { (char *)portshim,
-			      "run",
-			      "--supervise",
-			      "--ports",
-			      "8080,8081,9000-9399",
-			      "--",
-			      (char *)dyn,
-			      "--run",
-			      "tagged",
-			      (char *)n,
-			      NULL };
+	char *pre[11], *sv[11], *svp[11];
 
+	run_argv(pre, portshim, false, dyn, n);
+	run_argv(sv, portshim, true, stat, n);
+	run_argv(svp, portshim, true, dyn, n);
 	for (int o = 0; o < NOPS; o++)
 		for (int m = 0; m < NMODES; m++)
 			strcpy(cell[o][m], "-");

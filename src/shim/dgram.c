@@ -65,7 +65,7 @@ static int dgram_destination(int fd, int flags, int *proto,
 	if (addr == NULL || !ps_shim_maybe(addr, len, &vport))
 		return PS_PASS;
 	if (*proto == PROTO_UNKNOWN)
-		*proto = ps_shim_socket_proto(fd);
+		*proto = ps_front_socket_proto(fd);
 	if (!ps_front_ours(&ps_shim_cfg, PS_FRONT_SEND, *proto, addr, vport,
 			   flags))
 		return PS_PASS;

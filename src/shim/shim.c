@@ -166,11 +166,6 @@ void ps_shim_registry(void)
 	}
 }
 
-int ps_shim_socket_proto(int fd)
-{
-	return ps_front_socket_proto(fd);
-}
-
 bool ps_shim_maybe(const struct sockaddr *addr, socklen_t len, uint16_t *vport)
 {
 	return !in_shim && ps_shim_active() &&
@@ -184,7 +179,7 @@ int ps_shim_tagged(int fd, enum ps_front_op op, const struct sockaddr *addr,
 
 	if (!ps_shim_maybe(addr, len, vport))
 		return -1;
-	proto = ps_shim_socket_proto(fd);
+	proto = ps_front_socket_proto(fd);
 	if (!ps_front_ours(&cfg, op, proto, addr, *vport, flags))
 		return -1;
 	return proto;
@@ -279,7 +274,7 @@ static void bind_clash(int fd, const struct sockaddr *addr, socklen_t len)
 	ps_shim_active();
 	if (ps_log_level() < PS_LOG_INFO)
 		goto out;
-	proto = ps_shim_socket_proto(fd);
+	proto = ps_front_socket_proto(fd);
 	if (proto < 0)
 		goto out;
 	if (active)

@@ -49,9 +49,6 @@ bool ps_shim_active(void);
 /* Opens the registry once (first call that needs it). */
 void ps_shim_registry(void);
 
-/* PS_TCP or PS_UDP for a socket, -1 for anything else. */
-int ps_shim_socket_proto(int fd);
-
 /*
  * The first, system-call-free half of ps_shim_tagged: true if addr is
  * AF_INET/AF_INET6 with a port that PORTSHIM_PORTS may tag for some
