@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "rawsys.h"
 #include "real.h"
 #include "shim.h"
 #include "sockaddr.h"
@@ -55,42 +56,13 @@ static __thread int in_raw __attribute__((tls_model("initial-exec")));
 /*
  * The kernel's own system call, for the moment before libc's syscall()
  * is known (a dlsym that allocates through a malloc that calls syscall()
- * would otherwise recurse). Only where we know the calling convention;
- * elsewhere that moment gets ENOSYS.
+ * would otherwise recurse). Only where we know the calling convention
+ * (rawsys.h); elsewhere that moment gets ENOSYS.
  */
 static long raw_kernel(long nr, const long a[6])
 {
-	long ret;
+	long ret = ps_rawsys(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 
-#if defined(__x86_64__)
-	register long r10 __asm__("r10") = a[3];
-	register long r8 __asm__("r8") = a[4];
-	register long r9 __asm__("r9") = a[5];
-
-	__asm__ volatile("syscall"
-			 : "=a"(ret)
-			 : "a"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]), "r"(r10),
-			   "r"(r8), "r"(r9)
-			 : "rcx", "r11", "memory");
-#elif defined(__aarch64__)
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a[0];
-	register long x1 __asm__("x1") = a[1];
-	register long x2 __asm__("x2") = a[2];
-	register long x3 __asm__("x3") = a[3];
-	register long x4 __asm__("x4") = a[4];
-	register long x5 __asm__("x5") = a[5];
-
-	__asm__ volatile("svc 0"
-			 : "+r"(x0)
-			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-			 : "memory");
-	ret = x0;
-#else
-	(void)nr;
-	(void)a;
-	ret = -ENOSYS;
-#endif
 	if (ret < 0 && ret > -4096) {
 		errno = (int)-ret;
 		return -1;
