@@ -37,6 +37,7 @@
 
 /* The commands; each returns the exit status. */
 int ps_cli_run(int argc, char **argv);
+int ps_cli_keeper(int argc, char **argv);
 int ps_cli_supervise(int argc, char **argv);
 int ps_cli_port(int argc, char **argv);
 int ps_cli_ls(int argc, char **argv);

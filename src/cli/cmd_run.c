@@ -622,6 +622,50 @@ static void run_end(struct ps_keeper_job *job, const struct ps_ident *self)
 	free(groups.v);
 }
 
+static const char *keeper_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+/*
+ * `portshim __keeper ...`: a thin keeper goes on as a whole one
+ * (keeper_int.h). What it keeps is rebuilt from CMD's environment, which
+ * `run` made: the configuration, the registry, the group and its mapping
+ * file.
+ */
+int ps_cli_keeper(int argc, char **argv)
+{
+	static struct ps_config cfg;
+	static struct ps_registry reg;
+	static struct run_ctx ctx;
+	static struct ps_keeper_job job;
+	static char cfg_err[4096], map[PATH_MAX];
+	struct ps_reg_error rerr = { "" };
+	const char *group = getenv("PORTSHIM_GROUP");
+	const char *map_file = getenv("PORTSHIM_MAP_FILE");
+
+	if (group == NULL ||
+	    ps_config_load(&cfg, keeper_getenv, cfg_err, sizeof(cfg_err)) > 0)
+		return ps_keeper_resume(&job, 0, argv);
+	snprintf(map, sizeof(map), "%s", map_file != NULL ? map_file : "");
+	if (ps_registry_open(&reg,
+			     cfg.registry[0] != '\0' ? cfg.registry : NULL,
+			     &rerr) == 0)
+		ctx.reg = &reg;
+	else
+		ps_cli_error("the keeper of group %s: %s (its leases wait for "
+			     "`portshim gc`)",
+			     group, rerr.msg);
+	ctx.cfg = &cfg;
+	ctx.group = group;
+	ctx.map = map;
+	job.reg = ctx.reg;
+	job.publish = run_publish;
+	job.release = run_end;
+	job.arg = &ctx;
+	return ps_keeper_resume(&job, argc, argv);
+}
+
 int ps_cli_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -888,6 +932,7 @@ int ps_cli_run(int argc, char **argv)
 	ctx.group = group;
 	ctx.map = map;
 	job.cmd = argv + optind;
+	job.run_argv = argv;
 	job.sv = run_sv;
 	job.reg = ctx.reg;
 	job.owner = joining ? owner : NULL;

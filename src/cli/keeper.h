@@ -5,7 +5,7 @@
  * `portshim run` returns when CMD returns, with CMD's status, as a shell
  * would. But a group lives while any of its processes lives: a server
  * that daemonized (nginx, pg_ctl start, redis --daemonize yes) outlives
- * CMD and must keep its leases and its mapping file. So `run` forks a
+ * CMD and must keep its leases and its mapping file. So `run` starts a
  * keeper, which:
  *
  *   - is the group's owner: its pid and start time are the holder of the
@@ -27,6 +27,17 @@
  * -- pg_ctl start)` and test drivers that read CMD's output do not wait
  * for the daemon.
  *
+ * How it starts: a fork costs about a millisecond here (copying the page
+ * tables, then a fault for every page either process writes). So unless
+ * a supervisor runs in it (`--supervise`, whose threads need a process
+ * of their own), the keeper starts thin: made with clone(CLONE_VM), it
+ * shares `run`'s memory and makes raw system calls only while it starts
+ * CMD, waits and passes signals on (keeper_int.h, keeper_thin.c). When
+ * the group ends with CMD, `run` releases it; anything more (a group
+ * that outlives CMD, a member's nudge, `run` killed) and the keeper
+ * execs `portshim __keeper` in the same process, its identity unchanged,
+ * and goes on as a whole keeper (ps_keeper_resume).
+ *
  * The keeper also publishes the mapping file for group members that
  * cannot write it themselves (they run as another user, see handoff.h):
  * such a member sends an empty datagram to the keeper's abstract socket
@@ -47,6 +58,7 @@ struct ps_supervisor;
 
 struct ps_keeper_job {
 	char **cmd;
+	char **run_argv;	  /* `run`'s own arguments, from "run" on */
 	struct ps_supervisor *sv; /* NULL: not supervised */
 	struct ps_registry *reg;  /* NULL: running without a registry */
 	const char *owner;	  /* a joined group's owner, or NULL */
@@ -63,6 +75,14 @@ struct ps_keeper_job {
  * status: CMD's, or 125/126/127 when it could not be started.
  */
 int ps_keeper_run(struct ps_keeper_job *job);
+
+/*
+ * `portshim __keeper RUN CHAN SOCK CMD STATUS run ARGS...`: a keeper that started
+ * thin, sharing `run`'s memory (keeper_int.h), goes on as a whole one,
+ * in the same process. job is rebuilt from the environment. Returns only
+ * on bad arguments.
+ */
+int ps_keeper_resume(struct ps_keeper_job *job, int argc, char **argv);
 
 /*
  * When we are root, hands reg (may be NULL) down to the programs we start

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "keeper_int.h"
 #include "log.h"
 #include "portspec.h"
 #include "registry.h"
@@ -388,6 +389,9 @@ int main(int argc, char **argv)
 	if (optind >= argc)
 		return ps_cli_usage_error("missing command");
 	name = argv[optind];
+	/* Not a command of the user's: a keeper going on (keeper_int.h). */
+	if (strcmp(name, PS_KEEPER_COMMAND) == 0)
+		return ps_cli_keeper(argc - optind, argv + optind);
 	if (strcmp(name, "help") == 0) {
 		/* "portshim help CMD" is "portshim CMD --help". */
 		if (optind + 1 >= argc)

@@ -12,10 +12,12 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "rawsys.h"
 #include "supervise.h"
 
 /* The signals passed on to CMD. */
@@ -39,8 +41,16 @@ static volatile sig_atomic_t spawn_child;
  */
 bool ps_cli_passes_on(pid_t child, int si_code)
 {
-	return child > 0 &&
-	       (si_code != SI_KERNEL || getpgid(child) != getpgrp());
+	if (child <= 0)
+		return false;
+	if (si_code != SI_KERNEL)
+		return true;
+#ifdef PS_HAVE_RAWSYS
+	/* Raw: the thin keeper calls this too (keeper_int.h). */
+	return ps_rawsys1(SYS_getpgid, child) != ps_rawsys1(SYS_getpgid, 0);
+#else
+	return getpgid(child) != getpgrp();
+#endif
 }
 
 static void spawn_forward(int sig, siginfo_t *si, void *uctx)

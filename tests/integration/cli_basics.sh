@@ -375,6 +375,40 @@ is "$(st "$PORTSHIM" port --group nk-none 8090)" 1 \
 check "and its mapping file is gone" test ! -e "$T/nk-none.map"
 kill "$nk_pid"
 
+# --------------------------------------------------------- run killed
+# A harness kills `run` alone (SIGKILL, nothing passed on) while CMD and
+# its server run: the group lives on with them, and when its last process
+# ends the keeper releases it, with nobody left to tell.
+# shellcheck disable=SC2016 # CMD's own shell expands them
+"$PORTSHIM" run --group rk --ports 8090 --map "$T/rk.map" \
+    --range 21000-21999 -- sh -c '
+    "$0" listen 127.0.0.1 8090 rk >"$1" 2>&1 </dev/null &
+    echo $! >"$1.pid"
+    wait' "$PSTCP" "$T/rk.log" >/dev/null 2>&1 &
+rk_run=$!
+n=200
+until grep -q "^listening" "$T/rk.log" 2>/dev/null || [ "$n" -eq 0 ]; do
+    n=$((n - 1))
+    sleep 0.1
+done
+rk_pid=$(cat "$T/rk.log.pid" 2>/dev/null || true)
+is "$(st "$PORTSHIM" port --group rk 8090)" 0 "run killed: its server listens"
+kill -KILL "$rk_run"
+wait "$rk_run" || true
+check "after run's SIGKILL the server still runs" alive "$rk_pid"
+is "$(st "$PORTSHIM" port --group rk 8090)" 0 "and the group keeps its lease"
+check "and a keeper shows run's arguments" \
+    pgrep -f -- "run --group rk --ports 8090 --map $T/rk.map "
+kill "$rk_pid"
+n=300
+while [ "$n" -gt 0 ] && [ -n "$(pgrep -f -- "run --group rk --ports 8090")" ]; do
+    n=$((n - 1))
+    sleep 0.1
+done
+is "$(st "$PORTSHIM" port --group rk 8090)" 1 \
+    "once the server ends, the keeper released the lease"
+check "and removed the mapping file" test ! -e "$T/rk.map"
+
 # --------------------------------------------------------- refused registry
 mkdir -m 700 "$T/bad"
 head -c 5000 /dev/zero >"$T/bad/registry"
