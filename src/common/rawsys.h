@@ -64,6 +64,16 @@ static inline long ps_rawsys(long nr, long a1, long a2, long a3, long a4,
 	return ret;
 }
 
+/* A raw result the libc way: -1 with errno set, or the result. */
+static inline long ps_rawsys_errno(long ret)
+{
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
 /* The same with fewer arguments (the rest are zero). */
 #define ps_rawsys0(nr) ps_rawsys((nr), 0, 0, 0, 0, 0, 0)
 #define ps_rawsys1(nr, a) ps_rawsys((nr), (long)(a), 0, 0, 0, 0, 0)
@@ -72,5 +82,11 @@ static inline long ps_rawsys(long nr, long a1, long a2, long a3, long a4,
 	ps_rawsys((nr), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define ps_rawsys4(nr, a, b, c, d) \
 	ps_rawsys((nr), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+#define ps_rawsys5(nr, a, b, c, d, e)                                          \
+	ps_rawsys((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), \
+		  0)
+#define ps_rawsys6(nr, a, b, c, d, e, f)                                       \
+	ps_rawsys((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), \
+		  (long)(f))
 
 #endif

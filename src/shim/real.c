@@ -7,74 +7,81 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rawsys.h"
 #include "real.h"
 #include "supervised.h"
 
 struct ps_real ps_real_fns;
 
-/* Raw system calls, used only when dlsym cannot give us libc's. */
+/*
+ * Raw system calls, used only when dlsym cannot give us libc's: straight
+ * to the kernel (rawsys.h), never through the syscall() that this library
+ * exports. Where rawsys.h knows no calling convention they fail with
+ * ENOSYS.
+ */
 static int sys_bind(int fd, const struct sockaddr *a, socklen_t l)
 {
-	return (int)syscall(SYS_bind, fd, a, l);
+	return (int)ps_rawsys_errno(ps_rawsys3(SYS_bind, fd, a, l));
 }
 
 static int sys_connect(int fd, const struct sockaddr *a, socklen_t l)
 {
-	return (int)syscall(SYS_connect, fd, a, l);
+	return (int)ps_rawsys_errno(ps_rawsys3(SYS_connect, fd, a, l));
 }
 
 static int sys_getsockname(int fd, struct sockaddr *a, socklen_t *l)
 {
-	return (int)syscall(SYS_getsockname, fd, a, l);
+	return (int)ps_rawsys_errno(ps_rawsys3(SYS_getsockname, fd, a, l));
 }
 
 static int sys_getpeername(int fd, struct sockaddr *a, socklen_t *l)
 {
-	return (int)syscall(SYS_getpeername, fd, a, l);
+	return (int)ps_rawsys_errno(ps_rawsys3(SYS_getpeername, fd, a, l));
 }
 
 /* accept4 with no flags is accept (and some ports have no SYS_accept). */
 static int sys_accept(int fd, struct sockaddr *a, socklen_t *l)
 {
-	return (int)syscall(SYS_accept4, fd, a, l, 0);
+	return (int)ps_rawsys_errno(ps_rawsys4(SYS_accept4, fd, a, l, 0));
 }
 
 static int sys_accept4(int fd, struct sockaddr *a, socklen_t *l, int flags)
 {
-	return (int)syscall(SYS_accept4, fd, a, l, flags);
+	return (int)ps_rawsys_errno(ps_rawsys4(SYS_accept4, fd, a, l, flags));
 }
 
 static ssize_t sys_sendto(int fd, const void *b, size_t n, int flags,
 			  const struct sockaddr *a, socklen_t l)
 {
-	return syscall(SYS_sendto, fd, b, n, flags, a, l);
+	return ps_rawsys_errno(ps_rawsys6(SYS_sendto, fd, b, n, flags, a, l));
 }
 
 static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int flags)
 {
-	return syscall(SYS_sendmsg, fd, m, flags);
+	return ps_rawsys_errno(ps_rawsys3(SYS_sendmsg, fd, m, flags));
 }
 
 static int sys_sendmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags)
 {
-	return (int)syscall(SYS_sendmmsg, fd, v, n, flags);
+	return (int)ps_rawsys_errno(ps_rawsys4(SYS_sendmmsg, fd, v, n, flags));
 }
 
 static ssize_t sys_recvfrom(int fd, void *b, size_t n, int flags,
 			    struct sockaddr *a, socklen_t *l)
 {
-	return syscall(SYS_recvfrom, fd, b, n, flags, a, l);
+	return ps_rawsys_errno(ps_rawsys6(SYS_recvfrom, fd, b, n, flags, a, l));
 }
 
 static ssize_t sys_recvmsg(int fd, struct msghdr *m, int flags)
 {
-	return syscall(SYS_recvmsg, fd, m, flags);
+	return ps_rawsys_errno(ps_rawsys3(SYS_recvmsg, fd, m, flags));
 }
 
 static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 			struct timespec *t)
 {
-	return (int)syscall(SYS_recvmmsg, fd, v, n, flags, t);
+	return (int)ps_rawsys_errno(
+		ps_rawsys5(SYS_recvmmsg, fd, v, n, flags, t));
 }
 
 /*

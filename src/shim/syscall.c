@@ -23,10 +23,11 @@
  * real socket calls are syscall()s that carry the supervisor's cookie in
  * their sixth argument (supcall.h), and they land here: a call carrying
  * the cookie is passed on untouched, never decided a second time. The
- * shim's fallbacks for a missing libc symbol (real.c) call syscall() too;
- * a thread-local guard sends every call made while this file is already
- * handling one straight on, so a fallback can never loop back into the
- * policy.
+ * shim's fallbacks for a missing libc symbol (real.c) go to the kernel
+ * directly (rawsys.h), not through here; a thread-local guard still sends
+ * every call made while this file is already handling one straight on
+ * (the lookup of libc's syscall() may call it), so nothing can loop back
+ * into the policy.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -61,13 +62,8 @@ static __thread int in_raw __attribute__((tls_model("initial-exec")));
  */
 static long raw_kernel(long nr, const long a[6])
 {
-	long ret = ps_rawsys(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-
-	if (ret < 0 && ret > -4096) {
-		errno = (int)-ret;
-		return -1;
-	}
-	return ret;
+	return ps_rawsys_errno(
+		ps_rawsys(nr, a[0], a[1], a[2], a[3], a[4], a[5]));
 }
 
 /*
