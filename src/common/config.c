@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "envvars.h"
 #include "reglock.h"
 
 /* Characters of a value shown inside quotes in an error message. */
@@ -515,30 +516,15 @@ static void load_keeper(struct ps_config *cfg, const char *name,
 	memcpy(cfg->keeper, value, n + 1);
 }
 
-/* Every variable, in the order of the documentation's table. */
+/* Every variable that the configuration holds (envvars.h). */
+#define PS_ENV_LOADER(n, l, s) { n, l, s },
 static const struct {
 	const char *name;
 	void (*load)(struct ps_config *cfg, const char *name, const char *value,
 		     struct errsink *es);
 	bool start; /* read by ps_config_load_start too */
-} variables[] = {
-	{ "PORTSHIM_PORTS", load_ports, true },
-	{ "PORTSHIM_GROUP", load_group, false },
-	{ "PORTSHIM_GROUP_FROM", load_group_from, false },
-	{ "PORTSHIM_MAP_FILE", load_map_file, false },
-	{ "PORTSHIM_RANGE", load_range, false },
-	{ "PORTSHIM_REGISTRY", load_registry, true },
-	{ "PORTSHIM_UNMAPPED", load_unmapped, false },
-	{ "PORTSHIM_ON_ERROR", load_on_error, false },
-	{ "PORTSHIM_LOG", load_log, true },
-	{ "PORTSHIM_LOG_FILE", load_log_file, true },
-	{ "PORTSHIM_BYPASS", load_bypass, true },
-	{ "PORTSHIM_KEEP_ENV", load_keep_env, true },
-	{ "PORTSHIM_GROUP_OWNER", load_group_owner, false },
-	{ "PORTSHIM_REPORT", load_report, false },
-	{ "PORTSHIM_LOCK_TIMEOUT", load_lock_timeout, false },
-	{ "PORTSHIM_KEEPER", load_keeper, false },
-};
+} variables[] = { PS_ENV_VARIABLES(PS_ENV_LOADER) };
+#undef PS_ENV_LOADER
 
 /*
  * Only the variables marked start, into fields set to their defaults
@@ -610,8 +596,11 @@ int ps_config_load(struct ps_config *cfg, ps_getenv_fn get, char *err,
 	cfg->bypass = PS_BYPASS_WARN;
 
 	for (i = 0; i < sizeof(variables) / sizeof(variables[0]); i++) {
-		const char *value = get(variables[i].name);
+		const char *value;
 
+		if (variables[i].load == NULL)
+			continue;
+		value = get(variables[i].name);
 		if (value && value[0] != '\0')
 			variables[i].load(cfg, variables[i].name, value, &es);
 	}

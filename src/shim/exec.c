@@ -82,6 +82,7 @@
 #include "config.h"
 #include "inspect.h"
 #include "job.h"
+#include "envvars.h"
 #include "log.h"
 #include "once.h"
 #include "policy.h"
@@ -90,16 +91,11 @@
 #include "shim.h"
 #include "supcall.h"
 
-/* Variables kept from the start of the process (those the shim reads). */
-static const char *const kept_names[] = {
-	"PORTSHIM_PORTS",	"PORTSHIM_GROUP",    "PORTSHIM_GROUP_FROM",
-	"PORTSHIM_MAP_FILE",	"PORTSHIM_RANGE",    "PORTSHIM_REGISTRY",
-	"PORTSHIM_UNMAPPED",	"PORTSHIM_ON_ERROR", "PORTSHIM_LOG",
-	"PORTSHIM_LOG_FILE",	"PORTSHIM_BYPASS",   "PORTSHIM_KEEP_ENV",
-	"PORTSHIM_GROUP_OWNER", "PORTSHIM_REPORT",   "PORTSHIM_KEEPER",
-	"PORTSHIM_REGISTRY_FD", "PORTSHIM_PER_JOB",  "PORTSHIM_JOB",
-	PS_SUPCALL_ENV,
-};
+/* Variables kept from the start of the process: all of portshim's
+ * (envvars.h). */
+#define PS_ENV_NAME(n, l, s) n,
+static const char *const kept_names[] = { PS_ENV_VARIABLES(PS_ENV_NAME) };
+#undef PS_ENV_NAME
 #define NKEPT (sizeof(kept_names) / sizeof(kept_names[0]))
 
 /* The snapshot's storage: "NAME=value" strings, NUL-separated. */
@@ -109,7 +105,7 @@ static const char *const kept_names[] = {
 /* execl*() arguments gathered on the stack before mmap is needed. */
 #define ARGV_STACK 256
 /* The list of dropped names in a message. */
-#define NAMES_MAX 200
+#define NAMES_MAX 512
 /* Pointers of a job's environment on the stack before mmap is needed. */
 #define JOB_PTRS 512
 

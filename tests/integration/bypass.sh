@@ -318,15 +318,15 @@ fi
 P=$(free_port 45000 45999)
 
 # dropped ENVFILE: the names a scrubbed child loses, as the shim lists
-# them: LD_PRELOAD, then the variables it keeps that ENVFILE (the output
-# of env in a wrapped process) has with a value, in the shim's order.
+# them: LD_PRELOAD, then the variables it keeps (all of envvars.h's, in
+# its order) that ENVFILE (the output of env in a wrapped process) has
+# with a value.
 dropped() {
     dr_list=LD_PRELOAD
-    for dr_v in PORTS GROUP GROUP_FROM MAP_FILE RANGE REGISTRY UNMAPPED \
-        ON_ERROR LOG LOG_FILE BYPASS KEEP_ENV GROUP_OWNER REPORT KEEPER \
-        REGISTRY_FD PER_JOB JOB SUPERVISED; do
-        if grep -q "^PORTSHIM_$dr_v=." "$1"; then
-            dr_list="$dr_list, PORTSHIM_$dr_v"
+    for dr_v in $(sed -n 's/.*X("\(PORTSHIM_[A-Z_]*\)".*/\1/p' \
+        "$PS_SRCDIR/src/common/envvars.h"); do
+        if grep -q "^$dr_v=." "$1"; then
+            dr_list="$dr_list, $dr_v"
         fi
     done
     echo "$dr_list"

@@ -11,14 +11,19 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "config.h"
+#include "envvars.h"
+#include "handoff.h"
+#include "supcall.h"
 
 #define ENV_MAX 32
 
@@ -710,6 +715,73 @@ static void test_config_load_start(void **state)
 	assert_string_equal(start.registry, "");
 }
 
+/* The one list of variables (envvars.h) is the reference's table. */
+#define NAME_OF(n, l, s) n,
+static const char *const all_names[] = { PS_ENV_VARIABLES(NAME_OF) };
+#undef NAME_OF
+#define N_NAMES (sizeof(all_names) / sizeof(all_names[0]))
+
+static bool in_list(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < N_NAMES; i++)
+		if (strlen(all_names[i]) == len &&
+		    memcmp(all_names[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+static void test_env_list(void **state)
+{
+	static char doc[1 << 17];
+	const char *srcdir = getenv("srcdir");
+	char path[4096], *p, *end;
+	size_t i, j, n, rows = 0;
+	bool seen[N_NAMES] = { false };
+	FILE *f;
+
+	(void)state;
+	assert_string_equal(all_names[0], "PORTSHIM_PORTS");
+	for (i = 0; i < N_NAMES; i++)
+		for (j = i + 1; j < N_NAMES; j++)
+			assert_string_not_equal(all_names[i], all_names[j]);
+	assert_true(in_list(PS_SUPCALL_ENV, strlen(PS_SUPCALL_ENV)));
+	assert_true(in_list(PS_HANDOFF_ENV, strlen(PS_HANDOFF_ENV)));
+
+	/* make check runs us with srcdir, the top of the source tree. */
+	snprintf(path, sizeof(path), "%s/docs/reference.md",
+		 srcdir != NULL ? srcdir : ".");
+	f = fopen(path, "r");
+	if (f == NULL)
+		fail_msg("cannot read %s", path);
+	n = fread(doc, 1, sizeof(doc) - 1, f);
+	fclose(f);
+	doc[n] = '\0';
+	/* Each row of the variables' table: "| `PORTSHIM_X` |". */
+	for (p = doc; (p = strstr(p, "\n| `PORTSHIM_")) != NULL; p = end) {
+		p += 4;
+		end = strchr(p, '`');
+		assert_non_null(end);
+		if (!in_list(p, (size_t)(end - p)))
+			fail_msg(
+				"%.*s is in the reference but not in envvars.h",
+				(int)(end - p), p);
+		for (i = 0; i < N_NAMES; i++)
+			if (strlen(all_names[i]) == (size_t)(end - p) &&
+			    memcmp(all_names[i], p, (size_t)(end - p)) == 0)
+				seen[i] = true;
+		rows++;
+	}
+	assert_true(rows >= N_NAMES);
+	for (i = 0; i < N_NAMES; i++)
+		if (!seen[i])
+			fail_msg(
+				"%s is in envvars.h but not in the reference's "
+				"table",
+				all_names[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -728,6 +800,7 @@ int main(void)
 		cmocka_unit_test(test_group_valid),
 		cmocka_unit_test(test_group_resolve),
 		cmocka_unit_test(test_config_load_start),
+		cmocka_unit_test(test_env_list),
 	};
 	size_t i;
 
