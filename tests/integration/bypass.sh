@@ -323,8 +323,9 @@ P=$(free_port 45000 45999)
 # with a value.
 dropped() {
     dr_list=LD_PRELOAD
-    for dr_v in $(sed -n 's/.*X("\(PORTSHIM_[A-Z_]*\)".*/\1/p' \
-        "$PS_SRCDIR/src/common/envvars.h"); do
+    dr_names=$(sed -n 's/.*X("\(PORTSHIM_[A-Z_]*\)".*/\1/p' \
+        "$PS_SRCDIR/src/common/envvars.h")
+    for dr_v in $dr_names; do
         if grep -q "^$dr_v=." "$1"; then
             dr_list="$dr_list, $dr_v"
         fi
