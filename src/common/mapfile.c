@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mapfile.c - writing, reading and removing a group's mapping file.
+ * mapfile.c - writing, claiming and removing a group's mapping file (its
+ * reader, which only the portshim program uses, is mapfile_read.c).
  *
  * The writer runs inside host programs (the shim publishes the mapping
  * after a bind), so it uses no stdio and no allocation: the text is built
@@ -21,11 +22,6 @@
 #include "config.h"
 #include "mapfile.h"
 #include "statedir.h"
-
-#define MAP_HEADER "# portshim map v1 group="
-
-/* Longest line the reader accepts; ours are at most 24 + 63 + 1 bytes. */
-#define MAP_LINE_MAX 128
 
 /* Longest entry line: "tcp 65535 65535 4294967295\n". */
 #define MAP_ENTRY_MAX 32
@@ -111,7 +107,7 @@ static int write_text(int fd, const char *group,
 	size_t off = 0, i;
 	int rc;
 
-	off += put_str(buf + off, MAP_HEADER);
+	off += put_str(buf + off, PS_MAP_HEADER);
 	off += put_str(buf + off, group);
 	buf[off++] = '\n';
 	for (i = 0; i < n; i++) {
@@ -215,168 +211,9 @@ out:
 	return rc;
 }
 
-/* Splits s at the next space; returns the token or NULL if none. */
-static char *next_token(char **s)
-{
-	char *tok = *s, *sp;
-
-	if (tok == NULL)
-		return NULL;
-	sp = strchr(tok, ' ');
-	if (sp != NULL) {
-		*sp = '\0';
-		*s = sp + 1;
-	} else {
-		*s = NULL;
-	}
-	return tok;
-}
-
-/*
- * Parses one entry line (without its newline): exactly four fields
- * separated by single spaces.
- */
-static int parse_entry(char *line, struct ps_map_entry *e)
-{
-	char *rest = line, *proto, *vport, *real, *pid;
-	unsigned long v, r, p;
-
-	proto = next_token(&rest);
-	vport = next_token(&rest);
-	real = next_token(&rest);
-	pid = next_token(&rest);
-	if (pid == NULL || rest != NULL)
-		return -EBADMSG;
-	if (strcmp(proto, "tcp") == 0)
-		e->proto = PS_TCP;
-	else if (strcmp(proto, "udp") == 0)
-		e->proto = PS_UDP;
-	else
-		return -EBADMSG;
-	if (ps_parse_uint(vport, 1, 65535, &v) < 0 ||
-	    ps_parse_uint(real, 1, 65535, &r) < 0 ||
-	    ps_parse_uint(pid, 0, UINT32_MAX, &p) < 0)
-		return -EBADMSG;
-	e->vport = (uint16_t)v;
-	e->real = (uint16_t)r;
-	e->pid = (uint32_t)p;
-	return 0;
-}
-
-/* What the reader has seen so far. */
-struct map_parse {
-	bool header;
-	char group[PS_GROUP_MAX + 1];
-	struct ps_map_entry *ents;
-	size_t max;
-	size_t count;
-};
-
-/* Parses one line (NUL-terminated, without its newline). */
-static int parse_line(struct map_parse *mp, char *line, size_t len)
-{
-	struct ps_map_entry e;
-	const size_t hlen = sizeof(MAP_HEADER) - 1;
-	int rc;
-
-	if (!mp->header) {
-		if (len <= hlen || memcmp(line, MAP_HEADER, hlen) != 0 ||
-		    !ps_group_valid(line + hlen))
-			return -EBADMSG;
-		memcpy(mp->group, line + hlen, len - hlen + 1);
-		mp->header = true;
-		return 0;
-	}
-	rc = parse_entry(line, &e);
-	if (rc < 0)
-		return rc;
-	if (mp->count < mp->max)
-		mp->ents[mp->count] = e;
-	mp->count++;
-	return 0;
-}
-
-int ps_mapfile_read(const char *path, char *group, struct ps_map_entry *ents,
-		    size_t max, size_t *n)
-{
-	struct map_parse mp = { .ents = ents, .max = ents ? max : 0 };
-	char chunk[4096], line[MAP_LINE_MAX + 1];
-	size_t llen = 0;
-	struct stat st;
-	ssize_t got, i;
-	int fd, rc;
-
-	if (n != NULL)
-		*n = 0;
-	/* O_NONBLOCK: a FIFO planted at the path must not hang the reader. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out;
-	}
-	if (!ps_mapfile_trusted(&st)) {
-		rc = -EPERM;
-		goto out;
-	}
-	for (;;) {
-		got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (got == 0)
-			break;
-		for (i = 0; i < got; i++) {
-			if (chunk[i] != '\n') {
-				if (llen == MAP_LINE_MAX || chunk[i] == '\0') {
-					rc = -EBADMSG;
-					goto out;
-				}
-				line[llen++] = chunk[i];
-				continue;
-			}
-			line[llen] = '\0';
-			rc = parse_line(&mp, line, llen);
-			if (rc < 0)
-				goto out;
-			llen = 0;
-		}
-	}
-	/*
-	 * An empty file has no header, and a last line without its newline
-	 * means the file was cut: neither is a mapping file.
-	 */
-	if (!mp.header || llen != 0) {
-		rc = -EBADMSG;
-		goto out;
-	}
-	if (group != NULL)
-		memcpy(group, mp.group, strlen(mp.group) + 1);
-	if (n != NULL)
-		*n = mp.count;
-	rc = 0;
-out:
-	close(fd);
-	return rc;
-}
-
-bool ps_mapfile_trusted(const struct stat *st)
-{
-	return S_ISREG(st->st_mode) &&
-	       (st->st_uid == geteuid() || st->st_uid == 0);
-}
-
 int ps_mapfile_claim(const char *path, const char *group, uid_t *owner)
 {
-	char buf[sizeof(MAP_HEADER) + PS_GROUP_MAX + 1];
+	char buf[sizeof(PS_MAP_HEADER) + PS_GROUP_MAX + 1];
 	const char *base;
 	struct stat st;
 	size_t len;
@@ -401,7 +238,7 @@ int ps_mapfile_claim(const char *path, const char *group, uid_t *owner)
 		    0644);
 	if (fd >= 0) {
 		/* One short write: a reader sees the header or nothing. */
-		len = put_str(buf, MAP_HEADER);
+		len = put_str(buf, PS_MAP_HEADER);
 		len += put_str(buf + len, group);
 		buf[len++] = '\n';
 		rc = write_all(fd, buf, len);

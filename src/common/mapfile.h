@@ -30,6 +30,9 @@ struct ps_map_entry {
 	uint32_t pid;
 };
 
+/* The first line of a mapping file, before the group's name. */
+#define PS_MAP_HEADER "# portshim map v1 group="
+
 /*
  * Writes the mapping of group atomically to path. Entries are written in
  * the order given. No allocation (the text is built in a bounded stack

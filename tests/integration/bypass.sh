@@ -547,6 +547,10 @@ if command -v nm >/dev/null 2>&1 && [ -n "${PORTSHIM_LIB:-}" ]; then
         sort | tr '\n' ' ')
     is "$exported" "execl execle execlp execv execve execveat execvp execvpe fexecve posix_spawn posix_spawnp syscall " \
         "the library exports every exec variant, posix_spawn* and syscall"
+    # What only the portshim program uses (libpstools) is not linked in.
+    is "$(nm "$PORTSHIM_LIB" | awk '{ print $NF }' |
+        grep -c -x -E 'ps_pick(_[a-z_]*)?|ps_registry_check|ps_mapfile_read')" 0 \
+        "the preload library carries no port picking, registry check or mapping-file reader"
 fi
 
 done_testing
