@@ -82,7 +82,7 @@
 #include "config.h"
 #include "inspect.h"
 #include "job.h"
-#include "envvars.h"
+#include "envguard.h"
 #include "log.h"
 #include "once.h"
 #include "policy.h"
@@ -91,15 +91,6 @@
 #include "shim.h"
 #include "supcall.h"
 
-/* Variables kept from the start of the process: all of portshim's
- * (envvars.h). */
-#define PS_ENV_NAME(n, l, s) n,
-static const char *const kept_names[] = { PS_ENV_VARIABLES(PS_ENV_NAME) };
-#undef PS_ENV_NAME
-#define NKEPT (sizeof(kept_names) / sizeof(kept_names[0]))
-
-/* The snapshot's storage: "NAME=value" strings, NUL-separated. */
-#define SNAP_BUF 16384
 /* Bytes of stack for a rebuilt environment (pointers and LD_PRELOAD). */
 #define ENV_AREA 4096
 /* execl*() arguments gathered on the stack before mmap is needed. */
@@ -137,11 +128,8 @@ static enum ps_bypass exec_bypass;
 static bool exec_supervised; /* a seccomp supervisor sees our children */
 
 static bool exec_keep_env;
-static char snap_buf[SNAP_BUF];
-static char *snap_vars[NKEPT];	   /* "NAME=value", or NULL */
-static char *snap_preload;	   /* "LD_PRELOAD=...", or NULL */
-static char self_entry[PATH_MAX];  /* our LD_PRELOAD entry, or "" */
-static const char *self_base;	   /* its last component */
+/* What we keep of our start environment (envguard.h). */
+static struct ps_envguard guard;
 static char sup_prog[PATH_MAX];	   /* portshim's program, or "" */
 static char exec_warned[PATH_MAX]; /* PORTSHIM_WARNED, or "" */
 
@@ -230,42 +218,6 @@ static void exec_resolve(void)
 
 /* ----------------------------------------------------------- snapshot */
 
-/* Length of the name part of "NAME=value" (the whole string if no '='). */
-static size_t name_len(const char *entry)
-{
-	const char *eq = strchr(entry, '=');
-
-	return eq != NULL ? (size_t)(eq - entry) : strlen(entry);
-}
-
-/* Index of entry's name in kept_names, or -1. */
-static int kept_index(const char *entry)
-{
-	size_t n = name_len(entry), i;
-
-	if (n < 9 || memcmp(entry, "PORTSHIM_", 9) != 0)
-		return -1;
-	for (i = 0; i < NKEPT; i++)
-		if (strlen(kept_names[i]) == n &&
-		    memcmp(entry, kept_names[i], n) == 0)
-			return (int)i;
-	return -1;
-}
-
-/* Copies s into the snapshot buffer; returns the copy or NULL if full. */
-static char *snap_copy(const char *s, size_t *used)
-{
-	size_t n = strlen(s) + 1;
-	char *p;
-
-	if (n > sizeof(snap_buf) - *used)
-		return NULL;
-	p = snap_buf + *used;
-	memcpy(p, s, n);
-	*used += n;
-	return p;
-}
-
 /* The last component of a path. */
 static const char *base_name(const char *path)
 {
@@ -274,52 +226,14 @@ static const char *base_name(const char *path)
 	return slash != NULL ? slash + 1 : path;
 }
 
-/*
- * Finds our own entry in the LD_PRELOAD value (after "LD_PRELOAD="): the
- * one naming the file this library was loaded from, or failing that one
- * with the same last component.
- */
-static void find_self_entry(const char *list)
-{
-	Dl_info info;
-	const char *at;
-	size_t n;
-
-	if (dladdr((void *)find_self_entry, &info) == 0 ||
-	    info.dli_fname == NULL)
-		return;
-	n = ps_preload_find(list, info.dli_fname, base_name(info.dli_fname),
-			    &at);
-	if (n == 0 || n >= sizeof(self_entry))
-		return;
-	memcpy(self_entry, at, n);
-	self_entry[n] = '\0';
-	self_base = base_name(self_entry);
-}
-
 /* Takes the snapshot of the variables this process was started with. */
 static void snapshot(void)
 {
-	size_t used = 0;
-	char **e;
-	int i;
+	Dl_info info;
 
-	for (e = environ; e != NULL && *e != NULL; e++) {
-		const char *eq = strchr(*e, '=');
-
-		/* An empty value counts as unset (config.c). */
-		if (eq == NULL || eq[1] == '\0')
-			continue;
-		if (strncmp(*e, "LD_PRELOAD=", 11) == 0) {
-			snap_preload = snap_copy(*e, &used);
-			continue;
-		}
-		i = kept_index(*e);
-		if (i >= 0 && snap_vars[i] == NULL)
-			snap_vars[i] = snap_copy(*e, &used);
-	}
-	if (snap_preload != NULL)
-		find_self_entry(snap_preload + 11);
+	ps_envguard_snapshot(
+		&guard, environ,
+		dladdr((void *)snapshot, &info) != 0 ? info.dli_fname : NULL);
 }
 
 /*
@@ -484,84 +398,6 @@ __attribute__((constructor)) static void exec_init(int argc, char **argv)
 
 /* ------------------------------------------------------ environment */
 
-/* What a new environment lacks, compared with the snapshot. */
-struct env_scan {
-	size_t count; /* entries in envp */
-	bool missing[NKEPT];
-	size_t nmissing;
-	bool preload_missing; /* our entry is not in LD_PRELOAD */
-	char *const *preload; /* envp's LD_PRELOAD slot, or NULL */
-};
-
-/* True if the LD_PRELOAD list (after '=') has our entry; another copy
- * of the library (the same last component) counts: it is portshim too. */
-static bool preload_has_self(const char *list)
-{
-	const char *at;
-
-	return ps_preload_find(list, self_entry, self_base, &at) != 0;
-}
-
-static void env_scan(char *const envp[], struct env_scan *sc)
-{
-	bool seen[NKEPT] = { false };
-	size_t i;
-	int k;
-
-	memset(sc, 0, sizeof(*sc));
-	for (i = 0; envp != NULL && envp[i] != NULL; i++) {
-		if (strncmp(envp[i], "LD_PRELOAD=", 11) == 0) {
-			sc->preload = &envp[i];
-			continue;
-		}
-		k = kept_index(envp[i]);
-		if (k >= 0)
-			seen[k] = true;
-	}
-	sc->count = i;
-	for (i = 0; i < NKEPT; i++) {
-		if (snap_vars[i] != NULL && !seen[i]) {
-			sc->missing[i] = true;
-			sc->nmissing++;
-		}
-	}
-	if (self_entry[0] != '\0')
-		sc->preload_missing = sc->preload == NULL ||
-				      !preload_has_self(*sc->preload + 11);
-}
-
-/* Appends s to the names list (buf of NAMES_MAX bytes), ", "-separated. */
-static void names_add(char *buf, const char *s)
-{
-	size_t used = strlen(buf);
-
-	if (used + 2 + strlen(s) + 4 >= NAMES_MAX) {
-		if (used + 4 < NAMES_MAX && strcmp(buf + used - 3, "...") != 0)
-			memcpy(buf + used, "...", 4);
-		return;
-	}
-	if (used > 0) {
-		memcpy(buf + used, ", ", 2);
-		used += 2;
-	}
-	memcpy(buf + used, s, strlen(s) + 1);
-}
-
-/* The dropped names, for a message: "LD_PRELOAD, PORTSHIM_PORTS". */
-static void env_names(const struct env_scan *sc, char *buf)
-{
-	size_t i;
-
-	buf[0] = '\0';
-	if (sc->preload_missing)
-		names_add(buf, sc->preload == NULL ?
-				       "LD_PRELOAD" :
-				       "the portshim entry of LD_PRELOAD");
-	for (i = 0; i < NKEPT; i++)
-		if (sc->missing[i])
-			names_add(buf, kept_names[i]);
-}
-
 /* Where a rebuilt environment lives (see the top of the file). */
 struct exec_env {
 	char *const *envp; /* the environment to pass on */
@@ -597,50 +433,28 @@ static void exec_env_done(struct exec_env *xe)
 }
 
 /*
- * Builds envp plus the missing variables in xe: the entries of envp in
- * order (an LD_PRELOAD without our entry gets it appended), then the
- * missing ones from the snapshot. Returns 0 or -errno (nothing changed).
+ * Builds envp plus the missing variables in xe (envguard.h), on the stack
+ * when they fit. Returns 0 or -errno (nothing changed).
  */
-static int env_restore(char *const envp[], const struct env_scan *sc,
+static int env_restore(char *const envp[], const struct ps_env_scan *sc,
 		       struct exec_env *xe)
 {
-	size_t nptr = sc->count + sc->nmissing + 2, plen = 0, need, i, o = 0;
-	char **ptrs, *preload = NULL;
-	bool fix_preload = sc->preload_missing && sc->preload != NULL;
+	size_t need = ps_envguard_need(&guard, sc);
+	void *mem;
 
-	if (fix_preload)
-		plen = strlen(*sc->preload) + 1 + strlen(self_entry) + 1;
-	if (nptr > (SIZE_MAX - plen) / sizeof(char *))
+	if (need == 0)
 		return -E2BIG;
-	need = nptr * sizeof(char *) + plen;
 	if (need <= sizeof(xe->area)) {
-		ptrs = xe->area.ptrs;
+		mem = xe->area.ptrs;
 	} else {
-		void *m = mmap(NULL, need, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-		if (m == MAP_FAILED)
+		mem = mmap(NULL, need, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED)
 			return -errno;
-		xe->map = m;
+		xe->map = mem;
 		xe->maplen = need;
-		ptrs = m;
 	}
-	if (fix_preload) {
-		/* The user's entries keep their place, before ours. */
-		preload = (char *)(ptrs + nptr);
-		snprintf(preload, plen, "%s %s", *sc->preload, self_entry);
-	}
-	for (i = 0; i < sc->count; i++)
-		ptrs[o++] = &envp[i] == sc->preload && preload != NULL ?
-				    preload :
-				    envp[i];
-	if (sc->preload_missing && sc->preload == NULL)
-		ptrs[o++] = snap_preload;
-	for (i = 0; i < NKEPT; i++)
-		if (sc->missing[i])
-			ptrs[o++] = snap_vars[i];
-	ptrs[o] = NULL;
-	xe->envp = ptrs;
+	xe->envp = ps_envguard_build(&guard, envp, sc, mem);
 	return 0;
 }
 
@@ -683,17 +497,17 @@ static int env_check(const char *prog, int dirfd, const char *path,
 		     char *const envp[], struct exec_env *xe)
 {
 	char names[NAMES_MAX];
-	struct env_scan sc;
+	struct ps_env_scan sc;
 	bool escapes;
 	int rc;
 
-	env_scan(envp, &sc);
+	ps_envguard_scan(&guard, envp, &sc);
 	if (sc.nmissing == 0 && !sc.preload_missing)
 		return 0;
 	/* Without the preload, a supervised child is the supervisor's. */
 	if (is_supervised() && sc.preload_missing && !exec_keep_env)
 		return 0;
-	env_names(&sc, names);
+	ps_envguard_names(&sc, names, sizeof(names));
 	if (exec_keep_env) {
 		rc = env_restore(envp, &sc, xe);
 		if (rc == 0) {
@@ -710,7 +524,7 @@ static int env_check(const char *prog, int dirfd, const char *path,
 	 * another (true, false, sleep) escapes nothing without the shim. */
 	if (path != NULL && ps_inspect_harmless(dirfd, path))
 		return 0;
-	/* kept_names[0] is PORTSHIM_PORTS. */
+	/* Kept variable 0 is PORTSHIM_PORTS (envguard.h). */
 	escapes = sc.preload_missing || sc.missing[0];
 	if (exec_bypass == PS_BYPASS_FAIL) {
 		PS_ERROR("refusing to run %s (PORTSHIM_BYPASS=fail): its "
@@ -747,7 +561,7 @@ static int sup_prepare(const struct ps_inspect *in, const char *prog,
 		       const char *path, char *const envp[],
 		       struct exec_env *xe)
 {
-	struct env_scan sc;
+	struct ps_env_scan sc;
 	int n, rc;
 
 	/* Supervise runs its command with execvp(): a bare name would be
@@ -756,7 +570,7 @@ static int sup_prepare(const struct ps_inspect *in, const char *prog,
 		     strchr(path, '/') != NULL ? "" : "./", path);
 	if (n < 0 || (size_t)n >= sizeof(xe->prog))
 		return -ENAMETOOLONG;
-	env_scan(envp, &sc);
+	ps_envguard_scan(&guard, envp, &sc);
 	if (sc.nmissing > 0) {
 		rc = env_restore(envp, &sc, xe);
 		if (rc < 0)
