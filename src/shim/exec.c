@@ -355,8 +355,8 @@ static void ps_exec_exit(int status)
 	sys_exit(status);
 }
 
-/* glibc passes argc and argv to the constructors of a preloaded library. */
-__attribute__((constructor)) static void exec_init(int argc, char **argv)
+/* At load (init.c), with the program's arguments. */
+void ps_exec_init(int argc, char **argv)
 {
 	static struct ps_config cfg;
 	const char *warned, *per;

@@ -153,8 +153,3 @@ void ps_real_resolve(void)
 
 	pthread_once(&once, resolve_once);
 }
-
-__attribute__((constructor)) static void real_ctor(void)
-{
-	ps_real_resolve();
-}

@@ -117,4 +117,15 @@ void ps_shim_reverse_peer(struct sockaddr *addr, socklen_t bufsize,
  */
 int ps_shim_io_uring(void);
 
+/*
+ * What the library sets up at load, called by its one constructor
+ * (init.c) in this order: the real libc symbols (real.c: ps_real_resolve),
+ * libc's syscall() and the supervisor's cookie (syscall.c), then the
+ * exec wrappers' state (exec.c: the start configuration, the environment
+ * guard, --per-job). Each is also safe to reach before that (a call from
+ * another library's constructor): it resolves what it needs itself.
+ */
+void ps_syscall_init(void);
+void ps_exec_init(int argc, char **argv);
+
 #endif

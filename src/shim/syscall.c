@@ -84,7 +84,8 @@ static void raw_resolve(void)
 		__atomic_store_n(&real_syscall, fn, __ATOMIC_RELEASE);
 }
 
-__attribute__((constructor)) static void raw_init(void)
+/* At load (init.c). */
+void ps_syscall_init(void)
 {
 	raw_resolve();
 }
