@@ -31,6 +31,7 @@
 
 #include "filter.h"
 #include "supcall.h"
+#include "sv_notif.h"
 
 #define COOKIE 0x5eedc0ffee15600dull
 #define MAX_SEEN 32
@@ -115,39 +116,23 @@ static void test_sv_filter_routes_calls(void **state)
 	struct child_report r;
 	char why[512];
 	int seen[MAX_SEEN], nseen = 0;
-	int up[2], down[2], lfd, msg, pidfd, st;
+	int up[2], down[2], lfd, msg, st;
 	struct seccomp_notif *req;
 	struct seccomp_notif_resp resp;
-	struct seccomp_notif_sizes sizes;
+	size_t req_size;
 	pid_t pid;
 
 	(void)state;
 	if (ps_sv_kernel_check(why, sizeof(why)) != 0)
 		skip();
 	assert_int_equal(ps_sv_filter_build(&f, COOKIE), 0);
-	assert_return_code(
-		syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes),
-		errno);
-	req = calloc(1, sizes.seccomp_notif > sizeof(*req) ?
-				sizes.seccomp_notif :
-				sizeof(*req));
-	assert_non_null(req);
-	assert_return_code(pipe(up), errno);
-	assert_return_code(pipe(down), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
+	req = sv_notif_alloc(&req_size);
+	pid = sv_fork(up, down);
 	if (pid == 0)
 		child_main(&f, up[1], down[0]);
-	close(up[1]);
-	close(down[0]);
 
 	assert_int_equal(read(up[0], &msg, sizeof(msg)), sizeof(msg));
-	assert_return_code(msg, -msg);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	assert_return_code(pidfd, errno);
-	lfd = (int)syscall(SYS_pidfd_getfd, pidfd, msg, 0);
-	assert_return_code(lfd, errno);
-	close(pidfd);
+	lfd = sv_take_fd(pid, msg);
 	assert_int_equal(write(down[1], "", 1), 1);
 
 	/* Answer every notification with CONTINUE until the child is done
@@ -158,7 +143,7 @@ static void test_sv_filter_routes_calls(void **state)
 		assert_int_equal(poll(&p, 1, 10000), 1);
 		if (!(p.revents & POLLIN))
 			break;
-		memset(req, 0, sizes.seccomp_notif);
+		memset(req, 0, req_size);
 		if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, req) != 0)
 			continue;
 		if (nseen < MAX_SEEN)

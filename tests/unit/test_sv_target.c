@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "filter.h"
+#include "sv_notif.h"
 #include "target.h"
 
 #define COOKIE 0x7a29e7c0ffee1234ull
@@ -74,12 +75,12 @@ static void stopped_bind(uid_t uid)
 	struct ps_sv_filter f;
 	struct seccomp_notif *req;
 	struct seccomp_notif_resp resp;
-	struct seccomp_notif_sizes sizes;
+	size_t req_size;
 	struct sockaddr_in got;
 	struct pollfd p;
 	char why[512], regdir[] = "/tmp/ps-sv-target-XXXXXX", reg[64];
 	unsigned char byte;
-	int up[2], down[2], msg[2], lfd, pidfd, sfd, type, err, st;
+	int up[2], down[2], msg[2], lfd, sfd, type, err, st;
 	socklen_t len = sizeof(type);
 	pid_t pid;
 
@@ -95,28 +96,12 @@ static void stopped_bind(uid_t uid)
 	setenv("PORTSHIM_REGISTRY", reg, 1);
 	assert_int_equal(ps_sv_targets_init(&t, COOKIE), 0);
 	assert_int_equal(ps_sv_filter_build(&f, COOKIE), 0);
-	assert_return_code(
-		syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes),
-		errno);
-	req = calloc(1, sizes.seccomp_notif > sizeof(*req) ?
-				sizes.seccomp_notif :
-				sizeof(*req));
-	assert_non_null(req);
-	assert_return_code(pipe(up), errno);
-	assert_return_code(pipe(down), errno);
-	pid = fork();
-	assert_return_code(pid, errno);
+	req = sv_notif_alloc(&req_size);
+	pid = sv_fork(up, down);
 	if (pid == 0)
 		child_main(&f, up[1], down[0], uid);
-	close(up[1]);
-	close(down[0]);
 	assert_int_equal(read(up[0], msg, sizeof(msg)), sizeof(msg));
-	assert_return_code(msg[0], -msg[0]);
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	assert_return_code(pidfd, errno);
-	lfd = (int)syscall(SYS_pidfd_getfd, pidfd, msg[0], 0);
-	assert_return_code(lfd, errno);
-	close(pidfd);
+	lfd = sv_take_fd(pid, msg[0]);
 	assert_int_equal(write(down[1], "", 1), 1);
 
 	p = (struct pollfd){ .fd = lfd, .events = POLLIN };
