@@ -15,6 +15,20 @@
 
 /* Set once, before the table that uses it is published. */
 static uint64_t cookie;
+static int cookie_read;
+
+uint64_t ps_shim_cookie(void)
+{
+	uint64_t c;
+
+	if (__atomic_load_n(&cookie_read, __ATOMIC_ACQUIRE))
+		return cookie;
+	if (!ps_supcall_env_cookie(&c))
+		c = 0;
+	__atomic_store_n(&cookie, c, __ATOMIC_RELAXED);
+	__atomic_store_n(&cookie_read, 1, __ATOMIC_RELEASE);
+	return c;
+}
 
 static int sv_bind(int fd, const struct sockaddr *a, socklen_t l)
 {
@@ -60,7 +74,7 @@ void ps_real_supervised(struct ps_real *r)
 	 * reached an unsupervised process does no harm (the kernel ignores
 	 * the extra argument).
 	 */
-	if (!ps_supcall_env_cookie(&cookie))
+	if (ps_shim_cookie() == 0)
 		return;
 	r->bind = sv_bind;
 	r->connect = sv_connect;

@@ -13,6 +13,8 @@
 #ifndef PS_SHIM_SUPERVISED_H
 #define PS_SHIM_SUPERVISED_H
 
+#include <stdint.h>
+
 #include "real.h"
 
 /*
@@ -22,5 +24,13 @@
  * real.c, before the table is published. Otherwise leaves r alone.
  */
 void ps_real_supervised(struct ps_real *r);
+
+/*
+ * The supervisor's cookie from PORTSHIM_SUPERVISED, or 0: the library's
+ * one reader of it, read once (every caller that races to read it first
+ * stores the same value). The real-symbol table (above) and syscall()
+ * (syscall.c) use it.
+ */
+uint64_t ps_shim_cookie(void);
 
 #endif

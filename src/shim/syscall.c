@@ -43,13 +43,11 @@
 #include "real.h"
 #include "shim.h"
 #include "sockaddr.h"
-#include "supcall.h"
+#include "supervised.h"
 
 typedef long (*syscall_fn)(long, ...);
 
 static syscall_fn real_syscall;
-/* The supervisor's cookie (PORTSHIM_SUPERVISED), or 0; set with it. */
-static uint64_t sv_cookie;
 /* Non-zero while this thread is inside our syscall(). initial-exec: the
  * TLS of a preloaded library is static, and reading it never allocates. */
 static __thread int in_raw __attribute__((tls_model("initial-exec")));
@@ -73,10 +71,8 @@ static long raw_kernel(long nr, const long a[6])
 static void raw_resolve(void)
 {
 	syscall_fn fn;
-	uint64_t cookie;
 
-	if (ps_supcall_env_cookie(&cookie))
-		__atomic_store_n(&sv_cookie, cookie, __ATOMIC_RELAXED);
+	ps_shim_cookie();
 	in_raw++;
 	fn = (syscall_fn)ps_real_lookup("syscall", (void *)syscall, NULL);
 	in_raw--;
@@ -244,7 +240,7 @@ static long ps_raw_syscall(long nr, const long a[6])
 	if (__atomic_load_n(&real_syscall, __ATOMIC_ACQUIRE) == NULL)
 		raw_resolve();
 	/* The preload's own call under a supervisor: already decided. */
-	cookie = __atomic_load_n(&sv_cookie, __ATOMIC_RELAXED);
+	cookie = ps_shim_cookie();
 	if (cookie != 0 && (uint64_t)a[5] == cookie)
 		return raw_pass(nr, a);
 	in_raw++;
