@@ -67,10 +67,17 @@ static void child_main(const struct ps_sv_filter *f, int up, int down,
 	_exit(0);
 }
 
+/*
+ * The supervisor's tables, one per test. Like the supervisor's, they
+ * live as long as the process: their environments and policies are never
+ * freed (target.h), and LeakSanitizer sees them reachable from here.
+ */
+static struct ps_sv_targets tables[2];
+
 /* Runs a child as uid and checks what the supervisor sees of its bind. */
 static void stopped_bind(uid_t uid)
 {
-	struct ps_sv_targets t;
+	struct ps_sv_targets *tp = &tables[uid != 0];
 	struct ps_sv_task *task = NULL;
 	struct ps_sv_filter f;
 	struct seccomp_notif *req;
@@ -94,7 +101,7 @@ static void stopped_bind(uid_t uid)
 	setenv("PORTSHIM_PORTS", "8080", 1);
 	setenv("PORTSHIM_GROUP", "sv-unit", 1);
 	setenv("PORTSHIM_REGISTRY", reg, 1);
-	assert_int_equal(ps_sv_targets_init(&t, COOKIE), 0);
+	assert_int_equal(ps_sv_targets_init(tp, COOKIE), 0);
 	assert_int_equal(ps_sv_filter_build(&f, COOKIE), 0);
 	req = sv_notif_alloc(&req_size);
 	pid = sv_fork(up, down);
@@ -110,7 +117,7 @@ static void stopped_bind(uid_t uid)
 	assert_int_equal(req->data.nr, SYS_bind);
 	assert_int_equal(req->pid, pid);
 
-	assert_int_equal(ps_sv_task_get(&t, req->pid, lfd, req->id, &task), 0);
+	assert_int_equal(ps_sv_task_get(tp, req->pid, lfd, req->id, &task), 0);
 	assert_int_equal(task->tgid, pid);
 	if (uid == 0) {
 		/* A peer: its own environment (the one it was started with,
@@ -151,8 +158,8 @@ static void stopped_bind(uid_t uid)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 
-	ps_sv_targets_clear(&t);
-	ps_sv_targets_free(&t);
+	ps_sv_targets_clear(tp);
+	ps_sv_targets_free(tp);
 	close(lfd);
 	close(up[0]);
 	close(down[1]);
