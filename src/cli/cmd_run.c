@@ -644,9 +644,11 @@ int ps_cli_keeper(int argc, char **argv)
 	const char *group = getenv("PORTSHIM_GROUP");
 	const char *map_file = getenv("PORTSHIM_MAP_FILE");
 
-	if (group == NULL ||
-	    ps_config_load(&cfg, keeper_getenv, cfg_err, sizeof(cfg_err)) > 0)
+	if (group == NULL)
 		return ps_keeper_resume(&job, 0, argv);
+	/* `run` checked these variables and said what was wrong; a value
+	 * it let through is never a reason to abandon the group. */
+	ps_config_load(&cfg, keeper_getenv, cfg_err, sizeof(cfg_err));
 	snprintf(map, sizeof(map), "%s", map_file != NULL ? map_file : "");
 	if (ps_registry_open(&reg,
 			     cfg.registry[0] != '\0' ? cfg.registry : NULL,

@@ -334,8 +334,13 @@ static int keeper_wait(struct ps_keeper_job *job, pid_t k, int chan,
 	close(chan);
 	if (n == (long)sizeof(m) && m.kind == KEEPER_LINGER)
 		return m.value;
-	while (waitpid(k, &st, 0) < 0 && errno == EINTR)
-		;
+	while (waitpid(k, &st, 0) < 0) {
+		if (errno != EINTR) {
+			ps_cli_error("waiting for the group's keeper: %s",
+				     strerror(errno));
+			return PS_EXIT_RUN_FAILED;
+		}
+	}
 	if (n == (long)sizeof(m) &&
 	    (m.kind == KEEPER_ENDED || m.kind == KEEPER_FAILED)) {
 		status = m.kind == KEEPER_ENDED ?
@@ -448,6 +453,7 @@ static int keeper_run_thin(struct ps_keeper_job *job)
 	t->reg_fd = job->reg != NULL ? job->reg->fd : -1;
 	memcpy(&t->cmd_mask, &old, sizeof(t->cmd_mask));
 	t->chan = fds[1];
+	t->run_chan = fds[0];
 	t->run = getpid();
 	k = ps_thin_start(t);
 	err = errno;
@@ -498,6 +504,9 @@ fail:
 
 int ps_keeper_run(struct ps_keeper_job *job)
 {
+	/* An ignored SIGCHLD (inherited across exec) would have the kernel
+	 * reap CMD unseen: the keeper could never learn how it ended. */
+	signal(SIGCHLD, SIG_DFL);
 	if (job->sv == NULL && ps_thin_possible())
 		return keeper_run_thin(job);
 	return keeper_run_fork(job);

@@ -60,6 +60,7 @@ struct ps_thin {
 	char numbers[5][24]; /* resume_argv[2..6], written by the keeper */
 	uint64_t cmd_mask;   /* CMD's signal mask (the kernel's sigset) */
 	int chan;	     /* the keeper's end of the channel to `run` */
+	int run_chan;	     /* `run`'s end, which the keeper closes */
 	int sfd;	     /* signalfd: SIGCHLD and what `run` passes on */
 	int sock;	     /* PORTSHIM_KEEPER's socket, or -1 */
 	int reg_fd;	     /* the registry handed down to CMD, or -1 */
@@ -87,9 +88,9 @@ struct ps_thin *ps_thin_prepare(char **cmd, char **run_argv);
 /* Starts the thin keeper (it waits for a byte on its channel). */
 pid_t ps_thin_start(struct ps_thin *t);
 
-/* Sends `run` one message on fd (nothing if fd < 0 or `run` is gone).
+/* Sends `run` one message on fd: false if fd < 0 or `run` is gone.
  * Raw: the thin keeper calls it. */
-void ps_keeper_tell(int fd, int kind, int value, int err);
+bool ps_keeper_tell(int fd, int kind, int value, int err);
 
 /*
  * Reads the keeper's signals from sfd. `run` passes on to the keeper what

@@ -141,7 +141,7 @@ struct ps_thin *ps_thin_prepare(char **cmd, char **run_argv)
 		t->resume_argv[2 + i] = t->numbers[i];
 	for (i = 0; i < n; i++)
 		t->resume_argv[7 + i] = run_argv[i];
-	t->chan = t->sfd = t->sock = t->reg_fd = -1;
+	t->chan = t->run_chan = t->sfd = t->sock = t->reg_fd = -1;
 	return t;
 }
 
@@ -166,11 +166,11 @@ THIN static int spawn_child(void *arg)
 	for (i = 0; t->paths[i] != NULL; i++) {
 		rc = ps_rawsys3(SYS_execve, t->paths[i], t->argv, t->envp);
 		if (rc == -ENOEXEC) {
-			/* No "#!": a shell script, as execvp runs it. */
+			/* No "#!": a shell script, as execvp runs it (and
+			 * judges the shell's failure as the file's). */
 			t->sh_argv[1] = t->paths[i];
 			rc = ps_rawsys3(SYS_execve, "/bin/sh", t->sh_argv,
 					t->envp);
-			break;
 		}
 		if (rc == -EACCES)
 			eacces = true;
@@ -208,13 +208,12 @@ THIN static long thin_spawn(struct ps_thin *t, int *err)
 	return pid;
 }
 
-THIN void ps_keeper_tell(int fd, int kind, int value, int err)
+THIN bool ps_keeper_tell(int fd, int kind, int value, int err)
 {
 	struct keeper_msg m = { kind, value, err };
 
-	if (fd >= 0)
-		ps_rawsys(SYS_sendto, fd, (long)&m, sizeof(m), MSG_NOSIGNAL, 0,
-			  0);
+	return fd >= 0 && ps_rawsys(SYS_sendto, fd, (long)&m, sizeof(m),
+				    MSG_NOSIGNAL, 0, 0) == (long)sizeof(m);
 }
 
 THIN void ps_keeper_signals(int sfd, pid_t cmd, pid_t run)
@@ -302,6 +301,10 @@ THIN static int thin_main(void *arg)
 	long n, p, cmd = -2;
 	char go;
 
+	/* `run`'s end of the channel, a copy in our descriptor table: with
+	 * it closed, `run`'s end is seen (a read's end, EPIPE). */
+	if (t->run_chan >= 0)
+		ps_rawsys1(SYS_close, t->run_chan);
 	/* `run` says go once CMD's environment names us as its owner. */
 	do
 		n = ps_rawsys3(SYS_read, t->chan, &go, 1);
@@ -358,10 +361,8 @@ THIN static int thin_main(void *arg)
 	/* The group's last process ended. */
 	if (told)
 		thin_exit(0);
-	if (stuck || ps_rawsys0(SYS_getppid) == t->run) {
-		ps_keeper_tell(t->chan, KEEPER_ENDED, status, 0);
+	if (ps_keeper_tell(t->chan, KEEPER_ENDED, status, 0) || stuck)
 		thin_exit(0);
-	}
 	/* `run` is gone: a whole keeper releases the group. */
 	thin_resume(t, -1, 0, status);
 	thin_exit(status);

@@ -263,6 +263,9 @@ int ps_cli_exec(char **cmd, struct ps_supervisor *sv, const char *sv_name)
 	int err;
 	pid_t pid;
 
+	/* An ignored SIGCHLD (inherited across exec) would have the kernel
+	 * reap CMD unseen: its status would be lost. */
+	signal(SIGCHLD, SIG_DFL);
 	ps_cli_block_forwarded(&old);
 	pid = ps_cli_spawn(cmd, sv, &old, &err, why, sizeof(why));
 	if (pid < 0) {

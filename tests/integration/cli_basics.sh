@@ -182,6 +182,16 @@ is "$(st "$PORTSHIM" run -- sh -c 'kill -TERM $$')" 143 \
 is "$(st "$PORTSHIM" run -- sh -c 'kill -KILL $$')" 137 \
     "run exits 128+9 when CMD dies of SIGKILL"
 is "$(wc -c <"$T/err" | tr -d ' ')" 0 "and prints nothing about it"
+# A caller that ignores SIGCHLD (kept across exec): the kernel would
+# reap CMD unseen. run still learns how CMD ended, with a keeper or not.
+# shellcheck disable=SC2016 # perl's own variables
+is "$(st timeout 60 perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' \
+    "$PORTSHIM" run -- sh -c 'exit 3')" 3 \
+    "run started with SIGCHLD ignored returns CMD's status"
+# shellcheck disable=SC2016 # perl's own variables
+is "$(st timeout 60 perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV or die' \
+    "$PORTSHIM" run --no-keeper -- sh -c 'exit 4')" 4 \
+    "... and so does run --no-keeper"
 is "$(st "$PORTSHIM" run "$T/no-such-program")" 127 \
     "run of a missing command exits 127"
 is "$(cat "$T/err")" \
