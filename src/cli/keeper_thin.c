@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #endif
 
 #include "cli.h"
+#include "inspect.h"
 #include "keeper_int.h"
 #include "rawsys.h"
 
@@ -58,14 +60,15 @@ bool ps_thin_possible(void)
 
 /*
  * Where execvp would look for file: file itself if it names a folder,
- * else each entry of PATH (unset: "/bin:/usr/bin"; an empty entry is the
- * current folder). NULL-terminated; NULL with errno on failure.
+ * else each entry of PATH (ps_path_next). NULL-terminated; NULL with
+ * errno on failure.
  */
 static char **search_list(const char *file, int *no_cmd_err)
 {
-	const char *path, *p, *q;
-	size_t n = 1, i = 0, flen = strlen(file), dlen;
-	char **list;
+	const char *path = getenv("PATH"), *p;
+	char one[PATH_MAX], **list;
+	size_t n = 1, i = 0;
+	int rc;
 
 	*no_cmd_err = ENOENT;
 	if (*file == '\0')
@@ -76,7 +79,6 @@ static char **search_list(const char *file, int *no_cmd_err)
 			list[0] = (char *)file;
 		return list;
 	}
-	path = getenv("PATH");
 	if (path == NULL)
 		path = "/bin:/usr/bin";
 	for (p = path; *p != '\0'; p++)
@@ -84,22 +86,10 @@ static char **search_list(const char *file, int *no_cmd_err)
 	list = calloc(n + 1, sizeof(*list));
 	if (list == NULL)
 		return NULL;
-	for (p = path;; p = q + 1) {
-		q = strchr(p, ':');
-		if (q == NULL)
-			q = p + strlen(p);
-		dlen = (size_t)(q - p);
-		list[i] = malloc(dlen + 1 + flen + 1);
-		if (list[i] == NULL)
+	p = path;
+	while ((rc = ps_path_next(&p, file, one, sizeof(one))) != 0)
+		if (rc == 1 && (list[i++] = strdup(one)) == NULL)
 			return NULL;
-		memcpy(list[i], p, dlen);
-		if (dlen > 0)
-			list[i][dlen++] = '/';
-		memcpy(list[i] + dlen, file, flen + 1);
-		i++;
-		if (*q == '\0')
-			break;
-	}
 	return list;
 }
 

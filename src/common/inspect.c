@@ -773,10 +773,24 @@ static int join(const char *dir, size_t dlen, const char *file, char *out,
 	return 0;
 }
 
+int ps_path_next(const char **cursor, const char *file, char *out, size_t len)
+{
+	const char *p = *cursor, *colon;
+
+	if (p == NULL)
+		return 0;
+	colon = strchr(p, ':');
+	*cursor = colon != NULL ? colon + 1 : NULL;
+	return join(p, colon != NULL ? (size_t)(colon - p) : strlen(p), file,
+		    out, len) == 0 ?
+		       1 :
+		       -ENAMETOOLONG;
+}
+
 int ps_inspect_which(const char *file, const char *path_env, char *out,
 		     size_t len)
 {
-	const char *p, *colon;
+	const char *p;
 	struct stat st;
 	bool denied = false;
 	int rc;
@@ -791,18 +805,12 @@ int ps_inspect_which(const char *file, const char *path_env, char *out,
 	}
 	/* glibc's execvp uses confstr(_CS_PATH) when PATH is unset. */
 	p = path_env != NULL ? path_env : "/bin:/usr/bin";
-	for (;;) {
-		colon = strchr(p, ':');
-		rc = join(p, colon != NULL ? (size_t)(colon - p) : strlen(p),
-			  file, out, len);
-		if (rc == 0 && stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+	while ((rc = ps_path_next(&p, file, out, len)) != 0) {
+		if (rc == 1 && stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
 			if (faccessat(AT_FDCWD, out, X_OK, AT_EACCESS) == 0)
 				return 0;
 			denied = true;
 		}
-		if (colon == NULL)
-			break;
-		p = colon + 1;
 	}
 	out[0] = '\0';
 	return denied ? -EACCES : -ENOENT;

@@ -115,6 +115,16 @@ int ps_inspect_fd(int fd, const struct ps_inspect_creds *cr,
 int ps_inspect_path(int dirfd, const char *path, struct ps_inspect *out);
 
 /*
+ * Walks execvp()'s search path for a command name without '/': each call
+ * writes the next candidate, an entry of the path (*cursor starts as
+ * path_env; NULL: "/bin:/usr/bin", glibc's default; an empty entry is the
+ * current directory) joined with file, into out (len bytes). Returns 1
+ * with a candidate, -ENAMETOOLONG for one too long for out (the walk goes
+ * on), or 0 at the end. No allocation.
+ */
+int ps_path_next(const char **cursor, const char *file, char *out, size_t len);
+
+/*
  * Resolves a command name as execvp() does: a name containing '/' is
  * copied as is; otherwise each entry of path_env (NULL: "/bin:/usr/bin",
  * glibc's default; an empty entry is the current directory) is tried and

@@ -619,6 +619,31 @@ static void test_inspect_file_capabilities(void **state)
 
 /* ------------------------------------------------------------ PATH search */
 
+/* The walk over PATH that ps_inspect_which and the keeper share. */
+static void test_path_next(void **state)
+{
+	const char *p = "/a::/b/c:";
+	char out[16], tiny[8];
+	const char *q = "/long/folder:/x";
+
+	(void)state;
+	assert_int_equal(ps_path_next(&p, "tool", out, sizeof(out)), 1);
+	assert_string_equal(out, "/a/tool");
+	assert_int_equal(ps_path_next(&p, "tool", out, sizeof(out)), 1);
+	assert_string_equal(out, "./tool"); /* empty: the current folder */
+	assert_int_equal(ps_path_next(&p, "tool", out, sizeof(out)), 1);
+	assert_string_equal(out, "/b/c/tool");
+	assert_int_equal(ps_path_next(&p, "tool", out, sizeof(out)), 1);
+	assert_string_equal(out, "./tool"); /* the trailing empty entry */
+	assert_int_equal(ps_path_next(&p, "tool", out, sizeof(out)), 0);
+	assert_int_equal(ps_path_next(&p, "tool", out, sizeof(out)), 0);
+	/* Too long for out: said, and the walk goes on. */
+	assert_int_equal(ps_path_next(&q, "t", tiny, sizeof(tiny)),
+			 -ENAMETOOLONG);
+	assert_int_equal(ps_path_next(&q, "t", tiny, sizeof(tiny)), 1);
+	assert_string_equal(tiny, "/x/t");
+}
+
 static void test_inspect_which(void **state)
 {
 	char a[SHORT], b[SHORT], f[LONG], env[LONG];
@@ -736,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_inspect_scripts),
 		cmocka_unit_test(test_inspect_setuid_setgid),
 		cmocka_unit_test(test_inspect_file_capabilities),
+		cmocka_unit_test(test_path_next),
 		cmocka_unit_test(test_inspect_which),
 		cmocka_unit_test(test_inspect_messages),
 	};
