@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * real.c - the table of real libc symbols.
+ * real.c - the table of real libc symbols (real.h).
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -84,6 +86,45 @@ static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 		ps_rawsys5(SYS_recvmmsg, fd, v, n, flags, t));
 }
 
+static int sys_execve(const char *path, char *const argv[], char *const envp[])
+{
+	return (int)ps_rawsys_errno(ps_rawsys3(SYS_execve, path, argv, envp));
+}
+
+static int sys_execveat(int dirfd, const char *path, char *const argv[],
+			char *const envp[], int flags)
+{
+	return (int)ps_rawsys_errno(
+		ps_rawsys5(SYS_execveat, dirfd, path, argv, envp, flags));
+}
+
+static void sys_exit(int status)
+{
+	for (;;)
+		ps_rawsys1(SYS_exit_group, status);
+}
+
+/* The library functions with no single system call behind them. */
+static int no_execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+static int no_fexecve(int fd, char *const argv[], char *const envp[])
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+static int no_spawn(pid_t *pid, const char *path,
+		    const posix_spawn_file_actions_t *fa,
+		    const posix_spawnattr_t *attr, char *const argv[],
+		    char *const envp[])
+{
+	return ENOSYS;
+}
+
 /*
  * Our own exported definitions (declared by <sys/socket.h>, and
  * __recvfrom_chk, which glibc declares only under _FORTIFY_SOURCE): a
@@ -91,6 +132,9 @@ static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
  */
 ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 		       __SOCKADDR_ARG addr, socklen_t *restrict len);
+/* glibc declares execveat from 2.34 on. */
+int execveat(int dirfd, const char *path, char *const argv[],
+	     char *const envp[], int flags);
 
 void *ps_real_lookup(const char *name, void *ours, void *fallback)
 {
@@ -125,6 +169,18 @@ static void resolve_once(void)
 				    (void *)sys_recvmmsg);
 	r.recvfrom_chk =
 		ps_real_lookup("__recvfrom_chk", (void *)__recvfrom_chk, NULL);
+	r.execve = ps_real_lookup("execve", (void *)execve, (void *)sys_execve);
+	r.execvpe =
+		ps_real_lookup("execvpe", (void *)execvpe, (void *)no_execvpe);
+	r.fexecve =
+		ps_real_lookup("fexecve", (void *)fexecve, (void *)no_fexecve);
+	r.execveat = ps_real_lookup("execveat", (void *)execveat,
+				    (void *)sys_execveat);
+	r.posix_spawn = ps_real_lookup("posix_spawn", (void *)posix_spawn,
+				       (void *)no_spawn);
+	r.posix_spawnp = ps_real_lookup("posix_spawnp", (void *)posix_spawnp,
+					(void *)no_spawn);
+	r.exit = ps_real_lookup("_exit", (void *)_exit, (void *)sys_exit);
 	r.bind = ps_real_lookup("bind", (void *)bind, (void *)sys_bind);
 	/* Under --supervise, our own calls carry the supervisor's cookie. */
 	ps_real_supervised(&r);
@@ -144,6 +200,13 @@ static void resolve_once(void)
 	ps_real_fns.recvmsg = r.recvmsg;
 	ps_real_fns.recvmmsg = r.recvmmsg;
 	ps_real_fns.recvfrom_chk = r.recvfrom_chk;
+	ps_real_fns.execve = r.execve;
+	ps_real_fns.execvpe = r.execvpe;
+	ps_real_fns.fexecve = r.fexecve;
+	ps_real_fns.execveat = r.execveat;
+	ps_real_fns.posix_spawn = r.posix_spawn;
+	ps_real_fns.posix_spawnp = r.posix_spawnp;
+	ps_real_fns.exit = r.exit;
 	__atomic_store_n(&ps_real_fns.bind, r.bind, __ATOMIC_RELEASE);
 }
 

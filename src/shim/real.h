@@ -2,18 +2,28 @@
 /*
  * real.h - the real libc functions behind the interposed names.
  *
- * Resolved with dlsym(RTLD_NEXT) once, under pthread_once, from the
- * library constructor and lazily from the first call (another library's
- * constructor may call connect() before ours has run). A lookup that
- * fails, or returns our own function, falls back to the raw system call,
- * so the host program is never left without bind() or connect().
+ * One table for the whole library: the socket calls and the exec
+ * functions. Resolved with dlsym(RTLD_NEXT) once, under pthread_once,
+ * from the library constructor (so that no dlsym, which may allocate,
+ * runs in a vfork child) and lazily from the first call (another
+ * library's constructor may call connect() before ours has run). A lookup
+ * that fails, or returns our own function, falls back to the raw system
+ * call (rawsys.h, never the syscall() this library exports), or to
+ * ENOSYS where there is none, so the host program is never left without
+ * bind() or connect().
  */
 #ifndef PS_REAL_H
 #define PS_REAL_H
 
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
+
+typedef int (*ps_spawn_fn)(pid_t *, const char *,
+			   const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[],
+			   char *const[]);
 
 struct ps_real {
 	int (*bind)(int, const struct sockaddr *, socklen_t);
@@ -39,6 +49,16 @@ struct ps_real {
 	 */
 	ssize_t (*recvfrom_chk)(int, void *, size_t, size_t, int,
 				struct sockaddr *, socklen_t *);
+
+	/* What the exec wrappers (exec.c) call. */
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	int (*execveat)(int, const char *, char *const[], char *const[], int);
+	ps_spawn_fn posix_spawn;
+	ps_spawn_fn posix_spawnp;
+	/* _exit, also called for _Exit (exec_job.c). */
+	void (*exit)(int);
 };
 
 /* Filled by ps_real_resolve; read-only afterwards. */
@@ -46,8 +66,8 @@ extern struct ps_real ps_real_fns;
 
 /*
  * dlsym(RTLD_NEXT, name), rejecting a result equal to ours (our own
- * interposed definition); returns fallback then. For files that keep
- * their own small table of real symbols.
+ * interposed definition); returns fallback then. For syscall.c, whose
+ * lookup of libc's syscall() runs under its own re-entrancy guard.
  */
 void *ps_real_lookup(const char *name, void *ours, void *fallback);
 
