@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * registry_int.h - what the files of the registry share and nothing else
- * sees: registry.c (files, transactions, lock and repair, the table),
- * registry_peek.c (lock-free reads), registry_alloc.c (allocation and
+ * sees: registry.c (transactions, lock and repair, the table),
+ * registry_file.c (the file: layout, creation, validation), registry_peek.c (lock-free reads), registry_alloc.c (allocation and
  * gc) and registry_check.c (the consistency check).
  */
 #ifndef PS_REGISTRY_INT_H
