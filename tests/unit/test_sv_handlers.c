@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_sv_handlers.c - what the supervisor's handlers (src/supervisor/
+ * handlers.c) decide and do with real calls of a real process. The test
+ * plays the supervisor: its child installs the real filter (filter.c)
+ * and runs this program again, in child mode, with a group's variables
+ * in its environment; every call the kernel stops goes through
+ * ps_sv_classify and, when classify hands it over, ps_sv_act, as the
+ * notification loop does (acted on here, in order, rather than by a
+ * worker thread). The child does what a program does (bind and listen,
+ * connect, ask its socket's and its peer's names, send TCP data with and
+ * without MSG_FASTOPEN, UDP, IPv6, port 0, an untagged port) and reports
+ * what it saw; the test checks both which calls classify took as the
+ * policy's and what the program observed: the group's real port behind
+ * the virtual one, shown as the virtual one.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "filter.h"
+#include "registry.h"
+#include "sv.h"
+#include "sv_notif.h"
+#include "target.h"
+
+#define COOKIE 0x51d3c0ffee7e5701ull
+#define VPORT 8080
+#define UNTAGGED 8081
+#define GROUP "sv-handlers"
+
+/* What the child saw, in the order it did it. */
+struct seen {
+	int bind_tcp;	    /* bind(127.0.0.1:8080), 0 or errno */
+	int name_tcp;	    /* its getsockname port */
+	int connect_tcp;    /* connect(127.0.0.1:8080) */
+	int peer_tcp;	    /* getpeername port of that connection */
+	int accepted;	    /* the listener accepted it */
+	long send_plain;    /* sendto without MSG_FASTOPEN: bytes */
+	char got_plain;	    /* what the server side read */
+	int name_zero;	    /* bind to port 0: its getsockname port */
+	int bind_untagged;  /* bind(127.0.0.1:8081) */
+	int name_untagged;  /* its getsockname port */
+	int bind_udp;	    /* UDP bind(127.0.0.1:8080) */
+	long send_udp;	    /* UDP sendto(127.0.0.1:8080): bytes */
+	char got_udp[4];    /* what the UDP socket bound to 8080 read */
+	long send_fastopen; /* sendto with MSG_FASTOPEN: bytes or -errno */
+	int accepted_fo;    /* the listener accepted that connection */
+	int bind_v6;	    /* bind([::1]:8080) */
+	int name_v6;	    /* its getsockname port */
+	int done;	    /* 1 when the child got to the end */
+};
+
+static int port_of(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return -1;
+}
+
+static int sock_port(int fd, bool peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) :
+		    getsockname(fd, (struct sockaddr *)&ss, &len)) != 0)
+		return -errno;
+	return port_of(&ss);
+}
+
+static struct sockaddr_in v4(uint16_t port)
+{
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	return a;
+}
+
+#define SA(a) ((struct sockaddr *)&(a))
+#define RC(call) ((call) == 0 ? 0 : errno)
+
+/* Child mode: the calls, under the filter, with the group's variables. */
+static int child_mode(int report)
+{
+	struct seen s;
+	struct sockaddr_in a = v4(VPORT), z = v4(0), u = v4(UNTAGGED);
+	struct sockaddr_in6 a6;
+	int lis, cli, srv, zero, unt, u1, u2, fo, srv2, s6;
+
+	memset(&s, 0, sizeof(s));
+	lis = socket(AF_INET, SOCK_STREAM, 0);
+	s.bind_tcp = RC(bind(lis, SA(a), sizeof(a)));
+	listen(lis, 8);
+	s.name_tcp = sock_port(lis, false);
+
+	cli = socket(AF_INET, SOCK_STREAM, 0);
+	s.connect_tcp = RC(connect(cli, SA(a), sizeof(a)));
+	s.peer_tcp = sock_port(cli, true);
+	srv = accept(lis, NULL, NULL);
+	s.accepted = srv >= 0;
+	/* On a connected TCP socket the kernel ignores the address. */
+	s.send_plain = sendto(cli, "p", 1, 0, SA(a), sizeof(a));
+	if (srv >= 0 && read(srv, &s.got_plain, 1) != 1)
+		s.got_plain = 0;
+
+	zero = socket(AF_INET, SOCK_STREAM, 0);
+	if (bind(zero, SA(z), sizeof(z)) == 0)
+		s.name_zero = sock_port(zero, false);
+	unt = socket(AF_INET, SOCK_STREAM, 0);
+	s.bind_untagged = RC(bind(unt, SA(u), sizeof(u)));
+	s.name_untagged = sock_port(unt, false);
+
+	u1 = socket(AF_INET, SOCK_DGRAM, 0);
+	u2 = socket(AF_INET, SOCK_DGRAM, 0);
+	s.bind_udp = RC(bind(u1, SA(a), sizeof(a)));
+	s.send_udp = sendto(u2, "udp", 3, 0, SA(a), sizeof(a));
+	if (recv(u1, s.got_udp, sizeof(s.got_udp) - 1, 0) < 0)
+		s.got_udp[0] = '\0';
+
+	fo = socket(AF_INET, SOCK_STREAM, 0);
+	s.send_fastopen = sendto(fo, "f", 1, MSG_FASTOPEN, SA(a), sizeof(a));
+	if (s.send_fastopen < 0)
+		s.send_fastopen = -errno;
+	srv2 = accept(lis, NULL, NULL);
+	s.accepted_fo = srv2 >= 0;
+
+	memset(&a6, 0, sizeof(a6));
+	a6.sin6_family = AF_INET6;
+	a6.sin6_addr = in6addr_loopback;
+	a6.sin6_port = htons(VPORT);
+	s6 = socket(AF_INET6, SOCK_STREAM, 0);
+	s.bind_v6 = RC(bind(s6, SA(a6), sizeof(a6)));
+	s.name_v6 = sock_port(s6, false);
+	s.done = 1;
+	return write(report, &s, sizeof(s)) == (ssize_t)sizeof(s) ? 0 : 3;
+}
+
+/* What classify made of each call, in order. */
+struct verdicts {
+	int nr[64];
+	bool ours[64]; /* handed to ps_sv_act */
+	size_t n;
+};
+
+/* One notification, as supervise.c's loop handles it. */
+static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req,
+		   struct verdicts *v)
+{
+	struct ps_sv_call *c = calloc(1, sizeof(*c));
+	enum ps_sv_verdict verdict;
+	int64_t val = 0;
+	int err = 0;
+
+	assert_non_null(c);
+	c->id = req->id;
+	c->tid = (pid_t)req->pid;
+	c->nr = req->data.nr;
+	memcpy(c->args, req->data.args, sizeof(c->args));
+	c->fd = -1;
+	verdict = ps_sv_classify(sv, c, &val, &err);
+	if (v->n < sizeof(v->nr) / sizeof(v->nr[0])) {
+		v->nr[v->n] = c->nr;
+		v->ours[v->n] = verdict == PS_SV_WORK;
+		v->n++;
+	}
+	switch (verdict) {
+	case PS_SV_CONTINUE:
+		ps_sv_reply(sv, c, true, 0, 0);
+		break;
+	case PS_SV_ANSWER:
+		ps_sv_reply(sv, c, false, val, err);
+		break;
+	case PS_SV_DROP:
+		break;
+	case PS_SV_WORK:
+		ps_sv_act(sv, c);
+		break;
+	}
+	ps_sv_call_free(c);
+}
+
+/* Removes folder dir and the files in it (the registry, mapping files). */
+static void remove_tree(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		assert_return_code(unlink(path), errno);
+	}
+	closedir(d);
+	assert_return_code(rmdir(dir), errno);
+}
+
+/* Lives as long as the process, as a supervisor's tables do (target.h). */
+static struct ps_supervisor the_sv;
+
+/* The child's environment: ours without PORTSHIM_*, plus the group's. */
+static char **child_env(const char *reg)
+{
+	extern char **environ;
+	static char ports[] = "PORTSHIM_PORTS=8080";
+	static char group[] = "PORTSHIM_GROUP=" GROUP;
+	static char regvar[PATH_MAX + 32];
+	size_t n = 0, o = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	env = calloc(n + 4, sizeof(*env));
+	assert_non_null(env);
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "PORTSHIM_", 9) != 0)
+			env[o++] = environ[i];
+	snprintf(regvar, sizeof(regvar), "PORTSHIM_REGISTRY=%s", reg);
+	env[o++] = ports;
+	env[o++] = group;
+	env[o++] = regvar;
+	env[o] = NULL;
+	return env;
+}
+
+static void test_sv_handlers_calls(void **state)
+{
+	struct ps_supervisor *sv = &the_sv;
+	struct seccomp_notif *req;
+	struct seccomp_notif_sizes sizes;
+	struct ps_registry reg;
+	struct ps_lease *l;
+	struct verdicts v;
+	struct seen s;
+	struct pollfd p[2];
+	char why[512], regdir[] = "/tmp/ps-sv-handlers-XXXXXX", regpath[64];
+	char self[PATH_MAX], fdarg[16], **env;
+	int up[2], down[2], lfd, report[2], st;
+	size_t req_size, got = 0;
+	ssize_t n;
+	ssize_t len;
+	pid_t pid;
+	char ack;
+
+	(void)state;
+	if (ps_sv_kernel_check(why, sizeof(why)) != 0)
+		skip();
+	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(len > 0);
+	self[len] = '\0';
+	assert_non_null(mkdtemp(regdir));
+	snprintf(regpath, sizeof(regpath), "%s/registry", regdir);
+	env = child_env(regpath);
+
+	memset(sv, 0, sizeof(*sv));
+	sv->cookie = COOKIE;
+	sv->stop[0] = sv->stop[1] = -1;
+	assert_int_equal(ps_sv_filter_build(&sv->filter, COOKIE), 0);
+	assert_int_equal(
+		syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes), 0);
+	sv->resp_size = sizes.seccomp_notif_resp;
+	req = sv_notif_alloc(&req_size);
+	sv->notif_size = req_size;
+	assert_int_equal(ps_sv_targets_init(&sv->targets, COOKIE), 0);
+	pthread_mutex_init(&sv->mu, NULL);
+	pthread_mutex_init(&sv->rec_mu, NULL);
+	assert_return_code(pipe(report), errno);
+
+	pid = sv_fork(up, down);
+	if (pid == 0) {
+		int fd;
+
+		close(report[0]);
+		fd = ps_sv_filter_install(&sv->filter);
+		if (write(up[1], &fd, sizeof(fd)) != sizeof(fd) || fd < 0 ||
+		    read(down[0], &ack, 1) != 1)
+			_exit(2);
+		close(fd);
+		snprintf(fdarg, sizeof(fdarg), "%d", report[1]);
+		execve(self, (char *[]){ self, "--child", fdarg, NULL }, env);
+		_exit(127);
+	}
+	close(report[1]);
+	free(env);
+	assert_int_equal(read(up[0], &lfd, sizeof(lfd)), sizeof(lfd));
+	lfd = sv_take_fd(pid, lfd);
+	sv->listener = lfd;
+	assert_int_equal(write(down[1], "", 1), 1);
+
+	/* Serve the child's calls until its report is in. */
+	memset(&v, 0, sizeof(v));
+	memset(&s, 0, sizeof(s));
+	for (;;) {
+		p[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = report[0], .events = POLLIN };
+		assert_true(poll(p, 2, 120000) > 0);
+		if (p[0].revents & POLLIN) {
+			memset(req, 0, req_size);
+			if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, req) == 0)
+				handle(sv, req, &v);
+			continue;
+		}
+		if (p[1].revents == 0)
+			continue;
+		n = read(report[0], (char *)&s + got, sizeof(s) - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(got, sizeof(s));
+	assert_int_equal(s.done, 1);
+
+	/* What classify took as the policy's, call by call (the first is
+	 * the exec that started child mode: never ours). */
+	{
+		struct {
+			int nr;
+			bool ours;
+		} want[] = {
+			{ SYS_execve, false },	   { SYS_bind, true },
+			{ SYS_getsockname, true }, { SYS_connect, true },
+			{ SYS_getpeername, true }, { SYS_sendto, false },
+			{ SYS_bind, false },	   { SYS_getsockname, false },
+			{ SYS_bind, false },	   { SYS_getsockname, false },
+			{ SYS_bind, true },	   { SYS_sendto, true },
+			{ SYS_sendto, true },	   { SYS_bind, true },
+			{ SYS_getsockname, true },
+		};
+		size_t i, k = sizeof(want) / sizeof(want[0]);
+
+		/* Port 0's port is the kernel's pick, outside portshim's range
+		 * on a usual host; inside it, the supervisor checks it. */
+		want[7].ours = s.name_zero >= PS_RANGE_LO_DEFAULT &&
+			       s.name_zero <= PS_RANGE_HI_DEFAULT;
+
+		for (i = 0; i < v.n && i < k; i++) {
+			if (v.nr[i] != want[i].nr || v.ours[i] != want[i].ours)
+				fail_msg("call %zu: nr %d %s, wanted nr %d %s",
+					 i, v.nr[i],
+					 v.ours[i] ? "ours" : "not ours",
+					 want[i].nr,
+					 want[i].ours ? "ours" : "not ours");
+		}
+		assert_int_equal(v.n, k);
+	}
+
+	/* What the program saw: the virtual port everywhere. */
+	assert_int_equal(s.bind_tcp, 0);
+	assert_int_equal(s.name_tcp, VPORT);
+	assert_int_equal(s.connect_tcp, 0);
+	assert_int_equal(s.peer_tcp, VPORT);
+	assert_int_equal(s.accepted, 1);
+	assert_int_equal(s.send_plain, 1);
+	assert_int_equal(s.got_plain, 'p');
+	assert_true(s.name_zero > 0 && s.name_zero != VPORT);
+	assert_int_equal(s.bind_untagged, 0);
+	assert_int_equal(s.name_untagged, UNTAGGED);
+	assert_int_equal(s.bind_udp, 0);
+	assert_int_equal(s.send_udp, 3);
+	assert_string_equal(s.got_udp, "udp");
+	assert_int_equal(s.send_fastopen, 1);
+	assert_int_equal(s.accepted_fo, 1);
+	assert_int_equal(s.bind_v6, 0);
+	assert_int_equal(s.name_v6, VPORT);
+
+	/* And behind it, the group's real port. */
+	assert_int_equal(ps_registry_open(&reg, regpath, NULL), 0);
+	l = ps_registry_find(&reg, GROUP, VPORT);
+	assert_non_null(l);
+	assert_int_not_equal(ps_registry_port(&reg, l), VPORT);
+	assert_true(l->protos != 0);
+	munmap(reg.hdr, reg.size);
+	close(reg.fd);
+
+	ps_sv_targets_clear(&sv->targets);
+	close(lfd);
+	close(up[0]);
+	close(down[1]);
+	close(report[0]);
+	free(req);
+	remove_tree(regdir);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sv_handlers_calls),
+	};
+
+	if (argc == 3 && strcmp(argv[1], "--child") == 0)
+		return child_mode(atoi(argv[2]));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
