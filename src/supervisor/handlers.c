@@ -434,6 +434,44 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 	return v;
 }
 
+struct ps_sv_call *ps_sv_take(struct ps_supervisor *sv,
+			      const struct seccomp_notif *req,
+			      enum ps_sv_verdict *verdict)
+{
+	struct ps_sv_call *c;
+	int64_t val = 0;
+	int err = 0;
+
+	*verdict = PS_SV_CONTINUE;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL || req->pid == 0) {
+		/* Out of memory, or a thread we cannot name: let it be. */
+		free(c);
+		ps_sv_answer(sv, req->id, true, 0, 0);
+		return NULL;
+	}
+	c->id = req->id;
+	c->tid = (pid_t)req->pid;
+	c->nr = req->data.nr;
+	memcpy(c->args, req->data.args, sizeof(c->args));
+	c->fd = -1;
+	*verdict = ps_sv_classify(sv, c, &val, &err);
+	switch (*verdict) {
+	case PS_SV_CONTINUE:
+		ps_sv_reply(sv, c, true, 0, 0);
+		break;
+	case PS_SV_ANSWER:
+		ps_sv_reply(sv, c, false, val, err);
+		break;
+	case PS_SV_DROP:
+		break;
+	case PS_SV_WORK:
+		return c;
+	}
+	ps_sv_call_free(c);
+	return NULL;
+}
+
 /* --------------------------------------------------------------- act */
 
 struct bind_arg {

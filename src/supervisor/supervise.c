@@ -309,39 +309,16 @@ static void submit(struct ps_supervisor *sv, struct ps_sv_call *c)
 
 static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req)
 {
-	struct ps_sv_call *c;
-	int64_t val = 0;
-	int err = 0;
+	enum ps_sv_verdict v;
+	struct ps_sv_call *c = ps_sv_take(sv, req, &v);
 
-	c = calloc(1, sizeof(*c));
-	if (c == NULL || req->pid == 0) {
-		/* Out of memory, or a thread we cannot name: let it be. */
-		free(c);
-		ps_sv_answer(sv, req->id, true, 0, 0);
+	if (c == NULL)
+		return;
+	if (c->may_block) {
+		submit(sv, c);
 		return;
 	}
-	c->id = req->id;
-	c->tid = (pid_t)req->pid;
-	c->nr = req->data.nr;
-	memcpy(c->args, req->data.args, sizeof(c->args));
-	c->fd = -1;
-	switch (ps_sv_classify(sv, c, &val, &err)) {
-	case PS_SV_CONTINUE:
-		ps_sv_reply(sv, c, true, 0, 0);
-		break;
-	case PS_SV_ANSWER:
-		ps_sv_reply(sv, c, false, val, err);
-		break;
-	case PS_SV_DROP:
-		break;
-	case PS_SV_WORK:
-		if (c->may_block) {
-			submit(sv, c);
-			return;
-		}
-		ps_sv_act(sv, c);
-		break;
-	}
+	ps_sv_act(sv, c);
 	ps_sv_call_free(c);
 }
 

@@ -117,6 +117,17 @@ enum ps_sv_verdict ps_sv_classify(struct ps_supervisor *sv,
 				  struct ps_sv_call *c, int64_t *val, int *err);
 
 /*
+ * One notification, as the loop receives it: classifies it and answers
+ * what classify settled (run it as it is, an answer, a call gone).
+ * Returns the call when it is to be acted on (ps_sv_act, in the loop, or
+ * by a worker when c->may_block; ps_sv_call_free after), else NULL.
+ * *verdict is what classify decided. Notification loop only.
+ */
+struct ps_sv_call *ps_sv_take(struct ps_supervisor *sv,
+			      const struct seccomp_notif *req,
+			      enum ps_sv_verdict *verdict);
+
+/*
  * Performs a call that classify handed over, and answers it: in the
  * notification loop, or in a worker thread when c->may_block.
  */

@@ -5,9 +5,9 @@
  * plays the supervisor: its child installs the real filter (filter.c)
  * and runs this program again, in child mode, with a group's variables
  * in its environment; every call the kernel stops goes through
- * ps_sv_classify and, when classify hands it over, ps_sv_act, as the
- * notification loop does (acted on here, in order, rather than by a
- * worker thread). The child does what a program does (bind and listen,
+ * ps_sv_take (ps_sv_classify and its answer) and, when classify hands it
+ * over, ps_sv_act, as the notification loop does (acted on here, in
+ * order, rather than by a worker thread). The child does what a program does (bind and listen,
  * connect, ask its socket's and its peer's names, send TCP data with and
  * without MSG_FASTOPEN, UDP, IPv6, port 0, an untagged port) and reports
  * what it saw; the test checks both which calls classify took as the
@@ -170,41 +170,22 @@ struct verdicts {
 	size_t n;
 };
 
-/* One notification, as supervise.c's loop handles it. */
+/* One notification, as supervise.c's loop handles it (acted on here). */
 static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req,
 		   struct verdicts *v)
 {
-	struct ps_sv_call *c = calloc(1, sizeof(*c));
 	enum ps_sv_verdict verdict;
-	int64_t val = 0;
-	int err = 0;
+	struct ps_sv_call *c = ps_sv_take(sv, req, &verdict);
 
-	assert_non_null(c);
-	c->id = req->id;
-	c->tid = (pid_t)req->pid;
-	c->nr = req->data.nr;
-	memcpy(c->args, req->data.args, sizeof(c->args));
-	c->fd = -1;
-	verdict = ps_sv_classify(sv, c, &val, &err);
 	if (v->n < sizeof(v->nr) / sizeof(v->nr[0])) {
-		v->nr[v->n] = c->nr;
+		v->nr[v->n] = req->data.nr;
 		v->ours[v->n] = verdict == PS_SV_WORK;
 		v->n++;
 	}
-	switch (verdict) {
-	case PS_SV_CONTINUE:
-		ps_sv_reply(sv, c, true, 0, 0);
-		break;
-	case PS_SV_ANSWER:
-		ps_sv_reply(sv, c, false, val, err);
-		break;
-	case PS_SV_DROP:
-		break;
-	case PS_SV_WORK:
+	if (c != NULL) {
 		ps_sv_act(sv, c);
-		break;
+		ps_sv_call_free(c);
 	}
-	ps_sv_call_free(c);
 }
 
 /* Removes folder dir and the files in it (the registry, mapping files). */
