@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "claims.h"
+#include "decimal.h"
 #include "proc.h"
 
 /*
@@ -40,30 +41,15 @@ static int open_dir(void)
 	return fd;
 }
 
-/* Writes the decimal form of v at buf; returns the number of bytes. */
-static size_t put_u64(char *buf, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* The registry's part of a claim's text (ends with a space). */
 static size_t claim_prefix(const struct ps_registry *reg, char *buf)
 {
 	size_t n = sizeof(CLAIM_TAG) - 1;
 
 	memcpy(buf, CLAIM_TAG, n);
-	n += put_u64(buf + n, reg->hdr->uid);
+	n += ps_put_u64(buf + n, reg->hdr->uid);
 	buf[n++] = ' ';
-	n += put_u64(buf + n, reg->hdr->created_ns);
+	n += ps_put_u64(buf + n, reg->hdr->created_ns);
 	buf[n++] = ' ';
 	return n;
 }
@@ -74,7 +60,7 @@ static void claim_name(char *name, uint16_t port)
 	size_t n = sizeof(PS_CLAIMS_PREFIX) - 1;
 
 	memcpy(name, PS_CLAIMS_PREFIX, n);
-	n += put_u64(name + n, port);
+	n += ps_put_u64(name + n, port);
 	name[n] = '\0';
 }
 
@@ -148,9 +134,9 @@ int ps_claim_take(const struct ps_registry *reg, uint16_t port,
 	uid_t owner = 0;
 	ssize_t n;
 
-	len += put_u64(text + len, holder->pid);
+	len += ps_put_u64(text + len, holder->pid);
 	text[len++] = ' ';
-	len += put_u64(text + len, holder->start);
+	len += ps_put_u64(text + len, holder->start);
 	text[len] = '\0';
 	dirfd = open_dir();
 	if (dirfd < 0)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "decimal.h"
 #include "log.h"
 
 _Static_assert(PS_LOG_LINE_MAX <= PIPE_BUF,
@@ -56,15 +57,11 @@ enum ps_log_level ps_log_level(void)
 /* Appends the decimal form of v at buf[off], within cap; returns new off. */
 static size_t put_uint(char *buf, size_t off, size_t cap, unsigned long v)
 {
-	char tmp[24];
-	size_t n = 0;
+	char tmp[PS_U64_DIGITS];
+	size_t n = ps_put_u64(tmp, v), i;
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	while (n > 0 && off < cap)
-		buf[off++] = tmp[--n];
+	for (i = 0; i < n && off < cap; i++)
+		buf[off++] = tmp[i];
 	return off;
 }
 

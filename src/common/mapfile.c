@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "decimal.h"
 #include "mapfile.h"
 #include "statedir.h"
 
@@ -35,21 +36,6 @@
  * same pid only costs one more try.
  */
 static unsigned tmp_counter;
-
-/* Writes the decimal form of v at buf; returns the number of bytes. */
-static size_t put_u32(char *buf, uint32_t v)
-{
-	char tmp[10];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	return n;
-}
 
 /* Copies s at buf; returns the number of bytes. */
 static size_t put_str(char *buf, const char *s)
@@ -85,10 +71,10 @@ static int tmp_name(char *name, const char *base)
 	char num[2 * 10 + 2];
 	size_t blen = strlen(base), nlen = 0;
 
-	nlen += put_u32(num, (uint32_t)getpid());
+	nlen += ps_put_u64(num, (uint32_t)getpid());
 	num[nlen++] = '.';
-	nlen += put_u32(num + nlen,
-			__atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
+	nlen += ps_put_u64(num + nlen, __atomic_fetch_add(&tmp_counter, 1,
+							  __ATOMIC_RELAXED));
 	if (1 + blen + 5 + nlen > NAME_MAX)
 		return -ENAMETOOLONG;
 	name[0] = '.';
@@ -119,11 +105,11 @@ static int write_text(int fd, const char *group,
 		}
 		off += put_str(buf + off,
 			       ents[i].proto == PS_TCP ? "tcp " : "udp ");
-		off += put_u32(buf + off, ents[i].vport);
+		off += ps_put_u64(buf + off, ents[i].vport);
 		buf[off++] = ' ';
-		off += put_u32(buf + off, ents[i].real);
+		off += ps_put_u64(buf + off, ents[i].real);
 		buf[off++] = ' ';
-		off += put_u32(buf + off, ents[i].pid);
+		off += ps_put_u64(buf + off, ents[i].pid);
 		buf[off++] = '\n';
 	}
 	return write_all(fd, buf, off);

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "decimal.h"
 #include "proc.h"
 
 /*
@@ -29,15 +30,8 @@
 /* Writes the decimal form of v into buf (at least 21 bytes); returns len. */
 static size_t fmt_u64(char *buf, uint64_t v)
 {
-	char tmp[21];
-	size_t n = 0, i;
+	size_t n = ps_put_u64(buf, v);
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
 	buf[n] = '\0';
 	return n;
 }
