@@ -86,7 +86,7 @@ int ps_cli_port(int argc, char **argv)
 		return PS_EXIT_NOTFOUND;
 	if (rc == 0) {
 		ps_cli_error("no lease for %s port %u in group %s",
-			     proto == PS_UDP ? "udp" : "tcp", vport, group);
+			     ps_proto_name(proto), vport, group);
 		return PS_EXIT_NOTFOUND;
 	}
 	printf("%u\n", real);

@@ -215,8 +215,7 @@ int ps_cli_wait(int argc, char **argv)
 	if (!mapped)
 		ps_cli_error("timed out after %gs: %s port %u is not mapped "
 			     "in group %s",
-			     timeout, proto == PS_UDP ? "udp" : "tcp", vport,
-			     group);
+			     timeout, ps_proto_name(proto), vport, group);
 	else if (proto == PS_UDP)
 		ps_cli_error("timed out after %gs: udp port %u is mapped to "
 			     "%u in group %s, but no UDP socket is bound "

@@ -393,7 +393,7 @@ static void who_table_pass(const struct who *w, int *width, bool print)
 			strcpy(lease, "-");
 		n = r->nowners ? r->nowners : 1;
 		for (j = 0; j < n; j++) {
-			ln.c[0] = r->s.proto == PS_UDP ? "udp" : "tcp";
+			ln.c[0] = ps_proto_name(r->s.proto);
 			ln.c[1] = ps_sock_state_name(&r->s);
 			ln.c[2] = local;
 			ln.c[3] = remote;
@@ -548,7 +548,7 @@ static void who_print_idle_leases(const struct who *w)
 		who_lease_text(&w->leases[i], text, sizeof(text));
 		printf("lease %s (made by pid %u): no %s socket at port %u\n",
 		       text, w->leases[i].lease.maker.pid,
-		       w->proto == PS_UDP ? "udp" : "tcp", w->leases[i].real);
+		       ps_proto_name(w->proto), w->leases[i].real);
 	}
 }
 
@@ -558,7 +558,7 @@ static void who_json_sock(const struct who *w, const struct who_row *r)
 	size_t j;
 
 	printf("{\"protocol\":\"%s\",\"family\":\"%s\",\"state\":\"%s\"",
-	       r->s.proto == PS_UDP ? "udp" : "tcp", r->s.v6 ? "ipv6" : "ipv4",
+	       ps_proto_name(r->s.proto), r->s.v6 ? "ipv6" : "ipv4",
 	       ps_sock_state_name(&r->s));
 	ps_sock_addr(&r->s, false, addr, sizeof(addr));
 	printf(",\"local_address\":\"%s\",\"local_port\":%u", addr, r->s.lport);
@@ -593,7 +593,7 @@ static void who_print_json(const struct who *w, size_t hidden)
 	who_summary(w, summary, sizeof(summary));
 	printf("{\"version\":%d,\"port\":%u,\"protocol\":\"%s\","
 	       "\"listening_only\":%s,\"summary\":",
-	       PS_WHO_JSON_VERSION, w->port, w->proto == PS_UDP ? "udp" : "tcp",
+	       PS_WHO_JSON_VERSION, w->port, ps_proto_name(w->proto),
 	       w->listening ? "true" : "false");
 	if (summary[0] != '\0')
 		ps_cli_json_string(summary);
@@ -718,7 +718,7 @@ int ps_cli_who(int argc, char **argv)
 		if (!json)
 			ps_cli_error("nothing %s %s port %u",
 				     listening ? "listens on" : "holds",
-				     proto == PS_UDP ? "udp" : "tcp", port);
+				     ps_proto_name(proto), port);
 		rc = PS_EXIT_NOTFOUND;
 	}
 out:

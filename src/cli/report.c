@@ -108,7 +108,6 @@ void ps_cli_report_print(const char *path, const char *group)
 {
 	static uint8_t flags[PS_NPROTO][65536];
 	static char ports[65536 * 2 * 7];
-	static const char *const proto_names[] = { "tcp", "udp" };
 	char item[16];
 	unsigned port, p, bound, count = 0;
 	size_t len = 0;
@@ -139,7 +138,7 @@ void ps_cli_report_print(const char *path, const char *group)
 			if (f == 0)
 				continue;
 			fprintf(stderr, "portshim:   %s %u %s\n",
-				proto_names[p], port,
+				ps_proto_name(p), port,
 				f == (PS_REPORT_F_BOUND |
 				      PS_REPORT_F_CONNECTED) ?
 					"bound, connected to" :
@@ -156,7 +155,7 @@ void ps_cli_report_print(const char *path, const char *group)
 			snprintf(item, sizeof(item), "%u", port);
 		else
 			snprintf(item, sizeof(item), "%s:%u",
-				 proto_names[bound == 1 ? PS_TCP : PS_UDP],
+				 ps_proto_name(bound == 1 ? PS_TCP : PS_UDP),
 				 port);
 		suggest_add(ports, sizeof(ports), item);
 	}

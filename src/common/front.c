@@ -69,11 +69,6 @@ void ps_front_fresh_group(pid_t pid, char *out, size_t len)
 	snprintf(out, len, "ps-%ld-%08x", (long)pid, (unsigned)r);
 }
 
-const char *ps_front_proto_name(int proto)
-{
-	return proto == PS_UDP ? "udp" : "tcp";
-}
-
 void ps_front_describe(int proto, const struct sockaddr *addr, uint16_t port,
 		       char *buf, size_t len)
 {
@@ -82,7 +77,7 @@ void ps_front_describe(int proto, const struct sockaddr *addr, uint16_t port,
 			buf[0] = '\0';
 		return;
 	}
-	memcpy(buf, ps_front_proto_name(proto), 3);
+	memcpy(buf, ps_proto_name((enum ps_proto)proto), 3);
 	buf[3] = ' ';
 	ps_sockaddr_format(addr, port, buf + 4, len - 4);
 }

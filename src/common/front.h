@@ -80,9 +80,6 @@ bool ps_front_reported(const struct ps_config *cfg, const struct sockaddr *addr,
  */
 void ps_front_fresh_group(pid_t pid, char *out, size_t len);
 
-/* "tcp" or "udp". */
-const char *ps_front_proto_name(int proto);
-
 /* "tcp ADDR:PORT" (the address's text with port), for log lines. */
 void ps_front_describe(int proto, const struct sockaddr *addr, uint16_t port,
 		       char *buf, size_t len);

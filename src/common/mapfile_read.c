@@ -44,6 +44,7 @@ static int parse_entry(char *line, struct ps_map_entry *e)
 {
 	char *rest = line, *proto, *vport, *real, *pid;
 	unsigned long v, r, p;
+	int pr;
 
 	proto = next_token(&rest);
 	vport = next_token(&rest);
@@ -51,12 +52,10 @@ static int parse_entry(char *line, struct ps_map_entry *e)
 	pid = next_token(&rest);
 	if (pid == NULL || rest != NULL)
 		return -EBADMSG;
-	if (strcmp(proto, "tcp") == 0)
-		e->proto = PS_TCP;
-	else if (strcmp(proto, "udp") == 0)
-		e->proto = PS_UDP;
-	else
+	pr = ps_proto_parse(proto);
+	if (pr < 0)
 		return -EBADMSG;
+	e->proto = (enum ps_proto)pr;
 	if (ps_parse_uint(vport, 1, 65535, &v) < 0 ||
 	    ps_parse_uint(real, 1, 65535, &r) < 0 ||
 	    ps_parse_uint(pid, 0, UINT32_MAX, &p) < 0)

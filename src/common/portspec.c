@@ -311,3 +311,12 @@ int ps_parse_uint(const char *text, unsigned long min, unsigned long max,
 	*out = v;
 	return 0;
 }
+
+int ps_proto_parse(const char *name)
+{
+	if (strcmp(name, "tcp") == 0)
+		return PS_TCP;
+	if (strcmp(name, "udp") == 0)
+		return PS_UDP;
+	return -1;
+}

@@ -22,6 +22,15 @@ enum ps_proto {
 };
 #define PS_NPROTO 2
 
+/* "tcp" or "udp": how the mapping file, logs and reports name it. */
+static inline const char *ps_proto_name(enum ps_proto proto)
+{
+	return proto == PS_UDP ? "udp" : "tcp";
+}
+
+/* The protocol that name ("tcp" or "udp") names, or -1. */
+int ps_proto_parse(const char *name);
+
 /*
  * The protocol of a socket from its SO_PROTOCOL: PS_TCP for TCP and for
  * Multipath TCP (IPPROTO_MPTCP, 262: Go 1.24's listeners by default,

@@ -19,7 +19,6 @@
 static uint8_t noted[2][PS_NPROTO][65536 / 8];
 
 static const char *const kind_names[] = { "bind", "connect" };
-static const char *const proto_names[] = { "tcp", "udp" };
 
 void ps_report_note(const struct ps_config *cfg, enum ps_report_kind kind,
 		    enum ps_proto proto, uint16_t vport)
@@ -37,7 +36,7 @@ void ps_report_note(const struct ps_config *cfg, enum ps_report_kind kind,
 	__atomic_fetch_or(byte, bit, __ATOMIC_RELAXED);
 	saved = errno;
 	n = snprintf(line, sizeof(line), "%s %s %u\n", kind_names[kind],
-		     proto_names[proto], (unsigned)vport);
+		     ps_proto_name(proto), (unsigned)vport);
 	/* O_NOFOLLOW: the file is ours, in our state directory. Never
 	 * created here: run made it, and a process that outlives the run
 	 * must not leave a new one behind. */
@@ -81,11 +80,8 @@ size_t ps_report_parse(const char *text, size_t len,
 			k = PS_REPORT_F_CONNECTED;
 		else
 			continue;
-		if (strcmp(proto, "tcp") == 0)
-			pr = PS_TCP;
-		else if (strcmp(proto, "udp") == 0)
-			pr = PS_UDP;
-		else
+		pr = ps_proto_parse(proto);
+		if (pr < 0)
 			continue;
 		flags[pr][port] |= (uint8_t)k;
 		used++;
