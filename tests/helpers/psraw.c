@@ -37,15 +37,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "psaddr.h"
+
 #define PSRAW_EXIT_FAIL 1
 #define PSRAW_EXIT_USAGE 2
-
-union psraw_addr {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-	struct sockaddr_storage ss;
-};
 
 static const char usage[] =
 	"usage: psraw listen ADDR PORT [REPLY] | connect ADDR PORT |\n"
@@ -64,31 +59,14 @@ static int fail(const char *what)
 
 /* Fills addr from "ADDR" and "PORT"; returns its length or 0. */
 static socklen_t endpoint(const char *host, const char *port_text,
-			  union psraw_addr *addr)
+			  union psh_addr *addr)
 {
 	char *end;
 	unsigned long port = strtoul(port_text, &end, 10);
 
 	if (end == port_text || *end != '\0' || port > 65535)
 		return 0;
-	memset(addr, 0, sizeof(*addr));
-	if (inet_pton(AF_INET, host, &addr->in.sin_addr) == 1) {
-		addr->in.sin_family = AF_INET;
-		addr->in.sin_port = htons((uint16_t)port);
-		return sizeof(addr->in);
-	}
-	if (inet_pton(AF_INET6, host, &addr->in6.sin6_addr) == 1) {
-		addr->in6.sin6_family = AF_INET6;
-		addr->in6.sin6_port = htons((uint16_t)port);
-		return sizeof(addr->in6);
-	}
-	return 0;
-}
-
-static unsigned port_of(const union psraw_addr *a)
-{
-	return a->sa.sa_family == AF_INET6 ? ntohs(a->in6.sin6_port) :
-					     ntohs(a->in.sin_port);
+	return psh_addr(addr, host, (uint16_t)port);
 }
 
 /*
@@ -96,9 +74,9 @@ static unsigned port_of(const union psraw_addr *a)
  * the port libc's getsockname() shows (through the shim: virtual) and
  * the one the raw system call shows (the socket's real port).
  */
-static int raw_bound(int type, const union psraw_addr *addr, socklen_t len)
+static int raw_bound(int type, const union psh_addr *addr, socklen_t len)
 {
-	union psraw_addr got, raw;
+	union psh_addr got, raw;
 	socklen_t glen = sizeof(got), rlen = sizeof(raw);
 	int fd = socket(addr->sa.sa_family, type, 0);
 
@@ -111,12 +89,12 @@ static int raw_bound(int type, const union psraw_addr *addr, socklen_t len)
 		return -1;
 	if (type == SOCK_STREAM && listen(fd, 16) != 0)
 		return -1;
-	printf("listening %u %u\n", port_of(&got), port_of(&raw));
+	printf("listening %u %u\n", psh_port(&got), psh_port(&raw));
 	fflush(stdout);
 	return fd;
 }
 
-static int cmd_listen(const union psraw_addr *addr, socklen_t len,
+static int cmd_listen(const union psh_addr *addr, socklen_t len,
 		      const char *reply)
 {
 	int fd = raw_bound(SOCK_STREAM, addr, len), c;
@@ -133,7 +111,7 @@ static int cmd_listen(const union psraw_addr *addr, socklen_t len,
 	}
 }
 
-static int cmd_connect(const union psraw_addr *addr, socklen_t len)
+static int cmd_connect(const union psh_addr *addr, socklen_t len)
 {
 	char buf[256];
 	ssize_t n;
@@ -149,10 +127,10 @@ static int cmd_connect(const union psraw_addr *addr, socklen_t len)
 	return 0;
 }
 
-static int cmd_udpecho(const union psraw_addr *addr, socklen_t len)
+static int cmd_udpecho(const union psh_addr *addr, socklen_t len)
 {
 	char buf[512], out[600];
-	union psraw_addr from;
+	union psh_addr from;
 	socklen_t flen;
 	ssize_t n;
 	int fd = raw_bound(SOCK_DGRAM, addr, len);
@@ -170,7 +148,7 @@ static int cmd_udpecho(const union psraw_addr *addr, socklen_t len)
 	}
 }
 
-static int cmd_sendto(const union psraw_addr *addr, socklen_t len,
+static int cmd_sendto(const union psh_addr *addr, socklen_t len,
 		      const char *msg)
 {
 	struct timeval tv = { .tv_sec = 10 };
@@ -218,7 +196,7 @@ static int cmd_uring(int n)
 
 int main(int argc, char **argv)
 {
-	union psraw_addr addr;
+	union psh_addr addr;
 	socklen_t len;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);

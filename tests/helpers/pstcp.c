@@ -35,15 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "psaddr.h"
+
 #define PSTCP_EXIT_FAIL 1
 #define PSTCP_EXIT_USAGE 2
-
-union pstcp_addr {
-	struct sockaddr sa;
-	struct sockaddr_in in;
-	struct sockaddr_in6 in6;
-	struct sockaddr_storage ss;
-};
 
 static const char usage[] =
 	"usage: pstcp listen ADDR PORT [REPLY] | connect ADDR PORT |\n"
@@ -91,35 +86,9 @@ static int parse_port(const char *text, unsigned long max, unsigned *out)
 	return 0;
 }
 
-/* Fills addr from a numeric address and a port; returns its length, or
- * 0 if text is not an IPv4 or IPv6 address. */
-static socklen_t make_addr(union pstcp_addr *addr, const char *text,
-			   unsigned port)
-{
-	memset(addr, 0, sizeof(*addr));
-	if (inet_pton(AF_INET, text, &addr->in.sin_addr) == 1) {
-		addr->in.sin_family = AF_INET;
-		addr->in.sin_port = htons((uint16_t)port);
-		return sizeof(addr->in);
-	}
-	if (inet_pton(AF_INET6, text, &addr->in6.sin6_addr) == 1) {
-		addr->in6.sin6_family = AF_INET6;
-		addr->in6.sin6_port = htons((uint16_t)port);
-		return sizeof(addr->in6);
-	}
-	return 0;
-}
-
-static unsigned addr_port(const union pstcp_addr *addr)
-{
-	if (addr->sa.sa_family == AF_INET6)
-		return ntohs(addr->in6.sin6_port);
-	return ntohs(addr->in.sin_port);
-}
-
 /* Parses "ADDR PORT" from argv; returns the address length or 0 after
  * printing the usage. */
-static socklen_t parse_endpoint(char **argv, union pstcp_addr *addr)
+static socklen_t parse_endpoint(char **argv, union psh_addr *addr)
 {
 	unsigned port;
 	socklen_t len;
@@ -128,7 +97,7 @@ static socklen_t parse_endpoint(char **argv, union pstcp_addr *addr)
 		fprintf(stderr, "pstcp: '%s' is not a port\n", argv[1]);
 		return 0;
 	}
-	len = make_addr(addr, argv[0], port);
+	len = psh_addr(addr, argv[0], (uint16_t)port);
 	if (len == 0)
 		fprintf(stderr, "pstcp: '%s' is not a numeric address\n",
 			argv[0]);
@@ -137,7 +106,7 @@ static socklen_t parse_endpoint(char **argv, union pstcp_addr *addr)
 
 /* Binds a new TCP socket to addr; returns the descriptor or -1 (errno
  * set). */
-static int bound_socket(const union pstcp_addr *addr, socklen_t len)
+static int bound_socket(const union psh_addr *addr, socklen_t len)
 {
 	int one = 1;
 	int fd;
@@ -160,7 +129,7 @@ static int bound_socket(const union pstcp_addr *addr, socklen_t len)
 
 static int cmd_listen(int argc, char **argv)
 {
-	union pstcp_addr addr, got;
+	union psh_addr addr, got;
 	socklen_t len, glen = sizeof(got);
 	const char *reply = argc > 2 ? argv[2] : "pstcp";
 	int fd;
@@ -175,7 +144,7 @@ static int cmd_listen(int argc, char **argv)
 		return fail("listen");
 	if (getsockname(fd, &got.sa, &glen) < 0)
 		return fail("getsockname");
-	printf("listening %u\n", addr_port(&got));
+	printf("listening %u\n", psh_port(&got));
 	fflush(stdout);
 	for (;;) {
 		int c = accept(fd, NULL, NULL);
@@ -195,7 +164,7 @@ static int cmd_listen(int argc, char **argv)
 static int cmd_connect(int argc, char **argv)
 {
 	struct timeval tv = { .tv_sec = 5 };
-	union pstcp_addr addr;
+	union psh_addr addr;
 	char buf[256];
 	socklen_t len;
 	ssize_t n;
@@ -225,7 +194,7 @@ static int cmd_connect(int argc, char **argv)
 
 static int cmd_bind(int argc, char **argv)
 {
-	union pstcp_addr addr, got;
+	union psh_addr addr, got;
 	socklen_t len, glen = sizeof(got);
 	int fd;
 
@@ -239,7 +208,7 @@ static int cmd_bind(int argc, char **argv)
 		return fail("bind");
 	if (getsockname(fd, &got.sa, &glen) < 0)
 		return fail("getsockname");
-	printf("%u\n", addr_port(&got));
+	printf("%u\n", psh_port(&got));
 	close(fd);
 	return 0;
 }
@@ -253,8 +222,8 @@ static int port_free(unsigned port)
 	size_t i;
 
 	for (i = 0; i < sizeof(wild) / sizeof(wild[0]); i++) {
-		union pstcp_addr addr;
-		socklen_t len = make_addr(&addr, wild[i], port);
+		union psh_addr addr;
+		socklen_t len = psh_addr(&addr, wild[i], (uint16_t)port);
 		int fd = socket(addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC,
 				0);
 		int ok;

@@ -21,23 +21,19 @@
 
 #include <cmocka.h>
 
+#include "../helpers/psaddr.h"
 #include "sockaddr.h"
 
 static socklen_t make(union ps_sockaddr *a, const char *text, uint16_t port)
 {
+	union psh_addr p;
+	socklen_t len = psh_addr(&p, text, port);
+
+	if (len == 0)
+		fail_msg("bad address %s", text);
 	memset(a, 0, sizeof(*a));
-	if (inet_pton(AF_INET, text, &a->in.sin_addr) == 1) {
-		a->in.sin_family = AF_INET;
-		a->in.sin_port = htons(port);
-		return sizeof(a->in);
-	}
-	if (inet_pton(AF_INET6, text, &a->in6.sin6_addr) == 1) {
-		a->in6.sin6_family = AF_INET6;
-		a->in6.sin6_port = htons(port);
-		return sizeof(a->in6);
-	}
-	fail_msg("bad address %s", text);
-	return 0;
+	memcpy(a, &p, len);
+	return len;
 }
 
 static bool local(const char *text)

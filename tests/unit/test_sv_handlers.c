@@ -38,6 +38,7 @@
 
 #include <cmocka.h>
 
+#include "../helpers/psaddr.h"
 #include "config.h"
 #include "filter.h"
 #include "registry.h"
@@ -72,15 +73,6 @@ struct seen {
 	int done;	    /* 1 when the child got to the end */
 };
 
-static int port_of(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	return -1;
-}
-
 static int sock_port(int fd, bool peer)
 {
 	struct sockaddr_storage ss;
@@ -90,7 +82,7 @@ static int sock_port(int fd, bool peer)
 	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) :
 		    getsockname(fd, (struct sockaddr *)&ss, &len)) != 0)
 		return -errno;
-	return port_of(&ss);
+	return psh_port(&ss);
 }
 
 static struct sockaddr_in v4(uint16_t port)
