@@ -569,29 +569,32 @@ struct ps_lease *ps_registry_next(struct ps_registry *reg,
 	return NULL;
 }
 
+/* What ps_registry_release_group's walk carries. */
+struct release {
+	struct ps_registry *reg;
+	struct ps_reg_bulk bulk;
+	size_t count;
+};
+
+static void release_one(void *arg, struct ps_lease *l)
+{
+	struct release *r = arg;
+
+	/* A few are cheaper one by one than a rebuild. */
+	if (r->count < 16 && !r->bulk.open)
+		ps_registry_free(r->reg, l);
+	else
+		ps_reg_bulk_free_one(r->reg, &r->bulk, l);
+	r->count++;
+}
+
 size_t ps_registry_release_group(struct ps_registry *reg, const char *group)
 {
-	uint32_t gh = ps_group_hash(group);
-	uint32_t p = reg->gbuckets[ps_reg_gbucket(gh)];
-	struct ps_reg_bulk bulk = { false, 0 };
-	size_t count = 0;
+	struct release r = { reg, { false, 0 }, 0 };
 
-	/* A bulk free keeps the links: one walk of the chain. */
-	for (uint32_t n = 0; p != 0 && p < PS_REG_NPORTS && n < PS_REG_NPORTS;
-	     n++) {
-		struct ps_lease *l = &reg->leases[p];
-
-		p = l->gnext;
-		if (l->state == PS_LEASE_USED && l->ghash == gh &&
-		    strncmp(l->group, group, sizeof(l->group)) == 0) {
-			/* A few are cheaper one by one than a rebuild. */
-			if (count < 16 && !bulk.open)
-				ps_registry_free(reg, l);
-			else
-				ps_reg_bulk_free_one(reg, &bulk, l);
-			count++;
-		}
-	}
-	ps_registry_bulk_end(reg, &bulk);
-	return count;
+	/* The walk reads each lease's link before it is freed (a bulk free
+	 * keeps the links): one walk of the chain. */
+	ps_registry_each_group(reg, group, release_one, &r);
+	ps_registry_bulk_end(reg, &r.bulk);
+	return r.count;
 }

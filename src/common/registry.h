@@ -304,7 +304,8 @@ struct ps_lease *ps_registry_next(struct ps_registry *reg,
 
 /*
  * Calls fn for every lease of group (any kind), in chain order. fn may
- * not change the registry. Returns the number of leases visited.
+ * free the lease it is given (the walk has read its link already), and
+ * change nothing else. Returns the number of leases visited.
  */
 size_t ps_registry_each_group(struct ps_registry *reg, const char *group,
 			      void (*fn)(void *arg, struct ps_lease *l),
