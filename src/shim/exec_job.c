@@ -120,8 +120,9 @@ __attribute__((destructor)) static void job_fini(void)
 _Noreturn void ps_exec_exit(int status)
 {
 	job_fini();
-	ps_real()->exit(status);
-	__builtin_unreachable();
+	if (ps_real_ready())
+		ps_real_fns.exit(status);
+	ps_real_exit_raw(status);
 }
 
 /* ----------------------------------------------------------- jobs */

@@ -86,22 +86,34 @@ static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 		ps_rawsys5(SYS_recvmmsg, fd, v, n, flags, t));
 }
 
+/*
+ * The exec calls and exit, where rawsys.h knows no calling convention,
+ * go through libc's syscall() (our exported one passes them on): an
+ * exit that could not be made would otherwise return to the program.
+ */
+#ifdef PS_HAVE_RAWSYS
+#define EXEC_SYSCALL(...) ps_rawsys_errno(ps_rawsys(__VA_ARGS__))
+#else
+#define EXEC_SYSCALL(...) syscall(__VA_ARGS__)
+#endif
+
 static int sys_execve(const char *path, char *const argv[], char *const envp[])
 {
-	return (int)ps_rawsys_errno(ps_rawsys3(SYS_execve, path, argv, envp));
+	return (int)EXEC_SYSCALL(SYS_execve, (long)path, (long)argv, (long)envp,
+				 0, 0, 0);
 }
 
 static int sys_execveat(int dirfd, const char *path, char *const argv[],
 			char *const envp[], int flags)
 {
-	return (int)ps_rawsys_errno(
-		ps_rawsys5(SYS_execveat, dirfd, path, argv, envp, flags));
+	return (int)EXEC_SYSCALL(SYS_execveat, dirfd, (long)path, (long)argv,
+				 (long)envp, flags, 0);
 }
 
-static void sys_exit(int status)
+void ps_real_exit_raw(int status)
 {
 	for (;;)
-		ps_rawsys1(SYS_exit_group, status);
+		EXEC_SYSCALL(SYS_exit_group, status, 0, 0, 0, 0, 0);
 }
 
 /* The library functions with no single system call behind them. */
@@ -180,7 +192,8 @@ static void resolve_once(void)
 				       (void *)no_spawn);
 	r.posix_spawnp = ps_real_lookup("posix_spawnp", (void *)posix_spawnp,
 					(void *)no_spawn);
-	r.exit = ps_real_lookup("_exit", (void *)_exit, (void *)sys_exit);
+	r.exit = ps_real_lookup("_exit", (void *)_exit,
+				(void *)ps_real_exit_raw);
 	r.bind = ps_real_lookup("bind", (void *)bind, (void *)sys_bind);
 	/* Under --supervise, our own calls carry the supervisor's cookie. */
 	ps_real_supervised(&r);

@@ -16,6 +16,7 @@
 #define PS_REAL_H
 
 #include <spawn.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -74,11 +75,24 @@ void *ps_real_lookup(const char *name, void *ours, void *fallback);
 /* Resolves the table (idempotent, thread-safe). */
 void ps_real_resolve(void);
 
+/* bind is stored last, with release: once it is there, all are. */
+static inline bool ps_real_ready(void)
+{
+	return __atomic_load_n(&ps_real_fns.bind, __ATOMIC_ACQUIRE) != NULL;
+}
+
 static inline const struct ps_real *ps_real(void)
 {
-	if (__builtin_expect(ps_real_fns.bind == NULL, 0))
+	if (__builtin_expect(!ps_real_ready(), 0))
 		ps_real_resolve();
 	return &ps_real_fns;
 }
+
+/*
+ * exit_group without libc, never returning: for an _exit() that comes
+ * before the table (resolving it takes a lock and may allocate, which a
+ * fork or vfork child must not).
+ */
+_Noreturn void ps_real_exit_raw(int status);
 
 #endif
