@@ -21,6 +21,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -48,7 +49,6 @@
 
 #define COOKIE 0x51d3c0ffee7e5701ull
 #define VPORT 8080
-#define UNTAGGED 8081
 #define GROUP "sv-handlers"
 
 /* What the child saw, in the order it did it. */
@@ -61,7 +61,7 @@ struct seen {
 	long send_plain;    /* sendto without MSG_FASTOPEN: bytes */
 	char got_plain;	    /* what the server side read */
 	int name_zero;	    /* bind to port 0: its getsockname port */
-	int bind_untagged;  /* bind(127.0.0.1:8081) */
+	int bind_untagged;  /* bind(127.0.0.1:a free untagged port) */
 	int name_untagged;  /* its getsockname port */
 	int bind_udp;	    /* UDP bind(127.0.0.1:8080) */
 	long send_udp;	    /* UDP sendto(127.0.0.1:8080): bytes */
@@ -99,14 +99,24 @@ static struct sockaddr_in v4(uint16_t port)
 #define SA(a) ((struct sockaddr *)&(a))
 #define RC(call) ((call) == 0 ? 0 : errno)
 
-/* Child mode: the calls, under the filter, with the group's variables. */
-static int child_mode(int report)
+/* What the host can do, for child mode's optional parts. */
+#define CAN_FASTOPEN 1 /* net.ipv4.tcp_fastopen lets clients use it */
+#define CAN_IPV6 2     /* ::1 can be bound */
+
+/*
+ * Child mode: the calls, under the filter, with the group's variables;
+ * untagged is a free port outside PORTSHIM_PORTS, can says what the host
+ * can do. A bound for hangs only: a call the supervisor got wrong may
+ * leave an accept or a recv waiting for ever.
+ */
+static int child_mode(int report, uint16_t untagged, int can)
 {
 	struct seen s;
-	struct sockaddr_in a = v4(VPORT), z = v4(0), u = v4(UNTAGGED);
+	struct sockaddr_in a = v4(VPORT), z = v4(0), u = v4(untagged);
 	struct sockaddr_in6 a6;
 	int lis, cli, srv, zero, unt, u1, u2, fo, srv2, s6;
 
+	alarm(120);
 	memset(&s, 0, sizeof(s));
 	lis = socket(AF_INET, SOCK_STREAM, 0);
 	s.bind_tcp = RC(bind(lis, SA(a), sizeof(a)));
@@ -137,13 +147,17 @@ static int child_mode(int report)
 	if (recv(u1, s.got_udp, sizeof(s.got_udp) - 1, 0) < 0)
 		s.got_udp[0] = '\0';
 
-	fo = socket(AF_INET, SOCK_STREAM, 0);
-	s.send_fastopen = sendto(fo, "f", 1, MSG_FASTOPEN, SA(a), sizeof(a));
-	if (s.send_fastopen < 0)
-		s.send_fastopen = -errno;
-	srv2 = accept(lis, NULL, NULL);
-	s.accepted_fo = srv2 >= 0;
-
+	if (can & CAN_FASTOPEN) {
+		fo = socket(AF_INET, SOCK_STREAM, 0);
+		s.send_fastopen =
+			sendto(fo, "f", 1, MSG_FASTOPEN, SA(a), sizeof(a));
+		if (s.send_fastopen < 0)
+			s.send_fastopen = -errno;
+		srv2 = accept(lis, NULL, NULL);
+		s.accepted_fo = srv2 >= 0;
+	}
+	if (!(can & CAN_IPV6))
+		goto out;
 	memset(&a6, 0, sizeof(a6));
 	a6.sin6_family = AF_INET6;
 	a6.sin6_addr = in6addr_loopback;
@@ -151,29 +165,35 @@ static int child_mode(int report)
 	s6 = socket(AF_INET6, SOCK_STREAM, 0);
 	s.bind_v6 = RC(bind(s6, SA(a6), sizeof(a6)));
 	s.name_v6 = sock_port(s6, false);
+out:
 	s.done = 1;
 	return write(report, &s, sizeof(s)) == (ssize_t)sizeof(s) ? 0 : 3;
 }
 
-/* What classify made of each call, in order. */
-struct verdicts {
+/* Calls in order, and whether classify took each (handed it to ps_sv_act):
+ * what happened, or what should have. */
+struct calls {
 	int nr[64];
-	bool ours[64]; /* handed to ps_sv_act */
+	bool ours[64];
 	size_t n;
 };
 
+static void add_call(struct calls *c, int nr, bool ours)
+{
+	assert_true(c->n < sizeof(c->nr) / sizeof(c->nr[0]));
+	c->nr[c->n] = nr;
+	c->ours[c->n] = ours;
+	c->n++;
+}
+
 /* One notification, as supervise.c's loop handles it (acted on here). */
 static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req,
-		   struct verdicts *v)
+		   struct calls *v)
 {
 	enum ps_sv_verdict verdict;
 	struct ps_sv_call *c = ps_sv_take(sv, req, &verdict);
 
-	if (v->n < sizeof(v->nr) / sizeof(v->nr[0])) {
-		v->nr[v->n] = req->data.nr;
-		v->ours[v->n] = verdict == PS_SV_WORK;
-		v->n++;
-	}
+	add_call(v, req->data.nr, verdict == PS_SV_WORK);
 	if (c != NULL) {
 		ps_sv_act(sv, c);
 		ps_sv_call_free(c);
@@ -201,7 +221,8 @@ static void remove_tree(const char *dir)
 /* Lives as long as the process, as a supervisor's tables do (target.h). */
 static struct ps_supervisor the_sv;
 
-/* The child's environment: ours without PORTSHIM_*, plus the group's. */
+/* The child's environment: ours without PORTSHIM_* (and without the
+ * preload, were the test itself run under portshim), plus the group's. */
 static char **child_env(const char *reg)
 {
 	extern char **environ;
@@ -216,7 +237,9 @@ static char **child_env(const char *reg)
 	env = calloc(n + 4, sizeof(*env));
 	assert_non_null(env);
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "PORTSHIM_", 9) != 0)
+		if (strncmp(environ[i], "PORTSHIM_", 9) != 0 &&
+		    !(strncmp(environ[i], "LD_PRELOAD=", 11) == 0 &&
+		      strstr(environ[i], "portshim") != NULL))
 			env[o++] = environ[i];
 	snprintf(regvar, sizeof(regvar), "PORTSHIM_REGISTRY=%s", reg);
 	env[o++] = ports;
@@ -226,6 +249,54 @@ static char **child_env(const char *reg)
 	return env;
 }
 
+/* The child, and the test's folder, while they exist (see teardown). */
+static pid_t child_pid;
+static char regdir_made[32];
+
+static bool in_range(int port)
+{
+	return port >= PS_RANGE_LO_DEFAULT && port <= PS_RANGE_HI_DEFAULT;
+}
+
+/* A loopback TCP port free now (the kernel's pick), not 8080. */
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = v4(0);
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_return_code(fd, errno);
+	assert_return_code(bind(fd, SA(a), sizeof(a)), errno);
+	assert_return_code(getsockname(fd, SA(a), &len), errno);
+	close(fd);
+	assert_int_not_equal(ntohs(a.sin_port), VPORT);
+	return ntohs(a.sin_port);
+}
+
+/* CAN_* for this host: TCP fast open for clients, IPv6 on loopback. */
+static int host_can(void)
+{
+	struct sockaddr_in6 a6;
+	char buf[16] = "";
+	int can = 0, fd;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_fastopen", "r");
+
+	if (f != NULL) {
+		if (fgets(buf, sizeof(buf), f) != NULL && (atoi(buf) & 1))
+			can |= CAN_FASTOPEN;
+		fclose(f);
+	}
+	memset(&a6, 0, sizeof(a6));
+	a6.sin6_family = AF_INET6;
+	a6.sin6_addr = in6addr_loopback;
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd >= 0 && bind(fd, SA(a6), sizeof(a6)) == 0)
+		can |= CAN_IPV6;
+	if (fd >= 0)
+		close(fd);
+	return can;
+}
+
 static void test_sv_handlers_calls(void **state)
 {
 	struct ps_supervisor *sv = &the_sv;
@@ -233,12 +304,13 @@ static void test_sv_handlers_calls(void **state)
 	struct seccomp_notif_sizes sizes;
 	struct ps_registry reg;
 	struct ps_lease *l;
-	struct verdicts v;
+	struct calls v;
 	struct seen s;
 	struct pollfd p[2];
 	char why[512], regdir[] = "/tmp/ps-sv-handlers-XXXXXX", regpath[64];
-	char self[PATH_MAX], fdarg[16], **env;
-	int up[2], down[2], lfd, report[2], st;
+	char self[PATH_MAX], fdarg[16], untarg[8], canarg[4], **env;
+	int up[2], down[2], lfd, report[2], st, can;
+	uint16_t untagged;
 	size_t req_size, got = 0;
 	ssize_t n;
 	ssize_t len;
@@ -252,8 +324,11 @@ static void test_sv_handlers_calls(void **state)
 	assert_true(len > 0);
 	self[len] = '\0';
 	assert_non_null(mkdtemp(regdir));
+	memcpy(regdir_made, regdir, sizeof(regdir));
 	snprintf(regpath, sizeof(regpath), "%s/registry", regdir);
 	env = child_env(regpath);
+	untagged = free_port();
+	can = host_can();
 
 	memset(sv, 0, sizeof(*sv));
 	sv->cookie = COOKIE;
@@ -269,7 +344,7 @@ static void test_sv_handlers_calls(void **state)
 	pthread_mutex_init(&sv->rec_mu, NULL);
 	assert_return_code(pipe(report), errno);
 
-	pid = sv_fork(up, down);
+	pid = child_pid = sv_fork(up, down);
 	if (pid == 0) {
 		int fd;
 
@@ -280,7 +355,12 @@ static void test_sv_handlers_calls(void **state)
 			_exit(2);
 		close(fd);
 		snprintf(fdarg, sizeof(fdarg), "%d", report[1]);
-		execve(self, (char *[]){ self, "--child", fdarg, NULL }, env);
+		snprintf(untarg, sizeof(untarg), "%u", untagged);
+		snprintf(canarg, sizeof(canarg), "%d", can);
+		execve(self,
+		       (char *[]){ self, "--child", fdarg, untarg, canarg,
+				   NULL },
+		       env);
 		_exit(127);
 	}
 	close(report[1]);
@@ -311,43 +391,47 @@ static void test_sv_handlers_calls(void **state)
 		got += (size_t)n;
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	child_pid = 0;
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 	assert_int_equal(got, sizeof(s));
 	assert_int_equal(s.done, 1);
 
 	/* What classify took as the policy's, call by call (the first is
-	 * the exec that started child mode: never ours). */
+	 * the exec that started child mode: never ours). A port the kernel
+	 * picks (port 0's, the free untagged one) is outside portshim's
+	 * range on a usual host; inside it, the supervisor checks it. */
 	{
-		struct {
-			int nr;
-			bool ours;
-		} want[] = {
-			{ SYS_execve, false },	   { SYS_bind, true },
-			{ SYS_getsockname, true }, { SYS_connect, true },
-			{ SYS_getpeername, true }, { SYS_sendto, false },
-			{ SYS_bind, false },	   { SYS_getsockname, false },
-			{ SYS_bind, false },	   { SYS_getsockname, false },
-			{ SYS_bind, true },	   { SYS_sendto, true },
-			{ SYS_sendto, true },	   { SYS_bind, true },
-			{ SYS_getsockname, true },
-		};
-		size_t i, k = sizeof(want) / sizeof(want[0]);
+		struct calls w = { 0 };
+		size_t i;
 
-		/* Port 0's port is the kernel's pick, outside portshim's range
-		 * on a usual host; inside it, the supervisor checks it. */
-		want[7].ours = s.name_zero >= PS_RANGE_LO_DEFAULT &&
-			       s.name_zero <= PS_RANGE_HI_DEFAULT;
-
-		for (i = 0; i < v.n && i < k; i++) {
-			if (v.nr[i] != want[i].nr || v.ours[i] != want[i].ours)
+		add_call(&w, SYS_execve, false);
+		add_call(&w, SYS_bind, true);
+		add_call(&w, SYS_getsockname, true);
+		add_call(&w, SYS_connect, true);
+		add_call(&w, SYS_getpeername, true);
+		add_call(&w, SYS_sendto, false);
+		add_call(&w, SYS_bind, false);
+		add_call(&w, SYS_getsockname, in_range(s.name_zero));
+		add_call(&w, SYS_bind, false);
+		add_call(&w, SYS_getsockname, in_range(untagged));
+		add_call(&w, SYS_bind, true);
+		add_call(&w, SYS_sendto, true);
+		if (can & CAN_FASTOPEN)
+			add_call(&w, SYS_sendto, true);
+		if (can & CAN_IPV6) {
+			add_call(&w, SYS_bind, true);
+			add_call(&w, SYS_getsockname, true);
+		}
+		for (i = 0; i < v.n && i < w.n; i++) {
+			if (v.nr[i] != w.nr[i] || v.ours[i] != w.ours[i])
 				fail_msg("call %zu: nr %d %s, wanted nr %d %s",
 					 i, v.nr[i],
 					 v.ours[i] ? "ours" : "not ours",
-					 want[i].nr,
-					 want[i].ours ? "ours" : "not ours");
+					 w.nr[i],
+					 w.ours[i] ? "ours" : "not ours");
 		}
-		assert_int_equal(v.n, k);
+		assert_int_equal(v.n, w.n);
 	}
 
 	/* What the program saw: the virtual port everywhere. */
@@ -360,14 +444,18 @@ static void test_sv_handlers_calls(void **state)
 	assert_int_equal(s.got_plain, 'p');
 	assert_true(s.name_zero > 0 && s.name_zero != VPORT);
 	assert_int_equal(s.bind_untagged, 0);
-	assert_int_equal(s.name_untagged, UNTAGGED);
+	assert_int_equal(s.name_untagged, untagged);
 	assert_int_equal(s.bind_udp, 0);
 	assert_int_equal(s.send_udp, 3);
 	assert_string_equal(s.got_udp, "udp");
-	assert_int_equal(s.send_fastopen, 1);
-	assert_int_equal(s.accepted_fo, 1);
-	assert_int_equal(s.bind_v6, 0);
-	assert_int_equal(s.name_v6, VPORT);
+	if (can & CAN_FASTOPEN) {
+		assert_int_equal(s.send_fastopen, 1);
+		assert_int_equal(s.accepted_fo, 1);
+	}
+	if (can & CAN_IPV6) {
+		assert_int_equal(s.bind_v6, 0);
+		assert_int_equal(s.name_v6, VPORT);
+	}
 
 	/* And behind it, the group's real port. */
 	assert_int_equal(ps_registry_open(&reg, regpath, NULL), 0);
@@ -385,15 +473,33 @@ static void test_sv_handlers_calls(void **state)
 	close(report[0]);
 	free(req);
 	remove_tree(regdir);
+	regdir_made[0] = '\0';
+}
+
+/* After a failed check: the child and the folder are not left behind. */
+static int teardown(void **state)
+{
+	(void)state;
+	if (child_pid > 0) {
+		kill(child_pid, SIGKILL);
+		waitpid(child_pid, NULL, 0);
+		child_pid = 0;
+	}
+	if (regdir_made[0] != '\0') {
+		remove_tree(regdir_made);
+		regdir_made[0] = '\0';
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sv_handlers_calls),
+		cmocka_unit_test_teardown(test_sv_handlers_calls, teardown),
 	};
 
-	if (argc == 3 && strcmp(argv[1], "--child") == 0)
-		return child_mode(atoi(argv[2]));
+	if (argc == 5 && strcmp(argv[1], "--child") == 0)
+		return child_mode(atoi(argv[2]), (uint16_t)atoi(argv[3]),
+				  atoi(argv[4]));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
