@@ -314,7 +314,8 @@ size_t ps_registry_each_group(struct ps_registry *reg, const char *group,
 /*
  * Frees many leases at once: each ps_registry_bulk_free only marks its
  * lease free; ps_registry_bulk_end rebuilds the chains once. Between
- * the two, only ps_registry_next and ps_registry_at may be used (the
+ * the two, only ps_registry_next, ps_registry_at and ps_registry_each_group
+ * (which reads each link before its callback frees) may be used (the
  * chains are stale). Linear where freeing one by one is quadratic in
  * the length of a chain. Lock held.
  */

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "policy.h"
 #include "proc.h"
+#include "rawsys.h"
 #include "real.h"
 
 /* Written once by the constructor; read-only afterwards. */
@@ -120,8 +121,12 @@ __attribute__((destructor)) static void job_fini(void)
 _Noreturn void ps_exec_exit(int status)
 {
 	job_fini();
-	if (ps_real_ready())
-		ps_real_fns.exit(status);
+#ifdef PS_HAVE_RAWSYS
+	/* Before the table: the kernel's exit, with no lock taken. */
+	if (!ps_real_ready())
+		ps_real_exit_raw(status);
+#endif
+	ps_real()->exit(status);
 	ps_real_exit_raw(status);
 }
 

@@ -18,8 +18,8 @@ struct ps_real ps_real_fns;
 /*
  * Raw system calls, used only when dlsym cannot give us libc's: straight
  * to the kernel (rawsys.h), never through the syscall() that this library
- * exports. Where rawsys.h knows no calling convention they fail with
- * ENOSYS.
+ * exports. Where rawsys.h knows no calling convention the socket calls
+ * fail with ENOSYS (the exec calls and exit: see below).
  */
 static int sys_bind(int fd, const struct sockaddr *a, socklen_t l)
 {
@@ -88,8 +88,10 @@ static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 
 /*
  * The exec calls and exit, where rawsys.h knows no calling convention,
- * go through libc's syscall() (our exported one passes them on): an
- * exit that could not be made would otherwise return to the program.
+ * go through syscall() (ours, which passes them on to libc's), as they
+ * did before there was a rawsys.h: an exec would otherwise fail there for
+ * want of a libc symbol that glibc always has. Every argument is a long,
+ * as syscall() reads them.
  */
 #ifdef PS_HAVE_RAWSYS
 #define EXEC_SYSCALL(...) ps_rawsys_errno(ps_rawsys(__VA_ARGS__))
@@ -100,20 +102,22 @@ static int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int flags,
 static int sys_execve(const char *path, char *const argv[], char *const envp[])
 {
 	return (int)EXEC_SYSCALL(SYS_execve, (long)path, (long)argv, (long)envp,
-				 0, 0, 0);
+				 0L, 0L, 0L);
 }
 
 static int sys_execveat(int dirfd, const char *path, char *const argv[],
 			char *const envp[], int flags)
 {
-	return (int)EXEC_SYSCALL(SYS_execveat, dirfd, (long)path, (long)argv,
-				 (long)envp, flags, 0);
+	return (int)EXEC_SYSCALL(SYS_execveat, (long)dirfd, (long)path,
+				 (long)argv, (long)envp, (long)flags, 0L);
 }
 
 void ps_real_exit_raw(int status)
 {
-	for (;;)
-		EXEC_SYSCALL(SYS_exit_group, status, 0, 0, 0, 0, 0);
+	EXEC_SYSCALL(SYS_exit_group, (long)status, 0L, 0L, 0L, 0L, 0L);
+	/* exit_group does not return; a kernel that refused it leaves no
+	 * better way out than a trap. */
+	__builtin_trap();
 }
 
 /* The library functions with no single system call behind them. */

@@ -10,7 +10,7 @@
  * that fails, or returns our own function, falls back to the raw system
  * call (rawsys.h, never the syscall() this library exports), or to
  * ENOSYS where there is none, so the host program is never left without
- * bind() or connect().
+ * bind() or connect() (the exec calls and exit there: real.c).
  */
 #ifndef PS_REAL_H
 #define PS_REAL_H
@@ -89,9 +89,10 @@ static inline const struct ps_real *ps_real(void)
 }
 
 /*
- * exit_group without libc, never returning: for an _exit() that comes
- * before the table (resolving it takes a lock and may allocate, which a
- * fork or vfork child must not).
+ * exit_group, never returning: the fallback of _exit(), and, where
+ * rawsys.h knows the calling convention, the way out of an _exit() that
+ * comes before the table (resolving it takes a lock and may allocate,
+ * which a fork or vfork child must not).
  */
 _Noreturn void ps_real_exit_raw(int status);
 
