@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -106,8 +107,8 @@ static struct sockaddr_in v4(uint16_t port)
 /*
  * Child mode: the calls, under the filter, with the group's variables;
  * untagged is a free port outside PORTSHIM_PORTS, can says what the host
- * can do. A bound for hangs only: a call the supervisor got wrong may
- * leave an accept or a recv waiting for ever.
+ * can do. The alarm the test set before the exec bounds a hang (a call
+ * the supervisor got wrong may leave a recv waiting for ever).
  */
 static int child_mode(int report, uint16_t untagged, int can)
 {
@@ -116,7 +117,6 @@ static int child_mode(int report, uint16_t untagged, int can)
 	struct sockaddr_in6 a6;
 	int lis, cli, srv, zero, unt, u1, u2, fo, srv2, s6;
 
-	alarm(120);
 	memset(&s, 0, sizeof(s));
 	lis = socket(AF_INET, SOCK_STREAM, 0);
 	s.bind_tcp = RC(bind(lis, SA(a), sizeof(a)));
@@ -126,7 +126,7 @@ static int child_mode(int report, uint16_t untagged, int can)
 	cli = socket(AF_INET, SOCK_STREAM, 0);
 	s.connect_tcp = RC(connect(cli, SA(a), sizeof(a)));
 	s.peer_tcp = sock_port(cli, true);
-	srv = accept(lis, NULL, NULL);
+	srv = s.connect_tcp == 0 ? accept(lis, NULL, NULL) : -1;
 	s.accepted = srv >= 0;
 	/* On a connected TCP socket the kernel ignores the address. */
 	s.send_plain = sendto(cli, "p", 1, 0, SA(a), sizeof(a));
@@ -153,7 +153,7 @@ static int child_mode(int report, uint16_t untagged, int can)
 			sendto(fo, "f", 1, MSG_FASTOPEN, SA(a), sizeof(a));
 		if (s.send_fastopen < 0)
 			s.send_fastopen = -errno;
-		srv2 = accept(lis, NULL, NULL);
+		srv2 = s.send_fastopen == 1 ? accept(lis, NULL, NULL) : -1;
 		s.accepted_fo = srv2 >= 0;
 	}
 	if (!(can & CAN_IPV6))
@@ -200,16 +200,33 @@ static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req,
 	}
 }
 
-/* Removes folder dir and the files in it (the registry, mapping files). */
+/*
+ * Gives the group's leases back (their claims in /dev/shm go with them),
+ * then removes folder dir and the files in it (the registry, mapping
+ * files, a killed writer's temporary file).
+ */
 static void remove_tree(const char *dir)
 {
 	char path[PATH_MAX];
+	struct ps_registry reg;
+	struct ps_reg_guard g;
 	struct dirent *e;
-	DIR *d = opendir(dir);
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/registry", dir);
+	if (access(path, F_OK) == 0) {
+		assert_int_equal(ps_registry_open(&reg, path, NULL), 0);
+		assert_int_equal(ps_registry_lock(&reg, &g), 0);
+		ps_registry_release_group(&reg, GROUP);
+		ps_registry_unlock(&reg, &g);
+		munmap(reg.hdr, reg.size);
+		close(reg.fd);
+	}
+	d = opendir(dir);
 
 	assert_non_null(d);
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		assert_return_code(unlink(path), errno);
@@ -258,19 +275,27 @@ static bool in_range(int port)
 	return port >= PS_RANGE_LO_DEFAULT && port <= PS_RANGE_HI_DEFAULT;
 }
 
-/* A loopback TCP port free now (the kernel's pick), not 8080. */
+/*
+ * A loopback TCP port free now, below portshim's range and the kernel's
+ * ephemeral ports (where other programs' connects take theirs), and not
+ * 8080.
+ */
 static uint16_t free_port(void)
 {
-	struct sockaddr_in a = v4(0);
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
 
-	assert_return_code(fd, errno);
-	assert_return_code(bind(fd, SA(a), sizeof(a)), errno);
-	assert_return_code(getsockname(fd, SA(a), &len), errno);
-	close(fd);
-	assert_int_not_equal(ntohs(a.sin_port), VPORT);
-	return ntohs(a.sin_port);
+	for (port = 15000; port < PS_RANGE_LO_DEFAULT; port++) {
+		struct sockaddr_in a = v4(port);
+		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+		assert_return_code(fd, errno);
+		ok = bind(fd, SA(a), sizeof(a)) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	fail_msg("no free port in 15000-%d", PS_RANGE_LO_DEFAULT - 1);
+	return 0;
 }
 
 /* CAN_* for this host: TCP fast open for clients, IPv6 on loopback. */
@@ -311,6 +336,8 @@ static void test_sv_handlers_calls(void **state)
 	char self[PATH_MAX], fdarg[16], untarg[8], canarg[4], **env;
 	int up[2], down[2], lfd, report[2], st, can;
 	uint16_t untagged;
+	sigset_t alrm;
+	pid_t parent;
 	size_t req_size, got = 0;
 	ssize_t n;
 	ssize_t len;
@@ -344,11 +371,24 @@ static void test_sv_handlers_calls(void **state)
 	pthread_mutex_init(&sv->rec_mu, NULL);
 	assert_return_code(pipe(report), errno);
 
+	parent = getpid();
 	pid = child_pid = sv_fork(up, down);
 	if (pid == 0) {
 		int fd;
 
+		/* Never left behind: it dies with the test, and the alarm
+		 * (kept across exec, at its default) bounds a hang. */
 		close(report[0]);
+		close(up[0]);
+		close(down[1]);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    getppid() != parent)
+			_exit(5);
+		signal(SIGALRM, SIG_DFL);
+		sigemptyset(&alrm);
+		sigaddset(&alrm, SIGALRM);
+		sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+		alarm(120);
 		fd = ps_sv_filter_install(&sv->filter);
 		if (write(up[1], &fd, sizeof(fd)) != sizeof(fd) || fd < 0 ||
 		    read(down[0], &ack, 1) != 1)
