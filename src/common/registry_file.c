@@ -191,6 +191,26 @@ int ps_registry_check_header(const void *image, size_t len, uint64_t file_size,
 /* ----------------------------------------------------------- creation */
 
 /*
+ * Maps the whole registry file fd (shown: how messages name it). Returns
+ * 0 with *out set, or -errno with err set and *out unchanged.
+ */
+static int map_file(int fd, const char *shown, struct ps_reg_error *err,
+		    void **out)
+{
+	void *map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 fd, 0);
+	int rc;
+
+	if (map == MAP_FAILED) {
+		rc = -errno;
+		ps_reg_seterr(err, "cannot map %s: %s", shown, strerror(-rc));
+		return rc;
+	}
+	*out = map;
+	return 0;
+}
+
+/*
  * Creates a complete registry under a temporary name and moves it to its
  * final name without ever replacing an existing one. Returns 0 when this
  * process's file became the registry (mapped into reg), -EEXIST when
@@ -244,12 +264,9 @@ static int create_registry(struct ps_registry *reg, int dirfd, const char *base,
 			      strerror(-rc));
 		goto fail;
 	}
-	map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		rc = -errno;
-		ps_reg_seterr(err, "cannot map %s: %s", shown, strerror(-rc));
+	rc = map_file(fd, shown, err, &map);
+	if (rc)
 		goto fail;
-	}
 	h = map;
 	h->version = PS_REG_VERSION;
 	h->header_size = PS_REG_HEADER_SIZE;
@@ -374,12 +391,9 @@ static int adopt_fd(struct ps_registry *reg, int fd, uid_t uid,
 		goto fail;
 	}
 	/* Map no more than the file holds: checked just above. */
-	map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		rc = -errno;
-		ps_reg_seterr(err, "cannot map %s: %s", shown, strerror(-rc));
+	rc = map_file(fd, shown, err, &map);
+	if (rc)
 		goto fail;
-	}
 	boot_id(bootid);
 	rc = ps_registry_check_header(map, FILE_SIZE, (uint64_t)st.st_size,
 				      bootid[0] ? bootid : NULL, pidns_inode(),
