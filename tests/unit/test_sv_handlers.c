@@ -15,7 +15,6 @@
  * the virtual one, shown as the virtual one.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/seccomp.h>
@@ -43,6 +42,7 @@
 #include "../helpers/psaddr.h"
 #include "config.h"
 #include "filter.h"
+#include "fixture.h"
 #include "registry.h"
 #include "sv.h"
 #include "sv_notif.h"
@@ -200,41 +200,6 @@ static void handle(struct ps_supervisor *sv, const struct seccomp_notif *req,
 	}
 }
 
-/*
- * Gives the group's leases back (their claims in /dev/shm go with them),
- * then removes folder dir and the files in it (the registry, mapping
- * files, a killed writer's temporary file).
- */
-static void remove_tree(const char *dir)
-{
-	char path[PATH_MAX];
-	struct ps_registry reg;
-	struct ps_reg_guard g;
-	struct dirent *e;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/registry", dir);
-	if (access(path, F_OK) == 0) {
-		assert_int_equal(ps_registry_open(&reg, path, NULL), 0);
-		assert_int_equal(ps_registry_lock(&reg, &g), 0);
-		ps_registry_release_group(&reg, GROUP);
-		ps_registry_unlock(&reg, &g);
-		munmap(reg.hdr, reg.size);
-		close(reg.fd);
-	}
-	d = opendir(dir);
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		assert_return_code(unlink(path), errno);
-	}
-	closedir(d);
-	assert_return_code(rmdir(dir), errno);
-}
-
 /* Lives as long as the process, as a supervisor's tables do (target.h). */
 static struct ps_supervisor the_sv;
 
@@ -266,9 +231,9 @@ static char **child_env(const char *reg)
 	return env;
 }
 
-/* The child, and the test's folder, while they exist (see teardown). */
+/* The registry's folder (fixture.h), and the child while it runs. */
+static struct fixture fx = { .name = "ps-sv-handlers" };
 static pid_t child_pid;
-static char regdir_made[32];
 
 static bool in_range(int port)
 {
@@ -327,12 +292,11 @@ static void test_sv_handlers_calls(void **state)
 	struct ps_supervisor *sv = &the_sv;
 	struct seccomp_notif *req;
 	struct seccomp_notif_sizes sizes;
-	struct ps_registry reg;
 	struct ps_lease *l;
 	struct calls v;
 	struct seen s;
 	struct pollfd p[2];
-	char why[512], regdir[] = "/tmp/ps-sv-handlers-XXXXXX", regpath[64];
+	char why[512];
 	char self[PATH_MAX], fdarg[16], untarg[8], canarg[4], **env;
 	int up[2], down[2], lfd, report[2], st, can;
 	uint16_t untagged;
@@ -350,10 +314,7 @@ static void test_sv_handlers_calls(void **state)
 	len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	assert_true(len > 0);
 	self[len] = '\0';
-	assert_non_null(mkdtemp(regdir));
-	memcpy(regdir_made, regdir, sizeof(regdir));
-	snprintf(regpath, sizeof(regpath), "%s/registry", regdir);
-	env = child_env(regpath);
+	env = child_env(fx.path);
 	untagged = free_port();
 	can = host_can();
 
@@ -498,13 +459,10 @@ static void test_sv_handlers_calls(void **state)
 	}
 
 	/* And behind it, the group's real port. */
-	assert_int_equal(ps_registry_open(&reg, regpath, NULL), 0);
-	l = ps_registry_find(&reg, GROUP, VPORT);
+	l = ps_registry_find(&fx.reg, GROUP, VPORT);
 	assert_non_null(l);
-	assert_int_not_equal(ps_registry_port(&reg, l), VPORT);
+	assert_int_not_equal(ps_registry_port(&fx.reg, l), VPORT);
 	assert_true(l->protos != 0);
-	munmap(reg.hdr, reg.size);
-	close(reg.fd);
 
 	ps_sv_targets_clear(&sv->targets);
 	close(lfd);
@@ -512,30 +470,27 @@ static void test_sv_handlers_calls(void **state)
 	close(down[1]);
 	close(report[0]);
 	free(req);
-	remove_tree(regdir);
-	regdir_made[0] = '\0';
 }
 
-/* After a failed check: the child and the folder are not left behind. */
+/*
+ * The child is not left behind after a failed check; then fx_teardown
+ * gives back the claims of the child's leases and removes the folder.
+ */
 static int teardown(void **state)
 {
-	(void)state;
 	if (child_pid > 0) {
 		kill(child_pid, SIGKILL);
 		waitpid(child_pid, NULL, 0);
 		child_pid = 0;
 	}
-	if (regdir_made[0] != '\0') {
-		remove_tree(regdir_made);
-		regdir_made[0] = '\0';
-	}
-	return 0;
+	return fx_teardown(state);
 }
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_sv_handlers_calls, teardown),
+		cmocka_unit_test_prestate_setup_teardown(
+			test_sv_handlers_calls, fx_setup, teardown, &fx),
 	};
 
 	if (argc == 5 && strcmp(argv[1], "--child") == 0)
