@@ -25,10 +25,10 @@
  * the cookie is passed on untouched, never decided a second time. The
  * shim's fallbacks for a missing libc symbol (real.c) go to the kernel
  * directly (rawsys.h), not through here (only the exec and exit ones, on
- * an architecture rawsys.h does not know, come here); a thread-local guard still sends
- * every call made while this file is already handling one straight on
- * (the lookup of libc's syscall() may call it), so nothing can loop back
- * into the policy.
+ * an architecture rawsys.h does not know, come here); a thread-local
+ * guard still sends every call made while this file is already handling
+ * one straight on (the lookup of libc's syscall() may call it), so
+ * nothing can loop back into the policy.
  */
 #include <errno.h>
 #include <stdarg.h>
